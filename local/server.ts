@@ -1,0 +1,516 @@
+/**
+ * `startLocal()`: the whole endpoint on one machine, on 127.0.0.1 — the HTTP API (same routes, same payload 2.0
+ * events, THE SAME handler Lambda runs), the mail catcher (STARTTLS + AUTH), the Secrets Manager endpoint the
+ * handler finds through `AWS_ENDPOINT_URL_SECRETS_MANAGER`, the demo form and the inbox. Started and stopped
+ * together.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Context } from 'aws-lambda';
+import { parseEndpointConfig } from '../functions/config/endpoint.ts';
+import { demoPage, thanksPage } from './demo-pages.ts';
+import { PAGE_CSP } from './html.ts';
+import {
+  fromLambdaResult,
+  gatewayError,
+  type HttpApiResponse,
+  MAX_REQUEST_BYTES,
+  matchRoute,
+  newRequestId,
+  pathHasRoute,
+  readBody,
+  snapshotRequest,
+  toHttpApiEvent,
+  writeHttpApiResponse,
+} from './http-api-event.ts';
+import { handleInbox, sendJson, sendText } from './inbox.ts';
+import { createLambdaContext, DEFAULT_BUDGET_MS } from './lambda-context.ts';
+import {
+  DEV_SMTP_PASSWORD,
+  DEV_SMTP_USER,
+  DEV_TLS,
+  type MailCatcher,
+  startMailCatcher,
+} from './mail-catcher.ts';
+import { startSecretsManagerEndpoint } from './secrets-manager-endpoint.ts';
+
+const repoRoot = fileURLToPath(new URL('../', import.meta.url));
+const publicDir = fileURLToPath(new URL('./public/', import.meta.url));
+
+export const DEFAULT_PORT = 3000;
+export const DEFAULT_SMTP_PORT = 2525;
+export const LOCAL_HOST = '127.0.0.1';
+export const LOCAL_SECRET_ID = 'local/smtp-send-endpoint/smtp';
+export const LOCAL_REGION = 'us-east-1';
+/** Where the sample configuration's local URLs point; rewritten to the actual origin when the port differs. */
+const SAMPLE_ORIGINS = ['http://127.0.0.1:3000', 'http://localhost:3000'];
+
+/** Which environment variable picks the port that was busy. */
+export class PortInUseError extends Error {
+  override readonly name = 'PortInUseError';
+  constructor(
+    readonly port: number,
+    readonly envName: 'PORT' | 'SMTP_PORT',
+  ) {
+    super(`port ${port} is in use; set ${envName}=… to use another (e.g. ${envName}=${port + 1} npm start)`);
+  }
+}
+
+export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+export interface RelayOptions {
+  /** `smtps://user@host:465` (implicit TLS) or `smtp://user@host:587` (STARTTLS); user percent-decoded. */
+  url: string;
+  password?: string;
+  from?: string;
+  /** PEM of extra CA certificates to trust (e.g. a private relay). */
+  ca?: string;
+}
+
+export interface StartLocalOptions {
+  /** HTTP port; 0 = ephemeral. Default 3000. */
+  port?: number;
+  /** Mail catcher port; 0 = ephemeral. Default 2525. Ignored when relaying. */
+  smtpPort?: number;
+  /** Relay through a real SMTP server instead of the mail catcher. */
+  relay?: RelayOptions;
+  /** Endpoint configuration file. Default: `config/endpoint.json`. */
+  configFile?: string;
+  /** Sender used with the mail catcher. Default: the config's first literal `send.allowedSenders` entry. */
+  from?: string;
+  /** Messages the inbox keeps. Default 200. */
+  inboxLimit?: number;
+  /** One line per request / event. Default: none. */
+  log?: (line: string) => void;
+  /** Function timeout (the HTTP API integration gives up after 30 s). */
+  budgetMs?: number;
+}
+
+export interface LocalStack {
+  url: string;
+  port: number;
+  /** Undefined when relaying. */
+  smtpPort: number | undefined;
+  secretsManagerUrl: string;
+  formIds: string[];
+  catcher: MailCatcher | undefined;
+  handler: LambdaHandler;
+  /** The configuration (JSON) handed to the handler as `ENDPOINT_CONFIG`. */
+  endpointConfig: Record<string, unknown>;
+  notes: string[];
+  banner(): string;
+  close(): Promise<void>;
+}
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function listen(server: Server, port: number, envName: 'PORT' | 'SMTP_PORT'): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE' ? new PortInUseError(port, envName) : err);
+    };
+    server.once('error', onError);
+    server.listen(port, LOCAL_HOST, () => {
+      server.off('error', onError);
+      resolvePort((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/**
+ * The sample configuration, with only what must be local changed: the actual local origins are allowed, local
+ * redirect URLs follow the actual port, and CAPTCHA verification is off (no provider can be reached locally).
+ */
+export function localizeConfig(input: JsonObject, origin: string): { config: JsonObject; notes: string[] } {
+  const config = structuredClone(input);
+  const notes: string[] = [];
+  const localOrigins = [origin, origin.replace('127.0.0.1', 'localhost')];
+  const rewrite = (u: unknown) => {
+    if (typeof u !== 'string') return u;
+    for (const sample of SAMPLE_ORIGINS) {
+      if (u === sample || u.startsWith(`${sample}/`)) return origin + u.slice(sample.length);
+    }
+    return u;
+  };
+  const forms = isObject(config.forms) ? config.forms : {};
+  for (const [id, form] of Object.entries(forms)) {
+    if (!isObject(form)) continue;
+    if (Array.isArray(form.allowedOrigins)) {
+      const list = form.allowedOrigins.map(rewrite);
+      for (const o of localOrigins) if (!list.includes(o)) list.push(o);
+      form.allowedOrigins = list;
+    }
+    if (form.redirect !== undefined) form.redirect = rewrite(form.redirect);
+    if (Array.isArray(form.redirectAllowlist)) form.redirectAllowlist = form.redirectAllowlist.map(rewrite);
+    if (form.captcha !== undefined) {
+      delete form.captcha;
+      notes.push(`form "${id}": CAPTCHA verification is off locally`);
+    }
+  }
+  return { config, notes };
+}
+
+function firstLiteralSender(config: JsonObject): string | undefined {
+  const send = isObject(config.send) ? config.send : {};
+  const senders = Array.isArray(send.allowedSenders) ? send.allowedSenders : [];
+  return senders.find((s): s is string => typeof s === 'string' && !s.includes('*'));
+}
+
+/** `smtps://user@host:465` → the SMTP secret's connection fields. */
+export function relaySecret(relay: RelayOptions, fallbackFrom: string | undefined): JsonObject {
+  let url: URL;
+  try {
+    url = new URL(relay.url);
+  } catch {
+    throw new Error('--smtp-url must look like smtps://user@host:465 or smtp://user@host:587');
+  }
+  const security =
+    url.protocol === 'smtps:'
+      ? 'tls'
+      : url.protocol === 'smtp:'
+        ? 'starttls'
+        : url.protocol === 'smtp+plain:'
+          ? 'none'
+          : '';
+  if (!security || !url.hostname) {
+    throw new Error('--smtp-url must look like smtps://user@host:465 or smtp://user@host:587');
+  }
+  if (url.password) throw new Error('--smtp-url must not contain the password: set SMTP_PASSWORD instead');
+  const username = decodeURIComponent(url.username);
+  if (!username)
+    throw new Error('--smtp-url needs a user (smtps://user@host:465); the password comes from SMTP_PASSWORD');
+  if (!relay.password) throw new Error('set SMTP_PASSWORD to the SMTP password for the --smtp-url user');
+  const from = relay.from ?? fallbackFrom;
+  if (!from) throw new Error('--from is required with --smtp-url (the sender address the relay accepts)');
+  const secret: JsonObject = {
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port ? Number(url.port) : security === 'tls' ? 465 : 587,
+    security,
+    username,
+    password: relay.password,
+    from,
+  };
+  if (relay.ca) secret.ca = relay.ca;
+  return secret;
+}
+
+function serveAsset(res: ServerResponse, name: string): boolean {
+  const types: Record<string, string> = {
+    'style.css': 'text/css; charset=utf-8',
+    'demo.js': 'text/javascript; charset=utf-8',
+    'inbox.js': 'text/javascript; charset=utf-8',
+  };
+  const type = types[name];
+  if (!type) return false;
+  sendText(res, 200, type, readFileSync(`${publicDir}${name}`));
+  return true;
+}
+
+/** Fill in the EventBridge envelope around a detail (or complete a partial event). */
+export function toEventBridgeEvent(body: unknown, region = LOCAL_REGION): JsonObject {
+  const isEvent = isObject(body) && ('detail' in body || 'detail-type' in body);
+  const given: JsonObject = isEvent ? body : { detail: body };
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'Send Email',
+    source: 'local.smtp-send-endpoint',
+    account: '000000000000',
+    time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region,
+    resources: [],
+    ...given,
+  };
+}
+
+export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalStack> {
+  const log = opts.log ?? (() => {});
+  const configPath = opts.configFile
+    ? isAbsolute(opts.configFile)
+      ? opts.configFile
+      : resolve(process.cwd(), opts.configFile)
+    : `${repoRoot}config/endpoint.json`;
+  let rawConfig: JsonObject;
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(configPath, 'utf8'));
+    if (!isObject(parsed)) throw new Error('not a JSON object');
+    rawConfig = parsed;
+  } catch (e) {
+    throw new Error(`cannot read the endpoint configuration ${configPath}: ${(e as Error).message}`);
+  }
+
+  const cleanups: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+  };
+
+  // 1. The HTTP port first (its number goes into the configuration); requests wait until the stack is ready.
+  let ready: ((h: LambdaHandler) => void) | undefined;
+  const handlerReady = new Promise<LambdaHandler>((r) => {
+    ready = r;
+  });
+  let stack: LocalStack | undefined;
+  const server = createServer((req, res) => {
+    handlerReady
+      .then((handler) => route(req, res, handler, stack!))
+      .catch((err: unknown) => {
+        log(`local server error: ${(err as Error).message}`);
+        if (!res.headersSent) writeHttpApiResponse(res, gatewayError(500, 'Internal Server Error'));
+        else res.destroy();
+      });
+  });
+  server.keepAliveTimeout = 5_000;
+  const port = await listen(server, opts.port ?? DEFAULT_PORT, 'PORT');
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  const origin = `http://${LOCAL_HOST}:${port}`;
+
+  try {
+    // 2. Configuration: the shared file, localized, validated with the handler's own schema.
+    const { config, notes } = localizeConfig(rawConfig, origin);
+    const validated = parseEndpointConfig(config, configPath);
+    const formIds = Object.keys(validated.forms ?? {});
+
+    // 3. The mail catcher or the relay.
+    let catcher: MailCatcher | undefined;
+    let secret: JsonObject;
+    if (opts.relay) {
+      secret = relaySecret(opts.relay, opts.from);
+      notes.push(
+        `relaying to ${opts.relay.url.replace(/^(\w+:\/\/)[^@/]*@/, '$1…@')}: messages are really sent`,
+      );
+    } else {
+      try {
+        catcher = await startMailCatcher({
+          port: opts.smtpPort ?? DEFAULT_SMTP_PORT,
+          host: LOCAL_HOST,
+          limit: opts.inboxLimit ?? 200,
+        });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+          throw new PortInUseError(opts.smtpPort ?? DEFAULT_SMTP_PORT, 'SMTP_PORT');
+        }
+        throw e;
+      }
+      cleanups.push(() => catcher!.close());
+      secret = {
+        host: LOCAL_HOST,
+        port: catcher.port,
+        security: 'starttls',
+        username: DEV_SMTP_USER,
+        password: DEV_SMTP_PASSWORD,
+        from: opts.from ?? firstLiteralSender(config) ?? 'noreply@example.com',
+        fromName: 'smtp-send-endpoint (local)',
+        clientName: 'localhost',
+        // The DEV-ONLY test CA: the client verifies the catcher's certificate like any other.
+        ca: readFileSync(DEV_TLS.caPath, 'utf8'),
+      };
+    }
+
+    // 4. The secret, served over the Secrets Manager JSON protocol on an ephemeral port.
+    const secrets = await startSecretsManagerEndpoint({
+      secrets: { [LOCAL_SECRET_ID]: JSON.stringify(secret) },
+    });
+    cleanups.push(() => secrets.close());
+
+    // 5. The environment the deployed function has, pointed at the local parts; then the handler itself.
+    Object.assign(process.env, {
+      AWS_REGION: process.env.AWS_REGION || LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+      SMTP_SECRET_ID: LOCAL_SECRET_ID,
+      ENDPOINT_CONFIG: JSON.stringify(config),
+      AWS_LAMBDA_FUNCTION_NAME: process.env.AWS_LAMBDA_FUNCTION_NAME || 'smtp-send-endpoint-local',
+    });
+    delete process.env.AWS_SESSION_TOKEN;
+    delete process.env.AWS_PROFILE;
+    delete process.env.ENDPOINT_CONFIG_FILE;
+    const mod = (await import('../functions/handlers/index.ts')) as { handler: LambdaHandler };
+    const handler = mod.handler;
+
+    stack = {
+      url: origin,
+      port,
+      smtpPort: catcher?.port,
+      secretsManagerUrl: secrets.url,
+      formIds,
+      catcher,
+      handler,
+      endpointConfig: config,
+      notes,
+      banner: () => banner(stack!, opts),
+      close: closeAll,
+    };
+    ready!(handler);
+    return stack;
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse, handler: LambdaHandler, s: LocalStack) {
+    const started = Date.now();
+    const method = req.method ?? 'GET';
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
+    res.on('finish', () => log(`${method} ${rawPath} → ${res.statusCode} (${Date.now() - started} ms)`));
+
+    // The HTTP API's own routes → the handler, exactly as API Gateway would invoke it.
+    const match = matchRoute(method, rawPath);
+    if (match) {
+      const requestId = newRequestId();
+      const body = await readBody(req, MAX_REQUEST_BYTES);
+      if (body === undefined) {
+        writeHttpApiResponse(res, gatewayError(413, 'Request Entity Too Large', requestId));
+        return;
+      }
+      const event = toHttpApiEvent(snapshotRequest(req, body), match, new Date(), requestId);
+      const response = await invokeForHttpApi(handler, event, opts.budgetMs ?? DEFAULT_BUDGET_MS, log);
+      response.headers.push(['apigw-requestid', requestId]);
+      writeHttpApiResponse(res, response);
+      return;
+    }
+    if (pathHasRoute(rawPath)) {
+      // HTTP API: a path with routes but none for this method is a plain 404.
+      writeHttpApiResponse(res, gatewayError(404, 'Not Found'));
+      return;
+    }
+
+    const isRead = method === 'GET' || method === 'HEAD';
+    if (isRead && rawPath === '/') {
+      const form = s.endpointConfig.forms as Record<string, unknown> | undefined;
+      const formId = s.formIds.includes('contact') ? 'contact' : (s.formIds[0] ?? 'contact');
+      return sendHtml(res, demoPage({ formId, form: form?.[formId] as never, formIds: s.formIds }));
+    }
+    if (isRead && rawPath === '/thanks') return sendHtml(res, thanksPage());
+    if (isRead && rawPath.startsWith('/_local/assets/')) {
+      if (serveAsset(res, rawPath.slice('/_local/assets/'.length))) return;
+    }
+    if (handleInbox(req, res, rawPath, { store: s.catcher?.store, relayDescription: opts.relay?.url }))
+      return;
+    if (method === 'POST' && (rawPath === '/_local/events' || rawPath === '/_local/invoke')) {
+      const body = await readBody(req, 6 * 1024 * 1024);
+      let payload: unknown;
+      try {
+        payload = JSON.parse(body?.toString('utf8') ?? '');
+      } catch {
+        return sendJson(res, 400, {
+          message: 'body must be JSON (an EventBridge event, or just its detail)',
+        });
+      }
+      const event = rawPath === '/_local/events' ? toEventBridgeEvent(payload) : payload;
+      const outcome = await invokeDirect(handler, event, opts.budgetMs ?? DEFAULT_BUDGET_MS);
+      log(
+        `${rawPath === '/_local/events' ? 'EventBridge event' : 'direct invoke'} → ${outcome.error ? 'error' : 'ok'}`,
+      );
+      // Lambda Invoke semantics: 200, and X-Amz-Function-Error when the function threw.
+      return sendText(
+        res,
+        200,
+        'application/json; charset=utf-8',
+        JSON.stringify(outcome.error ?? outcome.result ?? null, null, 2),
+        outcome.error ? { 'x-amz-function-error': 'Unhandled' } : {},
+      );
+    }
+    if (isRead && rawPath === '/_local/health') {
+      return sendJson(res, 200, { ok: true, formIds: s.formIds, smtpPort: s.smtpPort });
+    }
+    writeHttpApiResponse(res, gatewayError(404, 'Not Found'));
+  }
+}
+
+function sendHtml(res: ServerResponse, body: string): void {
+  sendText(res, 200, 'text/html; charset=utf-8', body, { 'content-security-policy': PAGE_CSP });
+}
+
+/** Invoke as the HTTP API integration does: 30 s limit (503), a thrown error is a 500. */
+export async function invokeForHttpApi(
+  handler: LambdaHandler,
+  event: unknown,
+  budgetMs: number,
+  log: (line: string) => void = () => {},
+): Promise<HttpApiResponse> {
+  const context = createLambdaContext(budgetMs);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), budgetMs);
+  });
+  try {
+    const result = await Promise.race([handler(event, context), timeout]);
+    if (result === 'timeout') return gatewayError(503, 'Service Unavailable');
+    return fromLambdaResult(result);
+  } catch (err) {
+    log(`handler threw ${(err as Error)?.name ?? 'an error'}: ${(err as Error)?.message ?? String(err)}`);
+    return gatewayError(500, 'Internal Server Error');
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Invoke as Lambda's Invoke API does (EventBridge, direct): result, or the error Lambda would report. */
+export async function invokeDirect(
+  handler: LambdaHandler,
+  event: unknown,
+  budgetMs: number,
+): Promise<{ result?: unknown; error?: { errorType: string; errorMessage: string } }> {
+  const context = createLambdaContext(budgetMs);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), budgetMs);
+  });
+  try {
+    const result = await Promise.race([handler(event, context), timeout]);
+    if (result === 'timeout') {
+      return {
+        error: {
+          errorType: 'Sandbox.Timedout',
+          errorMessage: `Task timed out after ${budgetMs / 1000} seconds`,
+        },
+      };
+    }
+    return { result };
+  } catch (err) {
+    const e = err as Error;
+    return { error: { errorType: e?.name ?? 'Error', errorMessage: e?.message ?? String(err) } };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function banner(s: LocalStack, opts: StartLocalOptions): string {
+  const lines = [
+    '',
+    'smtp-send-endpoint — local (everything on 127.0.0.1; Ctrl+C stops it all)',
+    '',
+    `  Demo form     ${s.url}/`,
+    `  Thank-you     ${s.url}/thanks`,
+    `  Inbox         ${s.url}/inbox        JSON: ${s.url}/inbox/api/messages`,
+    `  API           POST ${s.url}/send   (locally NO IAM signature is required — the deployed /send needs SigV4)`,
+    ...s.formIds.map((id) => `  Form          POST ${s.url}/forms/${id}   (form id "${id}")`),
+    `  Events        POST ${s.url}/_local/events   (an EventBridge event, or just its detail)`,
+    `  Invoke        POST ${s.url}/_local/invoke   (a direct-invoke payload)`,
+    s.smtpPort !== undefined
+      ? `  SMTP          ${LOCAL_HOST}:${s.smtpPort}  STARTTLS (DEV-ONLY localhost certificate, certs/dev) + AUTH ${DEV_SMTP_USER}/${DEV_SMTP_PASSWORD}`
+      : `  SMTP          relaying to ${(opts.relay?.url ?? '').replace(/^(\w+:\/\/)[^@/]*@/, '$1…@')} (real delivery, nothing caught)`,
+    `  Secrets       ${s.secretsManagerUrl}  (AWS_ENDPOINT_URL_SECRETS_MANAGER, secret "${LOCAL_SECRET_ID}")`,
+    `  Forms         ${s.formIds.length > 0 ? s.formIds.join(', ') : '(none configured)'}`,
+    ...s.notes.map((n) => `  Note          ${n}`),
+    '',
+  ];
+  return lines.join('\n');
+}
