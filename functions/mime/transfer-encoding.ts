@@ -1,0 +1,123 @@
+/**
+ * RFC 2045 §6 content transfer encodings, and the choice between them for a text body:
+ * - `7bit` when every octet is ASCII (no NUL) and every line is at most 998 octets;
+ * - `8bit` for UTF-8 text when the server offers 8BITMIME (RFC 6152) and lines fit;
+ * - otherwise `quoted-printable` or `base64`, whichever is smaller.
+ * Line breaks in text are normalised to CRLF first (bare CR and bare LF included).
+ */
+
+export type TransferEncoding = '7bit' | '8bit' | 'quoted-printable' | 'base64';
+
+export const MAX_LINE_OCTETS = 998;
+const QP_LINE = 76;
+const B64_LINE = 76;
+const HEX = '0123456789ABCDEF';
+
+/** CRLF, bare CR and bare LF all become CRLF. */
+export function normalizeLineBreaks(text: string): string {
+  return text.replace(/\r\n|\r|\n/g, '\r\n');
+}
+
+/** Base64 in lines of 76 characters separated by CRLF (no trailing CRLF). */
+export function encodeBase64(bytes: Uint8Array): Buffer {
+  const b64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += B64_LINE) lines.push(b64.slice(i, i + B64_LINE));
+  return Buffer.from(lines.join('\r\n'), 'latin1');
+}
+
+function base64Length(n: number): number {
+  const chars = Math.ceil(n / 3) * 4;
+  return chars + 2 * Math.max(0, Math.ceil(chars / B64_LINE) - 1);
+}
+
+const isCRLFAt = (b: Uint8Array, i: number): boolean => b[i] === 0x0d && b[i + 1] === 0x0a;
+
+/**
+ * Quoted-printable (RFC 2045 §6.7) of CRLF-normalised bytes: CRLF stays a hard line break, output lines
+ * are at most 76 characters, `=` and trailing white space are encoded, and — so the text survives
+ * naive dot handling and mbox "From " quoting — a `.` or the `F` of `From ` that would start a line is
+ * encoded too.
+ */
+export function encodeQuotedPrintable(bytes: Uint8Array): Buffer {
+  const out: string[] = [];
+  let line = '';
+  let i = 0;
+  const n = bytes.length;
+  while (i <= n) {
+    // One hard line: [i, end)
+    let end = i;
+    while (end < n && !isCRLFAt(bytes, end)) end++;
+    line = '';
+    for (let j = i; j < end; j++) {
+      const b = bytes[j]!;
+      const last = j === end - 1;
+      const token = (atStart: boolean): string => {
+        if (atStart && (b === 0x2e || (b === 0x46 && startsFrom(bytes, j, end)))) return '=' + hex(b);
+        if (b === 0x20 || b === 0x09) return last ? '=' + hex(b) : String.fromCharCode(b);
+        if (b >= 0x21 && b <= 0x7e && b !== 0x3d) return String.fromCharCode(b);
+        return '=' + hex(b);
+      };
+      let t = token(line.length === 0);
+      if (line.length + t.length > (last ? QP_LINE : QP_LINE - 1)) {
+        out.push(line + '=');
+        line = '';
+        t = token(true);
+      }
+      line += t;
+    }
+    out.push(line);
+    if (end >= n) break;
+    i = end + 2;
+  }
+  return Buffer.from(out.join('\r\n'), 'latin1');
+}
+
+function hex(b: number): string {
+  return HEX[b >> 4]! + HEX[b & 15]!;
+}
+
+function startsFrom(b: Uint8Array, j: number, end: number): boolean {
+  return j + 5 <= end && b[j + 1] === 0x72 && b[j + 2] === 0x6f && b[j + 3] === 0x6d && b[j + 4] === 0x20;
+}
+
+interface TextStats {
+  ascii: boolean;
+  nul: boolean;
+  longestLine: number;
+}
+
+function stats(bytes: Uint8Array): TextStats {
+  let ascii = true;
+  let nul = false;
+  let longestLine = 0;
+  let lineStart = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b > 0x7f) ascii = false;
+    else if (b === 0) nul = true;
+    else if (b === 0x0d && bytes[i + 1] === 0x0a) {
+      longestLine = Math.max(longestLine, i - lineStart);
+      lineStart = i + 2;
+      i++;
+    }
+  }
+  longestLine = Math.max(longestLine, bytes.length - lineStart);
+  return { ascii, nul, longestLine };
+}
+
+/** Encodes a text body (already CRLF-normalised UTF-8) with the most readable encoding allowed. */
+export function encodeTextBody(
+  bytes: Uint8Array,
+  eightBitMime: boolean,
+): { encoding: TransferEncoding; body: Buffer } {
+  const s = stats(bytes);
+  const raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (!s.nul && s.longestLine <= MAX_LINE_OCTETS) {
+    if (s.ascii) return { encoding: '7bit', body: raw };
+    if (eightBitMime) return { encoding: '8bit', body: raw };
+  }
+  const qp = encodeQuotedPrintable(bytes);
+  if (qp.length <= base64Length(bytes.length)) return { encoding: 'quoted-printable', body: qp };
+  return { encoding: 'base64', body: encodeBase64(bytes) };
+}
