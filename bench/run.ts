@@ -1,0 +1,599 @@
+/**
+ * `npm run bench` — our SMTP client vs nodemailer 10, same message, same server, same latency proxy.
+ * `npm run bench -- --quick` does fewer runs (under a minute). Prints markdown tables and writes
+ * bench/results.json. Method: docs/benchmarks.md.
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { type BenchClient, type Endpoint, loadOurClient, nodemailerClient } from './clients.ts';
+import { type ColdStartResult, runColdStart } from './coldstart.ts';
+import { startEximImplicitTlsPeer, startEximStarttlsPeer } from './exim.ts';
+import { benchMessage } from './message.ts';
+import { type Peer, startSmtpServerPeer } from './peers.ts';
+import { type LatencyProxy, startLatencyProxy } from './proxy.ts';
+import { fmtMs, mode, type Summary, summarize } from './stats.ts';
+
+const args = new Set(process.argv.slice(2));
+const QUICK = args.has('--quick');
+const RUNS = QUICK ? 3 : 15;
+/** The goal is stated for 100; --quick uses 40 (throughput per message is what is compared). */
+const BATCH_SIZE = QUICK ? 40 : 100;
+const BATCH_RUNS = QUICK ? 1 : 3;
+const WARM_RUNS = QUICK ? 2 : 9;
+const DELAYS = [0, 25] as const;
+const HIGH = 25;
+/** Upper bound for one measured operation; a stuck client is recorded as a failure, not awaited forever. */
+const OP_TIMEOUT_MS = 60_000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// cases
+// ---------------------------------------------------------------------------------------------
+
+interface Case {
+  id: string;
+  label: string;
+  peer: Peer;
+  proxy: LatencyProxy;
+  /** Goals at 25 ms one-way: round trips (ours) and added-latency ratio ours/nodemailer. */
+  goalRtt?: number;
+  goalRatio?: number;
+}
+
+interface SingleRow {
+  caseId: string;
+  delayMs: number;
+  client: string;
+  latency: Summary;
+  proxyRoundTrips: number;
+  proxyRoundTripsAll: number[];
+  ownRoundTrips?: number;
+  failures: string[];
+}
+
+interface AddedRow {
+  caseId: string;
+  label: string;
+  oursAddedMs: number;
+  nodemailerAddedMs: number;
+  ratio: number;
+  oursRtt: number;
+  nodemailerRtt: number;
+  goalRtt?: number;
+  goalRatio?: number;
+}
+
+interface BatchRow {
+  caseId: string;
+  label: string;
+  client: string;
+  messages: number;
+  delivered: number;
+  seconds: number[];
+  messagesPerSecond: number;
+  proxyRoundTrips: number;
+  ownRoundTrips?: number;
+  failures: string[];
+}
+
+interface WarmRow {
+  caseId: string;
+  delayMs: number;
+  client: string;
+  latency: Summary;
+  proxyRoundTrips: number;
+  ownRoundTrips?: number;
+  failures: string[];
+}
+
+interface Goal {
+  goal: string;
+  target: string;
+  measured: string;
+  met: boolean | null;
+}
+
+function endpoint(c: Case): Endpoint {
+  return { port: c.proxy.port, security: c.peer.security };
+}
+
+function errText(err: unknown): string {
+  return (err as Error)?.message?.split('\n')[0] ?? String(err);
+}
+
+async function measureSingle(c: Case, clients: BenchClient[], delay: number): Promise<SingleRow[]> {
+  c.proxy.setDelay(delay);
+  const samples = new Map(
+    clients.map((cl) => [
+      cl.name,
+      { latency: [] as number[], rtt: [] as number[], own: [] as number[], failures: [] as string[] },
+    ]),
+  );
+  let msgIndex = 0;
+  for (let run = 0; run < RUNS; run++) {
+    // Alternate who goes first so drift in machine load hits both the same way.
+    const order = run % 2 === 0 ? clients : [...clients].reverse();
+    for (const client of order) {
+      const s = samples.get(client.name)!;
+      c.proxy.reset();
+      const t0 = performance.now();
+      try {
+        const result = await withTimeout(
+          client.sendOne(endpoint(c), benchMessage(msgIndex++)),
+          OP_TIMEOUT_MS,
+          client.name,
+        );
+        const elapsed = performance.now() - t0;
+        const stats = c.proxy.snapshot();
+        s.latency.push(elapsed);
+        s.rtt.push(stats.roundTrips);
+        if (result.ownRoundTrips !== undefined) s.own.push(result.ownRoundTrips);
+      } catch (err) {
+        s.failures.push(errText(err));
+      }
+      await sleep(10);
+    }
+  }
+  return clients.map((client) => {
+    const s = samples.get(client.name)!;
+    return {
+      caseId: c.id,
+      delayMs: delay,
+      client: client.name,
+      latency: summarize(s.latency),
+      proxyRoundTrips: mode(s.rtt),
+      proxyRoundTripsAll: [...new Set(s.rtt)].sort((a, b) => a - b),
+      ownRoundTrips: s.own.length ? mode(s.own) : undefined,
+      failures: [...new Set(s.failures)],
+    };
+  });
+}
+
+async function measureBatch(c: Case, client: BenchClient): Promise<BatchRow> {
+  c.proxy.setDelay(HIGH);
+  const seconds: number[] = [];
+  const failures: string[] = [];
+  let delivered = 0;
+  let rtt = 0;
+  let own: number | undefined;
+  for (let run = 0; run < BATCH_RUNS; run++) {
+    const msgs = Array.from({ length: BATCH_SIZE }, (_, i) => benchMessage(run * BATCH_SIZE + i));
+    c.proxy.reset();
+    const t0 = performance.now();
+    try {
+      const r = await withTimeout(client.sendBatch(endpoint(c), msgs), OP_TIMEOUT_MS * 2, client.name);
+      seconds.push((performance.now() - t0) / 1000);
+      rtt = c.proxy.snapshot().roundTrips;
+      delivered = r.delivered;
+      own = r.ownRoundTrips;
+      if (r.delivered !== BATCH_SIZE) failures.push(`${BATCH_SIZE - r.delivered} message(s) not delivered`);
+    } catch (err) {
+      failures.push(errText(err));
+    }
+    await sleep(50);
+  }
+  const med = summarize(seconds).median;
+  return {
+    caseId: c.id,
+    label: c.label,
+    client: client.name,
+    messages: BATCH_SIZE,
+    delivered,
+    seconds,
+    messagesPerSecond: delivered / med,
+    proxyRoundTrips: rtt,
+    ownRoundTrips: own,
+    failures: [...new Set(failures)],
+  };
+}
+
+async function measureWarm(c: Case, client: BenchClient, delay: number): Promise<WarmRow> {
+  c.proxy.setDelay(delay);
+  const latency: number[] = [];
+  const rtt: number[] = [];
+  const own: number[] = [];
+  const failures: string[] = [];
+  for (let run = 0; run < WARM_RUNS; run++) {
+    c.proxy.reset();
+    let session: ReturnType<BenchClient['openWarm']> | undefined;
+    try {
+      session = client.openWarm(endpoint(c));
+      await withTimeout(session.send(benchMessage(2 * run)), OP_TIMEOUT_MS, client.name);
+      // Let the session go idle, as between two Lambda invocations; anything the client does after
+      // a send (e.g. RSET) belongs to the next send's cost only if it is still pending then.
+      await sleep(3 * delay + 100);
+      const before = c.proxy.snapshot();
+      const t0 = performance.now();
+      const r = await withTimeout(session.send(benchMessage(2 * run + 1)), OP_TIMEOUT_MS, client.name);
+      const elapsed = performance.now() - t0;
+      const after = c.proxy.snapshot();
+      latency.push(elapsed);
+      // Server flights during the second send (+1 per new connection: a fresh TCP handshake).
+      const flights = (st: typeof before) => st.connections.reduce((n, x) => n + x.serverFlights, 0);
+      rtt.push(flights(after) - flights(before) + (after.connections.length - before.connections.length));
+      if (r.ownRoundTrips !== undefined) own.push(r.ownRoundTrips);
+    } catch (err) {
+      failures.push(errText(err));
+    } finally {
+      await session?.close().catch(() => {});
+    }
+    await sleep(20);
+  }
+  return {
+    caseId: c.id,
+    delayMs: delay,
+    client: client.name,
+    latency: summarize(latency),
+    proxyRoundTrips: mode(rtt),
+    ownRoundTrips: own.length ? mode(own) : undefined,
+    failures: [...new Set(failures)],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// output
+// ---------------------------------------------------------------------------------------------
+
+function machineInfo() {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    date: new Date().toISOString(),
+    loadAverageAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
+  };
+}
+
+function table(header: string[], rows: string[][]): string {
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const r of rows) lines.push(`| ${r.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+const spread = (s: Summary) => (s.n ? `${fmtMs(s.p10)}–${fmtMs(s.p90)}` : 'n/a');
+const yesNo = (met: boolean | null) => (met === null ? 'n/a' : met ? 'met' : '**missed**');
+const ratioText = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+
+// ---------------------------------------------------------------------------------------------
+// main
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const machine = machineInfo();
+  const skipped: string[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  const out: string[] = [];
+  const say = (s = '') => out.push(s);
+
+  try {
+    const ours = await loadOurClient();
+    const clients: BenchClient[] = [];
+    if (typeof ours === 'string') skipped.push(`ours: skipped: ${ours}`);
+    else clients.push(ours);
+    clients.push(nodemailerClient);
+
+    // Peers and one proxy in front of each.
+    const cases: Case[] = [];
+    const addCase = async (
+      id: string,
+      label: string,
+      start: () => Promise<Peer | string>,
+      goals: { goalRtt?: number; goalRatio?: number },
+    ) => {
+      const peer = await start();
+      if (typeof peer === 'string') {
+        skipped.push(`${label}: skipped: ${peer}`);
+        return;
+      }
+      closers.push(() => peer.close());
+      const proxy = await startLatencyProxy(peer.port, 0);
+      closers.push(() => proxy.close());
+      cases.push({ id, label, peer, proxy, ...goals });
+    };
+    await addCase(
+      '587-pipelining',
+      'STARTTLS + AUTH, PIPELINING (smtp-server)',
+      () => startSmtpServerPeer('starttls'),
+      {
+        goalRtt: 8,
+        goalRatio: 0.92,
+      },
+    );
+    await addCase('587-chunking', 'STARTTLS + AUTH, PIPELINING + CHUNKING (Exim)', startEximStarttlsPeer, {
+      goalRtt: 7,
+      goalRatio: 0.8,
+    });
+    await addCase(
+      '465-chunking',
+      'implicit TLS + AUTH, PIPELINING + CHUNKING (Exim)',
+      startEximImplicitTlsPeer,
+      {
+        goalRtt: 5,
+        goalRatio: 0.78,
+      },
+    );
+    await addCase(
+      '465-pipelining',
+      'implicit TLS + AUTH, PIPELINING (smtp-server)',
+      () => startSmtpServerPeer('tls'),
+      {},
+    );
+
+    // Warm-up (JIT, TLS contexts, Exim's first fork): one unrecorded send per client per case.
+    for (const c of cases) {
+      c.proxy.setDelay(0);
+      for (const client of clients) {
+        await withTimeout(client.sendOne(endpoint(c), benchMessage(9999)), OP_TIMEOUT_MS, client.name).catch(
+          (err) => log(`warm-up ${client.name} on ${c.id}: ${errText(err)}`),
+        );
+      }
+    }
+
+    // 1. One message on a fresh connection.
+    const single: SingleRow[] = [];
+    for (const c of cases) {
+      for (const delay of DELAYS) {
+        log(`single send: ${c.id} at ${delay} ms one-way (${RUNS} runs per client)`);
+        single.push(...(await measureSingle(c, clients, delay)));
+      }
+    }
+    const added: AddedRow[] = [];
+    for (const c of cases) {
+      const get = (client: string, delay: number) =>
+        single.find((r) => r.caseId === c.id && r.client === client && r.delayMs === delay);
+      const o0 = get('ours', 0);
+      const o1 = get('ours', HIGH);
+      const n0 = get(nodemailerClient.name, 0);
+      const n1 = get(nodemailerClient.name, HIGH);
+      if (!o0 || !o1 || !n0 || !n1) continue;
+      const oursAdded = o1.latency.median - o0.latency.median;
+      const nmAdded = n1.latency.median - n0.latency.median;
+      added.push({
+        caseId: c.id,
+        label: c.label,
+        oursAddedMs: oursAdded,
+        nodemailerAddedMs: nmAdded,
+        ratio: oursAdded / nmAdded,
+        oursRtt: o1.proxyRoundTrips,
+        nodemailerRtt: n1.proxyRoundTrips,
+        goalRtt: c.goalRtt,
+        goalRatio: c.goalRatio,
+      });
+    }
+
+    // 2. Batch of 100 over one session, at 25 ms one-way.
+    const batch: BatchRow[] = [];
+    for (const c of cases.filter((x) => x.id === '587-pipelining' || x.id === '587-chunking')) {
+      for (const client of clients) {
+        log(
+          `batch: ${client.name}, ${BATCH_SIZE} messages on ${c.id} at ${HIGH} ms one-way (${BATCH_RUNS} run(s))`,
+        );
+        batch.push(await measureBatch(c, client));
+      }
+    }
+
+    // 3. Warm send: the second message on a kept session.
+    const warm: WarmRow[] = [];
+    for (const c of cases.filter((x) => x.id === '587-pipelining' || x.id === '587-chunking')) {
+      for (const delay of QUICK ? [HIGH] : DELAYS) {
+        for (const client of clients) {
+          log(`warm send: ${client.name} on ${c.id} at ${delay} ms one-way (${WARM_RUNS} runs)`);
+          warm.push(await measureWarm(c, client, delay));
+        }
+      }
+    }
+
+    // Servers are no longer needed; the cold-start part starts its own.
+    for (const close of closers.splice(0).reverse()) await close();
+
+    // 4. Cold start: fresh node process, bundle import + first request.
+    log('cold start: bundles and fresh processes');
+    let coldStart: ColdStartResult | string;
+    try {
+      coldStart = await runColdStart({ quick: QUICK });
+    } catch (err) {
+      coldStart = `failed: ${errText(err)}`;
+    }
+    if (typeof coldStart === 'string') skipped.push(`cold start: skipped: ${coldStart}`);
+
+    // ---------------- goals ----------------
+    const goals: Goal[] = [];
+    for (const a of added) {
+      if (a.goalRtt !== undefined)
+        goals.push({
+          goal: `round trips, ${a.label}`,
+          target: `≤ ${a.goalRtt}`,
+          measured: `${a.oursRtt} (nodemailer ${a.nodemailerRtt})`,
+          met: a.oursRtt <= a.goalRtt,
+        });
+      if (a.goalRatio !== undefined)
+        goals.push({
+          goal: `added latency ours/nodemailer at ${HIGH} ms, ${a.label}`,
+          target: `≤ ${a.goalRatio.toFixed(2)}`,
+          measured: ratioText(a.ratio),
+          met: Number.isFinite(a.ratio) ? a.ratio <= a.goalRatio : null,
+        });
+    }
+    for (const [caseId, target] of [
+      ['587-pipelining', 1.8],
+      ['587-chunking', 10],
+    ] as const) {
+      const o = batch.find((b) => b.caseId === caseId && b.client === 'ours');
+      const n = batch.find((b) => b.caseId === caseId && b.client === nodemailerClient.name);
+      if (!o || !n) continue;
+      const x = o.messagesPerSecond / n.messagesPerSecond;
+      goals.push({
+        goal: `batch throughput ours/nodemailer, ${o.label}`,
+        target: `≥ ${target}×`,
+        measured: Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a',
+        met: Number.isFinite(x) ? x >= target : null,
+      });
+    }
+    if (typeof coldStart !== 'string') goals.push(...coldStart.goals);
+
+    // ---------------- print ----------------
+    say(`# SMTP client benchmark${QUICK ? ' (quick)' : ''}`);
+    say();
+    say(
+      `Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, ` +
+        `${machine.platform}; ${machine.date}; load average at start ${machine.loadAverageAtStart.join(' / ')}.`,
+    );
+    say(`Runs: ${RUNS} per client per case and delay; batch ${BATCH_RUNS}×${BATCH_SIZE}; warm ${WARM_RUNS}.`);
+    say();
+    say('## One message, fresh connection (latency in ms; round trips counted by the proxy)');
+    say();
+    say(
+      table(
+        ['case', 'one-way', 'client', 'median', 'p10–p90', 'RTT (proxy)', 'RTT (own)', 'failures'],
+        single.map((r) => [
+          r.caseId,
+          `${r.delayMs} ms`,
+          r.client,
+          fmtMs(r.latency.median),
+          spread(r.latency),
+          r.proxyRoundTripsAll.length > 1
+            ? `${r.proxyRoundTrips} (seen ${r.proxyRoundTripsAll.join(',')})`
+            : `${r.proxyRoundTrips}`,
+          r.ownRoundTrips === undefined ? '–' : String(r.ownRoundTrips),
+          r.failures.length ? r.failures.join('; ') : '0',
+        ]),
+      ),
+    );
+    say();
+    say(`## Latency added by ${HIGH} ms one-way (median at ${HIGH} ms − median at 0 ms)`);
+    say();
+    say(
+      table(
+        ['case', 'ours added', 'nodemailer added', 'ratio', 'goal', 'RTT ours / nodemailer', 'RTT goal'],
+        added.map((a) => [
+          a.caseId,
+          fmtMs(a.oursAddedMs),
+          fmtMs(a.nodemailerAddedMs),
+          ratioText(a.ratio),
+          a.goalRatio === undefined ? '–' : `≤ ${a.goalRatio.toFixed(2)}`,
+          `${a.oursRtt} / ${a.nodemailerRtt}`,
+          a.goalRtt === undefined ? '–' : `≤ ${a.goalRtt}`,
+        ]),
+      ),
+    );
+    say();
+    say(`## Batch: ${BATCH_SIZE} messages, one recipient each, one session, ${HIGH} ms one-way`);
+    say();
+    say(
+      table(
+        ['case', 'client', 'messages/s', 'seconds (runs)', 'RTT (proxy)', 'RTT (own)', 'failures'],
+        batch.map((b) => [
+          b.caseId,
+          b.client,
+          Number.isFinite(b.messagesPerSecond) ? b.messagesPerSecond.toFixed(1) : 'n/a',
+          b.seconds.map((s) => s.toFixed(2)).join(', ') || 'n/a',
+          String(b.proxyRoundTrips),
+          b.ownRoundTrips === undefined ? '–' : String(b.ownRoundTrips),
+          b.failures.length ? b.failures.join('; ') : '0',
+        ]),
+      ),
+    );
+    say();
+    say('## Warm send: second message on a kept session');
+    say();
+    say(
+      table(
+        ['case', 'one-way', 'client', 'median ms', 'p10–p90', 'RTT (proxy)', 'RTT (own)', 'failures'],
+        warm.map((w) => [
+          w.caseId,
+          `${w.delayMs} ms`,
+          w.client,
+          fmtMs(w.latency.median),
+          spread(w.latency),
+          String(w.proxyRoundTrips),
+          w.ownRoundTrips === undefined ? '–' : String(w.ownRoundTrips),
+          w.failures.length ? w.failures.join('; ') : '0',
+        ]),
+      ),
+    );
+    if (typeof coldStart !== 'string') {
+      say();
+      say('## Cold start and bundle size');
+      say();
+      say(coldStart.markdown);
+    }
+    say();
+    say('## Goals');
+    say();
+    say(
+      table(
+        ['goal', 'target', 'measured', 'result'],
+        goals.map((g) => [g.goal, g.target, g.measured, yesNo(g.met)]),
+      ),
+    );
+    if (skipped.length) {
+      say();
+      for (const s of skipped) say(`- ${s}`);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    say();
+    say(
+      `Total time ${seconds.toFixed(1)} s; load average at end ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' / ')}.`,
+    );
+    process.stdout.write(`${out.join('\n')}\n`);
+
+    const resultsFile = fileURLToPath(new URL('./results.json', import.meta.url));
+    writeFileSync(
+      resultsFile,
+      `${JSON.stringify(
+        {
+          machine: { ...machine, loadAverageAtEnd: os.loadavg().map((x) => Number(x.toFixed(2))) },
+          quick: QUICK,
+          runs: { single: RUNS, batch: BATCH_RUNS, batchSize: BATCH_SIZE, warm: WARM_RUNS },
+          delaysMs: DELAYS,
+          single,
+          addedLatency: added,
+          batch,
+          warm,
+          coldStart,
+          goals,
+          skipped,
+          totalSeconds: Number(seconds.toFixed(1)),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    log(`wrote ${resultsFile}`);
+  } finally {
+    for (const close of closers.reverse()) await close().catch((err) => log(`close: ${errText(err)}`));
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    log(`bench failed: ${(err as Error).stack ?? err}`);
+    process.exit(1);
+  },
+);
