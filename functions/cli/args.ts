@@ -1,0 +1,244 @@
+/**
+ * Command line of `smtp-send` (node:util parseArgs, strict): which command, the connection settings and, for
+ * `send`, the message. Pure, no I/O: secrets and files are read later (main.ts), so a usage error is reported
+ * before any prompt.
+ */
+import { parseArgs } from 'node:util';
+import type { Security } from '../smtp/types.ts';
+import { parseSmtpUrl } from './smtp-url.ts';
+import { UsageError } from './usage-error.ts';
+
+export type CommandName = 'verify' | 'send';
+export type AuthChoice = 'plain' | 'login' | 'xoauth2';
+
+export interface ConnectionSpec {
+  host: string;
+  port: number;
+  security: Security;
+  user?: string;
+  /** Environment variable holding the password (or the XOAUTH2 token with --auth xoauth2). */
+  secretEnv?: string;
+  auth?: AuthChoice;
+  caFile?: string;
+  ehlo?: string;
+  /** Overall deadline in ms; also caps every phase timeout. */
+  timeoutMs: number;
+  allowPlaintext: boolean;
+}
+
+export interface MessageSpec {
+  from: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  replyTo?: string;
+  subject: string;
+  text?: string;
+  html?: string;
+  attach: string[];
+}
+
+export interface OutputSpec {
+  json: boolean;
+  transcript: boolean;
+}
+
+export type Command =
+  | { kind: 'help'; topic?: CommandName }
+  | { kind: 'verify'; connection: ConnectionSpec; output: OutputSpec }
+  | { kind: 'send'; connection: ConnectionSpec; message: MessageSpec; output: OutputSpec };
+
+export const DEFAULT_TIMEOUT_SECONDS = 30;
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  url: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  security: { type: 'string' },
+  user: { type: 'string' },
+  'password-env': { type: 'string' },
+  'token-env': { type: 'string' },
+  auth: { type: 'string' },
+  ca: { type: 'string' },
+  ehlo: { type: 'string' },
+  timeout: { type: 'string' },
+  'allow-plaintext': { type: 'boolean' },
+  transcript: { type: 'boolean' },
+  json: { type: 'boolean' },
+  // send only
+  from: { type: 'string' },
+  to: { type: 'string', multiple: true },
+  cc: { type: 'string', multiple: true },
+  bcc: { type: 'string', multiple: true },
+  'reply-to': { type: 'string' },
+  subject: { type: 'string' },
+  text: { type: 'string' },
+  html: { type: 'string' },
+  attach: { type: 'string', multiple: true },
+} as const;
+
+const SEND_ONLY = ['from', 'to', 'cc', 'bcc', 'reply-to', 'subject', 'text', 'html', 'attach'] as const;
+
+function isCommand(s: string | undefined): s is CommandName {
+  return s === 'verify' || s === 'send';
+}
+
+export function parseCommandLine(argv: string[]): Command {
+  if (argv.some((a) => /^--pass(word)?(=|$)/.test(a))) {
+    throw new UsageError(
+      'there is no --password option: a password is never taken on the command line; ' +
+        'use --password-env NAME or type it at the prompt',
+    );
+  }
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    // parseArgs messages are single-line and name the option; keep them, drop the node-internal hints.
+    const msg = (err as Error).message.split('\n')[0] ?? 'invalid arguments';
+    throw new UsageError(msg.replace(/\. To specify a positional argument.*$/, ''));
+  }
+  const { values: v, positionals } = parsed;
+  const [first, second, ...rest] = positionals;
+
+  if (first === undefined || first === 'help') {
+    if (rest.length > 0 || (second !== undefined && !isCommand(second))) {
+      throw new UsageError(`help: unknown topic ${JSON.stringify(second)} (commands: verify, send)`);
+    }
+    return isCommand(second) ? { kind: 'help', topic: second } : { kind: 'help' };
+  }
+  if (!isCommand(first))
+    throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: verify, send, help)`);
+  if (v.help) return { kind: 'help', topic: first };
+  if (second !== undefined) throw new UsageError(`${first}: unexpected argument ${JSON.stringify(second)}`);
+
+  const connection = connectionSpec(v);
+  const output: OutputSpec = { json: v.json ?? false, transcript: v.transcript ?? false };
+  if (first === 'verify') {
+    const stray = SEND_ONLY.filter((k) => v[k] !== undefined);
+    if (stray.length > 0) throw new UsageError(`verify: --${stray[0]} is only for the send command`);
+    return { kind: 'verify', connection, output };
+  }
+  return { kind: 'send', connection, message: messageSpec(v), output };
+}
+
+type Values = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>
+>['values'];
+
+function connectionSpec(v: Values): ConnectionSpec {
+  let host: string | undefined;
+  let port: number | undefined;
+  let security: Security | undefined;
+  let user: string | undefined;
+
+  if (v.url !== undefined) {
+    for (const k of ['host', 'port', 'user'] as const) {
+      if (v[k] !== undefined)
+        throw new UsageError(`--url and --${k} cannot be combined (the URL carries the ${k})`);
+    }
+    const u = parseSmtpUrl(v.url);
+    ({ host, port, security } = u);
+    user = u.user;
+  } else {
+    host = v.host;
+    if (host === undefined || host === '')
+      throw new UsageError('no server: give --url smtp://user@host:587 or --host');
+    user = v.user;
+  }
+  if (v.security !== undefined) {
+    if (v.security !== 'starttls' && v.security !== 'tls' && v.security !== 'none') {
+      throw new UsageError(`--security must be starttls, tls or none (got ${JSON.stringify(v.security)})`);
+    }
+    security = v.security;
+  }
+  security ??= 'starttls';
+  if (v.port !== undefined) port = parsePort(v.port);
+  port ??= security === 'tls' ? 465 : 587;
+
+  let auth: AuthChoice | undefined;
+  if (v.auth !== undefined) {
+    const a = v.auth.toLowerCase();
+    if (a !== 'plain' && a !== 'login' && a !== 'xoauth2') {
+      throw new UsageError(`--auth must be plain, login or xoauth2 (got ${JSON.stringify(v.auth)})`);
+    }
+    auth = a;
+  }
+  if (auth !== undefined && user === undefined)
+    throw new UsageError('--auth needs a user (--user or smtp://user@host)');
+  let secretEnv: string | undefined;
+  if (auth === 'xoauth2') {
+    if (v['password-env'] !== undefined)
+      throw new UsageError('--auth xoauth2 takes --token-env, not --password-env');
+    if (v['token-env'] === undefined)
+      throw new UsageError('--auth xoauth2 needs --token-env NAME (the access token)');
+    secretEnv = envName(v['token-env'], '--token-env');
+  } else {
+    if (v['token-env'] !== undefined) throw new UsageError('--token-env is only used with --auth xoauth2');
+    if (v['password-env'] !== undefined) secretEnv = envName(v['password-env'], '--password-env');
+  }
+  if (secretEnv !== undefined && user === undefined) {
+    throw new UsageError('a password/token was given but no user (--user or smtp://user@host)');
+  }
+
+  let timeoutMs = DEFAULT_TIMEOUT_SECONDS * 1000;
+  if (v.timeout !== undefined) {
+    const s = Number(v.timeout);
+    if (!/^\d+(\.\d+)?$/.test(v.timeout) || !(s > 0) || s > 3600) {
+      throw new UsageError(`--timeout must be seconds between 0 and 3600 (got ${JSON.stringify(v.timeout)})`);
+    }
+    timeoutMs = Math.round(s * 1000);
+  }
+  if (
+    v.ehlo !== undefined &&
+    !/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$|^\[IPv6:[0-9A-Fa-f:.]+\]$/.test(v.ehlo)
+  ) {
+    throw new UsageError('--ehlo must be a domain name or an address literal like [192.0.2.1]');
+  }
+
+  const spec: ConnectionSpec = {
+    host,
+    port,
+    security,
+    timeoutMs,
+    allowPlaintext: v['allow-plaintext'] ?? false,
+  };
+  if (user !== undefined) spec.user = user;
+  if (secretEnv !== undefined) spec.secretEnv = secretEnv;
+  if (auth !== undefined) spec.auth = auth;
+  if (v.ca !== undefined) spec.caFile = v.ca;
+  if (v.ehlo !== undefined) spec.ehlo = v.ehlo;
+  return spec;
+}
+
+function messageSpec(v: Values): MessageSpec {
+  if (v.from === undefined) throw new UsageError('send: --from is required');
+  const to = v.to ?? [];
+  const cc = v.cc ?? [];
+  const bcc = v.bcc ?? [];
+  if (to.length + cc.length + bcc.length === 0)
+    throw new UsageError('send: at least one --to (or --cc/--bcc) is required');
+  if (v.subject === undefined) throw new UsageError('send: --subject is required');
+  if (v.text === undefined && v.html === undefined)
+    throw new UsageError('send: --text or --html is required');
+  const m: MessageSpec = { from: v.from, to, cc, bcc, subject: v.subject, attach: v.attach ?? [] };
+  if (v['reply-to'] !== undefined) m.replyTo = v['reply-to'];
+  if (v.text !== undefined) m.text = v.text;
+  if (v.html !== undefined) m.html = v.html;
+  return m;
+}
+
+function parsePort(s: string): number {
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n < 1 || n > 65535)
+    throw new UsageError(`--port must be 1-65535 (got ${JSON.stringify(s)})`);
+  return n;
+}
+
+function envName(s: string, flag: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(s)) {
+    throw new UsageError(`${flag} takes the NAME of an environment variable, not its value`);
+  }
+  return s;
+}

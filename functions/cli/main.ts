@@ -1,0 +1,314 @@
+/**
+ * `smtp-send`: the ops tool to check SMTP credentials (`verify`) and send one test message (`send`) with the
+ * endpoint's own SMTP client — what the seed did by hand with telnet/openssl s_client.
+ *
+ * Run: `npm run cli -- verify --url …` (tsx), or the `smtp-send` bin (bin/smtp-send.js), which calls `run()`.
+ * Exit codes: 0 ok, 2 usage, 3 permanent failure, 4 transient failure (1 only for an internal bug).
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { MimeError } from '../mime/error.ts';
+import { SmtpError } from '../smtp/error.ts';
+import type { ConnectionOptions, Credentials, Deadline, OutgoingMessage } from '../smtp/types.ts';
+import {
+  type Command,
+  type ConnectionSpec,
+  type MessageSpec,
+  type OutputSpec,
+  parseCommandLine,
+} from './args.ts';
+import { helpText } from './help.ts';
+import { PromptAborted, readHiddenLine } from './prompt.ts';
+import {
+  capabilitiesJson,
+  mimeErrorLine,
+  oneLine,
+  recipientText,
+  replyJson,
+  type ServerView,
+  type SessionView,
+  sessionLines,
+  smtpErrorJson,
+  smtpErrorLine,
+  smtpExitCode,
+  transcriptText,
+} from './report.ts';
+import { EXIT, UsageError } from './usage-error.ts';
+
+export interface CliIo {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+  stdin: NodeJS.ReadStream;
+  env: NodeJS.ProcessEnv;
+  /** Aborts the session (SIGINT). */
+  signal?: AbortSignal;
+}
+
+const PROG = 'smtp-send';
+
+/** Runs one command line; resolves to the exit code. Never throws. */
+export async function run(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const wantsJson = argv.includes('--json');
+  let command: Command | undefined;
+  try {
+    command = parseCommandLine(argv);
+    if (command.kind === 'help') {
+      io.stdout.write(helpText(command.topic));
+      return EXIT.ok;
+    }
+    const options = await connectionOptions(command.connection, command.output, io);
+    const deadline: Deadline = { deadline: Date.now() + command.connection.timeoutMs };
+    if (io.signal) deadline.signal = io.signal;
+    const server: ServerView = {
+      host: command.connection.host,
+      port: command.connection.port,
+      security: command.connection.security,
+    };
+    if (command.connection.user !== undefined) server.user = command.connection.user;
+    if (command.kind === 'verify') return await runVerify(options, deadline, server, command.output, io);
+    return await runSend(options, deadline, server, command.message, command.output, io);
+  } catch (err) {
+    return reportError(
+      err,
+      command?.kind,
+      wantsJson || (command !== undefined && 'output' in command && command.output.json),
+      io,
+    );
+  }
+}
+
+async function connectionOptions(c: ConnectionSpec, out: OutputSpec, io: CliIo): Promise<ConnectionOptions> {
+  const timeouts = { connect: c.timeoutMs, greeting: c.timeoutMs, reply: c.timeoutMs, data: c.timeoutMs };
+  const o: ConnectionOptions = { host: c.host, port: c.port, security: c.security, timeouts };
+  if (c.allowPlaintext) {
+    o.allowPlaintext = true;
+    o.allowPlaintextAuth = true;
+  }
+  if (c.ehlo !== undefined) o.clientName = c.ehlo;
+  if (out.transcript) o.transcript = true;
+  if (c.caFile !== undefined) {
+    try {
+      o.ca = await readFile(c.caFile, 'utf8');
+    } catch (err) {
+      throw new UsageError(
+        `--ca: cannot read ${c.caFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
+    }
+    if (!o.ca.includes('-----BEGIN CERTIFICATE-----'))
+      throw new UsageError(`--ca: ${c.caFile} holds no PEM certificate`);
+  }
+  if (c.user !== undefined) o.auth = await credentials(c, io);
+  return o;
+}
+
+async function credentials(c: ConnectionSpec, io: CliIo): Promise<Credentials> {
+  const user = c.user!;
+  let secret: string;
+  if (c.secretEnv !== undefined) {
+    const v = io.env[c.secretEnv];
+    if (v === undefined || v === '') {
+      throw new UsageError(`environment variable ${c.secretEnv} is not set or empty`);
+    }
+    secret = v;
+  } else if (io.stdin.isTTY) {
+    const what = c.auth === 'xoauth2' ? 'Access token' : 'Password';
+    secret = await readHiddenLine(
+      `${what} for ${user}@${c.host}: `,
+      io.stdin as import('node:tty').ReadStream,
+      io.stderr,
+    );
+    if (secret === '') throw new UsageError('empty password');
+  } else {
+    throw new UsageError(
+      `a password is needed for ${user}: use --password-env NAME (stdin is not a terminal, so there is no prompt)`,
+    );
+  }
+  if (c.auth === 'xoauth2') return { username: user, accessToken: secret, mechanism: 'XOAUTH2' };
+  const creds: Credentials = { username: user, password: secret };
+  if (c.auth === 'plain') creds.mechanism = 'PLAIN';
+  if (c.auth === 'login') creds.mechanism = 'LOGIN';
+  return creds;
+}
+
+async function runVerify(
+  options: ConnectionOptions,
+  deadline: Deadline,
+  server: ServerView,
+  out: OutputSpec,
+  io: CliIo,
+): Promise<number> {
+  // Loaded on demand: `--help` and usage errors work (and start fast) without the protocol layer.
+  const { verify } = await import('../smtp/index.ts');
+  const result: SessionView = await verify({ ...options, ...deadline });
+  const authenticated = options.auth !== undefined;
+  if (out.json) {
+    io.stdout.write(
+      `${JSON.stringify({
+        ok: true,
+        command: 'verify',
+        server,
+        authenticated,
+        tls: result.tls ?? null,
+        capabilities: capabilitiesJson(result.capabilities),
+        timings: result.timings,
+        roundTrips: result.roundTrips,
+        transcript: result.transcript,
+      })}\n`,
+    );
+    return EXIT.ok;
+  }
+  if (out.transcript) io.stdout.write(transcriptText(result.transcript));
+  const lines = sessionLines(server, result);
+  lines.push(
+    authenticated
+      ? `Result:        OK, authenticated as ${server.user}`
+      : 'Result:        OK (no --user given: AUTH not tried)',
+  );
+  io.stdout.write(`${lines.join('\n')}\n`);
+  return EXIT.ok;
+}
+
+async function runSend(
+  options: ConnectionOptions,
+  deadline: Deadline,
+  server: ServerView,
+  m: MessageSpec,
+  out: OutputSpec,
+  io: CliIo,
+): Promise<number> {
+  const attachments = await Promise.all(
+    m.attach.map(async (file) => {
+      try {
+        return { filename: basename(file), content: new Uint8Array(await readFile(file)) };
+      } catch (err) {
+        throw new UsageError(
+          `--attach: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        );
+      }
+    }),
+  );
+  const [{ compose }, { sendMail }] = await Promise.all([
+    import('../mime/index.ts'),
+    import('../smtp/index.ts'),
+  ]);
+  const composed = compose({
+    from: m.from,
+    to: m.to,
+    cc: m.cc,
+    bcc: m.bcc,
+    ...(m.replyTo !== undefined ? { replyTo: m.replyTo } : {}),
+    subject: m.subject,
+    ...(m.text !== undefined ? { text: m.text } : {}),
+    ...(m.html !== undefined ? { html: m.html } : {}),
+    ...(attachments.length > 0 ? { attachments } : {}),
+  });
+  const msg: OutgoingMessage = {
+    envelope: composed.envelope,
+    content: composed.bytes,
+    info: { eightBit: composed.eightBit, smtpUtf8: composed.smtpUtf8 },
+  };
+  const outcome = await sendMail({ ...options, ...deadline }, msg);
+  const code =
+    outcome.rejected.length === 0
+      ? EXIT.ok
+      : outcome.rejected.every((r) => r.code >= 400 && r.code < 500)
+        ? EXIT.transient
+        : EXIT.permanent;
+  if (out.json) {
+    io.stdout.write(
+      `${JSON.stringify({
+        ok: code === EXIT.ok,
+        command: 'send',
+        server,
+        messageId: composed.messageId,
+        size: composed.size,
+        envelope: composed.envelope,
+        accepted: outcome.accepted,
+        rejected: outcome.rejected,
+        response: replyJson(outcome.response),
+        queueId: outcome.queueId,
+        tls: outcome.tls ?? null,
+        capabilities: capabilitiesJson(outcome.capabilities),
+        timings: outcome.timings,
+        roundTrips: outcome.roundTrips,
+        transcript: outcome.transcript,
+        exitCode: code,
+      })}\n`,
+    );
+    return code;
+  }
+  if (out.transcript) io.stdout.write(transcriptText(outcome.transcript));
+  const lines = sessionLines(server, outcome);
+  lines.push(`Message-ID:    ${composed.messageId} (${composed.size} octets)`);
+  lines.push(`Accepted:      ${outcome.accepted.map((r) => r.address).join(', ') || 'none'}`);
+  if (outcome.rejected.length > 0)
+    lines.push(`Refused:       ${outcome.rejected.map(recipientText).join('; ')}`);
+  const r = outcome.response;
+  lines.push(
+    `Server reply:  ${r.code}${r.enhancedCode ? ` ${r.enhancedCode}` : ''} ${oneLine(r.text)}` +
+      (outcome.queueId ? ` (queue id ${outcome.queueId})` : ''),
+  );
+  lines.push(
+    code === EXIT.ok
+      ? 'Result:        OK, message accepted for every recipient'
+      : `Result:        PARTIAL, message accepted for ${outcome.accepted.length} of ${outcome.accepted.length + outcome.rejected.length} recipients`,
+  );
+  io.stdout.write(`${lines.join('\n')}\n`);
+  return code;
+}
+
+function reportError(err: unknown, command: string | undefined, json: boolean, io: CliIo): number {
+  let code: number;
+  let line: string;
+  let detail: Record<string, unknown>;
+  if (err instanceof UsageError) {
+    code = EXIT.usage;
+    line = err.message;
+    detail = { type: 'usage', message: err.message };
+  } else if (err instanceof PromptAborted) {
+    code = 130;
+    line = err.message;
+    detail = { type: 'aborted', message: err.message };
+  } else if (err instanceof MimeError) {
+    code = EXIT.usage;
+    line = mimeErrorLine(err);
+    detail = { type: 'message', field: err.field, code: err.code, message: oneLine(err.message) };
+  } else if (err instanceof SmtpError) {
+    code = smtpExitCode(err);
+    line = smtpErrorLine(err);
+    detail = smtpErrorJson(err);
+  } else {
+    code = EXIT.internal;
+    line = `internal error: ${oneLine(err instanceof Error ? `${err.name}: ${err.message}` : String(err))}`;
+    detail = { type: 'internal', message: line };
+  }
+  if (json) {
+    io.stdout.write(
+      `${JSON.stringify({ ok: false, command: command ?? null, error: detail, exitCode: code })}\n`,
+    );
+  } else {
+    io.stderr.write(`${PROG}: ${line}\n`);
+    if (code === EXIT.usage && err instanceof UsageError) io.stderr.write(`Try '${PROG} --help'.\n`);
+  }
+  return code;
+}
+
+function processIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+}
+
+/** Process entry: runs argv, aborts cleanly on Ctrl-C, exits once stdout/stderr are flushed. */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  const abort = new AbortController();
+  const onSigint = () => abort.abort(new Error('interrupted'));
+  process.once('SIGINT', onSigint);
+  const code = await run(argv, { ...processIo(), signal: abort.signal });
+  process.off('SIGINT', onSigint);
+  // Exit explicitly: a CLI must not hang on a stray handle; wait for the pipes to drain first.
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void main();
+}
