@@ -1,0 +1,249 @@
+/**
+ * Endpoint configuration: which recipients and senders `/send` may use, size limits, and the public forms.
+ * The same schema validates `config/endpoint.json` in the local server and the CDK app (import
+ * `EndpointConfigSchema` / `parseEndpointConfig`).
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import * as v from 'valibot';
+import { describeIssues, formatIssues, type Issue } from './issues.ts';
+
+const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+$/u;
+/** `user@example.com`, `*@example.com`, `*@*.example.com`, `*` — `*` matches any run of characters. */
+const ADDRESS_PATTERN = /^(\*|[^\s@]+@[^\s@]+)$/u;
+
+const NonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'));
+const Address = v.pipe(v.string(), v.regex(ADDRESS, 'must be a plain address like name@example.com'));
+const AddressList = v.union([
+  v.pipe(
+    Address,
+    v.transform((s) => [s]),
+  ),
+  v.pipe(v.array(Address), v.minLength(1)),
+]);
+const Pattern = v.pipe(v.string(), v.regex(ADDRESS_PATTERN, 'must be an address pattern like *@example.com'));
+const PositiveInt = v.pipe(v.number(), v.integer('must be an integer'), v.minValue(1, 'must be at least 1'));
+const HttpUrl = v.pipe(
+  v.string(),
+  v.check((s) => {
+    try {
+      const u = new URL(s);
+      return u.protocol === 'https:' || u.protocol === 'http:';
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute http(s) URL'),
+);
+const Origin = v.pipe(
+  v.string(),
+  v.check(
+    (s) => s === '*' || s === 'null' || /^https?:\/\/[^/\s]+$/u.test(s),
+    'must be an origin like https://www.example.com (scheme://host[:port], no path)',
+  ),
+);
+
+export const FieldRuleSchema = v.strictObject({
+  required: v.optional(v.boolean()),
+  maxLength: v.optional(PositiveInt),
+  type: v.optional(v.picklist(['text', 'email'])),
+  label: v.optional(v.string()),
+});
+
+export const CaptchaSchema = v.strictObject({
+  provider: v.picklist(['turnstile', 'hcaptcha', 'recaptcha']),
+  secretId: NonEmpty,
+  verifyUrl: v.optional(HttpUrl),
+});
+
+export const FormSchema = v.strictObject({
+  to: AddressList,
+  cc: v.optional(AddressList),
+  bcc: v.optional(AddressList),
+  subject: v.pipe(
+    v.string(),
+    v.nonEmpty('must not be empty'),
+    v.check((s) => !/[\r\n]/.test(s), 'must be one line'),
+  ),
+  fields: v.optional(
+    v.record(
+      v.pipe(v.string(), v.regex(/^[\w.-]{1,64}$/u, 'field names: letters, digits, _ . -')),
+      FieldRuleSchema,
+    ),
+  ),
+  honeypot: v.optional(NonEmpty),
+  allowedOrigins: v.optional(v.array(Origin)),
+  redirect: v.optional(HttpUrl),
+  redirectAllowlist: v.optional(v.array(HttpUrl)),
+  attachments: v.optional(v.strictObject({ maxFiles: PositiveInt, maxFileBytes: PositiveInt })),
+  captcha: v.optional(CaptchaSchema),
+});
+
+export const LimitsSchema = v.strictObject({
+  maxRecipients: v.optional(PositiveInt),
+  maxBatch: v.optional(PositiveInt),
+  maxBodyBytes: v.optional(PositiveInt),
+  maxAttachmentBytes: v.optional(PositiveInt),
+  /** Largest HTTP request body / invoke payload accepted. Default: derived from the limits above. */
+  maxRequestBytes: v.optional(PositiveInt),
+});
+
+export const EndpointConfigSchema = v.strictObject({
+  $schema: v.optional(v.string()),
+  send: v.optional(
+    v.strictObject({
+      allowedRecipients: v.optional(v.array(Pattern)),
+      allowedSenders: v.optional(v.array(Pattern)),
+    }),
+  ),
+  limits: v.optional(LimitsSchema),
+  forms: v.optional(
+    v.record(v.pipe(v.string(), v.regex(/^[\w-]{1,64}$/u, 'form ids: letters, digits, _ and -')), FormSchema),
+  ),
+});
+
+/** The configuration as written (input of the schema). */
+export type EndpointConfigInput = v.InferInput<typeof EndpointConfigSchema>;
+/** The configuration after validation (address lists normalised to arrays). */
+export type EndpointConfig = v.InferOutput<typeof EndpointConfigSchema>;
+export type FormConfig = v.InferOutput<typeof FormSchema>;
+export type FieldRule = v.InferOutput<typeof FieldRuleSchema>;
+export type CaptchaConfig = v.InferOutput<typeof CaptchaSchema>;
+
+export interface Limits {
+  maxRecipients: number;
+  maxBatch: number;
+  maxBodyBytes: number;
+  maxAttachmentBytes: number;
+  maxRequestBytes: number;
+}
+
+export const DEFAULT_LIMITS = {
+  maxRecipients: 50,
+  maxBatch: 50,
+  maxBodyBytes: 1024 * 1024,
+  maxAttachmentBytes: 5 * 1024 * 1024,
+} as const;
+
+/** Lambda's synchronous invocation payload limit. */
+const LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024;
+
+export function resolveLimits(config: EndpointConfig): Limits {
+  const l = { ...DEFAULT_LIMITS, ...stripUndefined(config.limits ?? {}) };
+  // base64 grows attachments by 4/3; allow text + html bodies and some JSON overhead.
+  const derived = Math.ceil((l.maxAttachmentBytes * 4) / 3) + 2 * l.maxBodyBytes + 64 * 1024;
+  return {
+    maxRecipients: l.maxRecipients,
+    maxBatch: l.maxBatch,
+    maxBodyBytes: l.maxBodyBytes,
+    maxAttachmentBytes: l.maxAttachmentBytes,
+    maxRequestBytes: config.limits?.maxRequestBytes ?? Math.min(derived, LAMBDA_PAYLOAD_LIMIT),
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, val]) => val !== undefined)) as Partial<T>;
+}
+
+export class EndpointConfigError extends Error {
+  override readonly name = 'EndpointConfigError';
+  constructor(
+    readonly source: string,
+    readonly issues: Issue[],
+  ) {
+    super(`invalid endpoint configuration (${source}): ${formatIssues(issues)}`);
+  }
+}
+
+/** Validate a parsed JSON value. Throws `EndpointConfigError` naming every bad path. */
+export function parseEndpointConfig(value: unknown, source = 'endpoint config'): EndpointConfig {
+  const result = v.safeParse(EndpointConfigSchema, value);
+  if (!result.success) throw new EndpointConfigError(source, describeIssues(result.issues));
+  const config = result.output;
+  const extra: Issue[] = [];
+  for (const [id, form] of Object.entries(config.forms ?? {})) {
+    if (
+      form.redirect &&
+      form.redirectAllowlist &&
+      !matchesRedirectAllowlist(form.redirect, form.redirectAllowlist)
+    ) {
+      extra.push({ path: `forms.${id}.redirect`, message: 'is not covered by redirectAllowlist' });
+    }
+    for (const ref of templateFields(form.subject)) {
+      if (form.fields && !(ref in form.fields)) {
+        extra.push({ path: `forms.${id}.subject`, message: `uses {{${ref}}} which is not in fields` });
+      }
+    }
+  }
+  if (extra.length) throw new EndpointConfigError(source, extra);
+  return config;
+}
+
+/** Parse JSON text then validate. */
+export function parseEndpointConfigText(text: string, source = 'endpoint config'): EndpointConfig {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    const where = /position (\d+)/.exec(String((e as Error).message))?.[1];
+    throw new EndpointConfigError(source, [
+      { path: '(root)', message: `not valid JSON${where ? ` (near character ${where})` : ''}` },
+    ]);
+  }
+  return parseEndpointConfig(value, source);
+}
+
+/**
+ * Read the configuration from the environment: `ENDPOINT_CONFIG` (inline JSON) or `ENDPOINT_CONFIG_FILE`
+ * (path; relative paths resolve against `LAMBDA_TASK_ROOT`, else the working directory). Neither → `{}`.
+ */
+export function loadEndpointConfig(env: NodeJS.ProcessEnv = process.env): EndpointConfig {
+  const inline = env.ENDPOINT_CONFIG?.trim();
+  if (inline) return parseEndpointConfigText(inline, 'ENDPOINT_CONFIG');
+  const file = env.ENDPOINT_CONFIG_FILE?.trim();
+  if (file) {
+    const path = isAbsolute(file) ? file : resolve(env.LAMBDA_TASK_ROOT || process.cwd(), file);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new EndpointConfigError(`ENDPOINT_CONFIG_FILE=${file}`, [
+        { path: '(file)', message: `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})` },
+      ]);
+    }
+    return parseEndpointConfigText(text, `ENDPOINT_CONFIG_FILE=${file}`);
+  }
+  return parseEndpointConfig({}, 'default');
+}
+
+/** `{{name}}` references in a subject template. */
+export function templateFields(template: string): string[] {
+  return [...template.matchAll(/\{\{\s*([\w.-]+)\s*\}\}/gu)].map((m) => m[1]!);
+}
+
+/**
+ * A redirect target is allowed when it starts with an allowlist entry at a boundary: same scheme, host and port,
+ * and its path is under the entry's path. Compared on parsed URLs (no `https://good.example.evil.com` tricks).
+ */
+export function matchesRedirectAllowlist(target: string, allowlist: readonly string[]): boolean {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return false;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return false;
+  if (url.username || url.password) return false;
+  return allowlist.some((entry) => {
+    let base: URL;
+    try {
+      base = new URL(entry);
+    } catch {
+      return false;
+    }
+    if (base.origin !== url.origin) return false;
+    const prefix = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}`;
+    return (
+      url.pathname === base.pathname || url.pathname.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)
+    );
+  });
+}

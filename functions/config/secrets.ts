@@ -1,0 +1,122 @@
+/**
+ * Secrets Manager access with a module-scope cache: one fetch per cold start, a TTL, one shared in-flight
+ * request for concurrent callers, and an explicit refresh (used after an SMTP 535 to pick up a rotation).
+ * The endpoint is the SDK's own business: `AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides it (tests, local dev).
+ */
+import {
+  GetSecretValueCommand,
+  type GetSecretValueCommandOutput,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { SendError } from '../send/errors.ts';
+
+export interface SecretValue {
+  id: string;
+  value: string;
+  versionId?: string;
+  fetchedAt: number;
+}
+
+export interface SecretStoreOptions {
+  ttlMs?: number;
+  client?: SecretsManagerClient;
+  now?: () => number;
+}
+
+/** `SECRET_TTL_SECONDS` (default 300) in milliseconds. */
+export function secretTtlFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.SECRET_TTL_SECONDS;
+  const n = raw === undefined || raw === '' ? 300 : Number(raw);
+  return Number.isFinite(n) && n >= 0 ? n * 1000 : 300_000;
+}
+
+export class SecretStore {
+  readonly ttlMs: number;
+  #client: SecretsManagerClient | undefined;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, SecretValue>();
+  readonly #inflight = new Map<string, Promise<SecretValue>>();
+  /** Number of GetSecretValue calls made (observability, tests). */
+  fetches = 0;
+
+  constructor(opts: SecretStoreOptions = {}) {
+    this.ttlMs = opts.ttlMs ?? 300_000;
+    this.#client = opts.client;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get client(): SecretsManagerClient {
+    this.#client ??= new SecretsManagerClient({
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: 2000, requestTimeout: 5000 },
+    });
+    return this.#client;
+  }
+
+  /** The cached value while fresh; otherwise one fetch shared by every concurrent caller. */
+  get(id: string): Promise<SecretValue> {
+    const cached = this.#cache.get(id);
+    if (cached && this.#now() - cached.fetchedAt < this.ttlMs) return Promise.resolve(cached);
+    return this.#fetch(id);
+  }
+
+  /** Fetch again now (joins a fetch already in flight). */
+  refresh(id: string): Promise<SecretValue> {
+    this.#cache.delete(id);
+    return this.#fetch(id);
+  }
+
+  invalidate(id?: string): void {
+    if (id === undefined) this.#cache.clear();
+    else this.#cache.delete(id);
+  }
+
+  #fetch(id: string): Promise<SecretValue> {
+    const running = this.#inflight.get(id);
+    if (running) return running;
+    const p = this.#get(id).finally(() => this.#inflight.delete(id));
+    this.#inflight.set(id, p);
+    return p;
+  }
+
+  async #get(id: string): Promise<SecretValue> {
+    this.fetches++;
+    let out: GetSecretValueCommandOutput;
+    try {
+      out = await this.client.send(new GetSecretValueCommand({ SecretId: id }));
+    } catch (e) {
+      throw secretError(id, e);
+    }
+    if (typeof out.SecretString !== 'string') {
+      throw new SendError(
+        'configuration_error',
+        `secret ${id} has no SecretString (binary secrets are not supported)`,
+      );
+    }
+    const value: SecretValue = { id, value: out.SecretString, fetchedAt: this.#now() };
+    if (out.VersionId) value.versionId = out.VersionId;
+    this.#cache.set(id, value);
+    return value;
+  }
+}
+
+const PERMANENT = new Set([
+  'ResourceNotFoundException',
+  'AccessDeniedException',
+  'AccessDeniedError',
+  'InvalidParameterException',
+  'InvalidRequestException',
+  'DecryptionFailure',
+  'UnrecognizedClientException',
+]);
+
+function secretError(id: string, e: unknown): SendError {
+  const name = (e as { name?: string })?.name ?? 'Error';
+  if (PERMANENT.has(name)) {
+    return new SendError('configuration_error', `cannot read secret ${id}: ${name}`, { cause: e });
+  }
+  return new SendError('smtp_unavailable', `Secrets Manager is unavailable (${name}); try again later`, {
+    cause: e,
+    retryAfter: 5,
+  });
+}

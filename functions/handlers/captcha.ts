@@ -1,0 +1,79 @@
+/**
+ * CAPTCHA verification (Cloudflare Turnstile, hCaptcha, Google reCAPTCHA): all three take a form POST of
+ * `secret`, `response` (and `remoteip`) and answer `{ "success": bool, "error-codes": [...] }`.
+ * The secret comes from Secrets Manager (`captcha.secretId`): a plain string or JSON `{ "secret": "…" }`.
+ */
+import type { CaptchaConfig } from '../config/endpoint.ts';
+import type { SecretStore } from '../config/secrets.ts';
+import { SendError } from '../send/errors.ts';
+
+export const CAPTCHA_PROVIDERS = {
+  turnstile: {
+    field: 'cf-turnstile-response',
+    verifyUrl: 'https://challenges.cloudflare.com/turnstile/v0/siteverify',
+  },
+  hcaptcha: { field: 'h-captcha-response', verifyUrl: 'https://api.hcaptcha.com/siteverify' },
+  recaptcha: { field: 'g-recaptcha-response', verifyUrl: 'https://www.google.com/recaptcha/api/siteverify' },
+} as const;
+
+export const CAPTCHA_FIELDS: readonly string[] = Object.values(CAPTCHA_PROVIDERS).map((p) => p.field);
+
+export function captchaSecretFrom(value: string): string {
+  const trimmed = value.trim();
+  if (trimmed.startsWith('{')) {
+    try {
+      const o = JSON.parse(trimmed) as Record<string, unknown>;
+      for (const k of ['secret', 'secretKey', 'secret_key'])
+        if (typeof o[k] === 'string') return o[k] as string;
+    } catch {
+      // fall through: a plain secret that happens to start with "{"
+    }
+  }
+  return trimmed;
+}
+
+export async function verifyCaptcha(
+  config: CaptchaConfig,
+  token: string | undefined,
+  remoteIp: string | undefined,
+  secrets: SecretStore,
+  deadline: number,
+): Promise<void> {
+  const provider = CAPTCHA_PROVIDERS[config.provider];
+  if (!token) {
+    throw new SendError('captcha_failed', `the CAPTCHA response (${provider.field}) is missing`, {
+      status: 400,
+      errors: [{ field: provider.field, code: 'required', message: 'complete the CAPTCHA' }],
+    });
+  }
+  const secret = captchaSecretFrom((await secrets.get(config.secretId)).value);
+  const form = new URLSearchParams({ secret, response: token });
+  if (remoteIp) form.set('remoteip', remoteIp);
+  const timeout = Math.max(500, Math.min(5000, deadline - Date.now()));
+  let answer: { success?: unknown; 'error-codes'?: unknown };
+  try {
+    const res = await fetch(config.verifyUrl ?? provider.verifyUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: form,
+      signal: AbortSignal.timeout(timeout),
+    });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    answer = (await res.json()) as typeof answer;
+  } catch {
+    throw new SendError('captcha_unavailable', 'the CAPTCHA service could not be reached; try again', {
+      retryAfter: 10,
+    });
+  }
+  if (answer.success !== true) {
+    const codes = Array.isArray(answer['error-codes']) ? answer['error-codes'].map(String).slice(0, 5) : [];
+    throw new SendError(
+      'captcha_failed',
+      `the CAPTCHA was not accepted${codes.length ? ` (${codes.join(', ')})` : ''}`,
+      {
+        status: 403,
+        errors: [{ field: provider.field, code: 'captcha_failed', message: 'the CAPTCHA was not accepted' }],
+      },
+    );
+  }
+}

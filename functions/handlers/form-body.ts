@@ -1,0 +1,237 @@
+/**
+ * Form bodies: `application/x-www-form-urlencoded`, `multipart/form-data` (busboy; HTTP API hands binary bodies
+ * over base64-encoded) and `application/json`. Text must be valid UTF-8; limits are enforced while parsing.
+ */
+import busboy from 'busboy';
+import { type FieldError, SendError, validationFailed } from '../send/errors.ts';
+import { decodeUtf8, parseJsonBody } from './http.ts';
+
+export interface UploadedFile {
+  field: string;
+  filename: string;
+  contentType: string;
+  content: Uint8Array;
+}
+
+export interface FormBody {
+  /** Field name → values, in submission order. */
+  fields: Map<string, string[]>;
+  files: UploadedFile[];
+}
+
+export interface FormBodyLimits {
+  maxFields: number;
+  maxFieldBytes: number;
+  maxFiles: number;
+  maxFileBytes: number;
+}
+
+export async function parseFormBody(type: string, contentType: string, body: Buffer, limits: FormBodyLimits) {
+  switch (type) {
+    case 'application/x-www-form-urlencoded':
+      return parseUrlEncoded(body, limits);
+    case 'multipart/form-data':
+      return parseMultipart(contentType, body, limits);
+    case 'application/json':
+      return parseJsonForm(body, limits);
+    default:
+      throw new SendError(
+        'unsupported_media_type',
+        'forms take application/x-www-form-urlencoded, multipart/form-data or application/json',
+        { errors: [{ field: 'content-type', code: 'unsupported', message: type || '(none)' }] },
+      );
+  }
+}
+
+function addField(out: FormBody, name: string, value: string, limits: FormBodyLimits): void {
+  if (Buffer.byteLength(value, 'utf8') > limits.maxFieldBytes) {
+    throw new SendError('payload_too_large', `field ${name} is larger than ${limits.maxFieldBytes} bytes`, {
+      errors: [{ field: name, code: 'too_large', message: `at most ${limits.maxFieldBytes} bytes` }],
+    });
+  }
+  const list = out.fields.get(name);
+  if (list) list.push(value);
+  else {
+    if (out.fields.size >= limits.maxFields) {
+      throw validationFailed([
+        { field: 'body', code: 'too_many_fields', message: `at most ${limits.maxFields}` },
+      ]);
+    }
+    out.fields.set(name, [value]);
+  }
+}
+
+/** `a=1&b=%C3%A9+x`: percent-decoded to bytes first, then strict UTF-8 (URLSearchParams would hide bad bytes). */
+export function parseUrlEncoded(body: Buffer, limits: FormBodyLimits): FormBody {
+  const out: FormBody = { fields: new Map(), files: [] };
+  const text = decodeUtf8(body);
+  if (text.trim() === '') return out;
+  for (const pair of text.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const rawName = eq >= 0 ? pair.slice(0, eq) : pair;
+    const rawValue = eq >= 0 ? pair.slice(eq + 1) : '';
+    const name = percentDecode(rawName, 'body');
+    addField(out, name, percentDecode(rawValue, name), limits);
+  }
+  return out;
+}
+
+function percentDecode(s: string, field: string): string {
+  const plus = s.replace(/\+/gu, ' ');
+  if (!plus.includes('%')) return plus;
+  const bytes: number[] = [];
+  for (let i = 0; i < plus.length; i++) {
+    const c = plus.charCodeAt(i);
+    if (c === 0x25 && /^[0-9A-Fa-f]{2}$/u.test(plus.slice(i + 1, i + 3))) {
+      bytes.push(Number.parseInt(plus.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else if (c < 0x80) bytes.push(c);
+    else for (const b of Buffer.from(plus[i]!, 'utf8')) bytes.push(b);
+  }
+  return decodeUtf8(Uint8Array.from(bytes), field);
+}
+
+function parseJsonForm(body: Buffer, limits: FormBodyLimits): FormBody {
+  const value = parseJsonBody(decodeUtf8(body));
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw validationFailed([
+      { field: 'body', code: 'invalid_type', message: 'must be a JSON object of fields' },
+    ]);
+  }
+  const out: FormBody = { fields: new Map(), files: [] };
+  const errors: FieldError[] = [];
+  for (const [name, v] of Object.entries(value)) {
+    const values = Array.isArray(v) ? v : [v];
+    for (const item of values) {
+      if (typeof item === 'string') addField(out, name, item, limits);
+      else if (typeof item === 'number' || typeof item === 'boolean')
+        addField(out, name, String(item), limits);
+      else if (item !== null) {
+        errors.push({
+          field: name,
+          code: 'invalid_type',
+          message: 'must be a string, number, boolean or array',
+        });
+      }
+    }
+  }
+  if (errors.length) throw validationFailed(errors);
+  return out;
+}
+
+function parseMultipart(contentType: string, body: Buffer, limits: FormBodyLimits): Promise<FormBody> {
+  return new Promise((resolve, reject) => {
+    const out: FormBody = { fields: new Map(), files: [] };
+    let failure: SendError | undefined;
+    const fail = (e: SendError) => {
+      failure ??= e;
+    };
+    let bb: busboy.Busboy;
+    try {
+      bb = busboy({
+        headers: { 'content-type': contentType },
+        defParamCharset: 'utf8',
+        limits: {
+          fields: limits.maxFields,
+          fieldSize: limits.maxFieldBytes,
+          // Browsers send an empty part for an unused <input type=file>; count real files ourselves.
+          files: limits.maxFiles + 8,
+          fileSize: limits.maxFileBytes,
+          parts: limits.maxFields + limits.maxFiles + 8,
+          headerPairs: 50,
+        },
+      });
+    } catch {
+      reject(
+        validationFailed([
+          { field: 'content-type', code: 'invalid_multipart', message: 'missing or bad boundary' },
+        ]),
+      );
+      return;
+    }
+    bb.on('field', (name, value, info) => {
+      if (info.valueTruncated) {
+        fail(
+          new SendError('payload_too_large', `field ${name} is larger than ${limits.maxFieldBytes} bytes`, {
+            errors: [{ field: name, code: 'too_large', message: `at most ${limits.maxFieldBytes} bytes` }],
+          }),
+        );
+        return;
+      }
+      if (value.includes('\uFFFD') || name.includes('\uFFFD')) {
+        fail(validationFailed([{ field: name, code: 'invalid_utf8', message: 'is not valid UTF-8' }]));
+        return;
+      }
+      try {
+        addField(out, name, value, limits);
+      } catch (e) {
+        fail(e as SendError);
+      }
+    });
+    bb.on('file', (name, stream, info) => {
+      const chunks: Buffer[] = [];
+      let truncated = false;
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('limit', () => {
+        truncated = true;
+      });
+      stream.on('close', () => {
+        const content = Buffer.concat(chunks);
+        if (!info.filename && content.length === 0) return; // an unused file input
+        if (truncated) {
+          fail(
+            new SendError(
+              'payload_too_large',
+              `file in ${name} is larger than ${limits.maxFileBytes} bytes`,
+              {
+                errors: [
+                  { field: name, code: 'file_too_large', message: `at most ${limits.maxFileBytes} bytes` },
+                ],
+              },
+            ),
+          );
+          return;
+        }
+        if (out.files.length >= limits.maxFiles) {
+          fail(
+            limits.maxFiles === 0
+              ? validationFailed([
+                  { field: name, code: 'attachments_not_allowed', message: 'this form takes no files' },
+                ])
+              : validationFailed([
+                  { field: name, code: 'too_many_files', message: `at most ${limits.maxFiles} files` },
+                ]),
+          );
+          return;
+        }
+        if ((info.filename ?? '').includes('\uFFFD')) {
+          fail(
+            validationFailed([
+              { field: name, code: 'invalid_utf8', message: 'file name is not valid UTF-8' },
+            ]),
+          );
+          return;
+        }
+        out.files.push({
+          field: name,
+          filename: info.filename || 'attachment',
+          contentType: info.mimeType || 'application/octet-stream',
+          content: new Uint8Array(content.buffer, content.byteOffset, content.length),
+        });
+      });
+    });
+    const tooMany = (what: string) => () =>
+      fail(validationFailed([{ field: 'body', code: `too_many_${what}`, message: `too many ${what}` }]));
+    bb.on('fieldsLimit', tooMany('fields'));
+    bb.on('partsLimit', tooMany('parts'));
+    bb.on('filesLimit', tooMany('files'));
+    bb.on('error', () =>
+      reject(
+        validationFailed([{ field: 'body', code: 'invalid_multipart', message: 'malformed multipart body' }]),
+      ),
+    );
+    bb.on('close', () => (failure ? reject(failure) : resolve(out)));
+    bb.end(body);
+  });
+}

@@ -1,0 +1,67 @@
+/**
+ * One structured summary line per invocation: entry point, form id, outcome, stable code, SMTP code + phase,
+ * round trips, attempts, duration, recipient DOMAINS only. Never addresses' local parts, bodies or secrets.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { SendError } from '../send/errors.ts';
+import type { DeliveryTrace } from '../send/types.ts';
+
+export type EntryPoint = 'http_send' | 'http_form' | 'http_other' | 'eventbridge' | 'direct_invoke';
+
+export interface InvocationLog {
+  entryPoint: EntryPoint;
+  formId?: string;
+  requestId?: string;
+  outcome?: 'sent' | 'partial' | 'spam' | 'rejected' | 'failed' | 'unknown' | 'preflight' | 'not_found';
+  code?: string;
+  status?: number;
+  messages?: number;
+  trace: DeliveryTrace;
+  started: number;
+}
+
+export function newInvocationLog(entryPoint: EntryPoint): InvocationLog {
+  return { entryPoint, trace: { attempts: 0, roundTrips: 0 }, started: Date.now() };
+}
+
+export function noteError(log: InvocationLog, err: SendError): void {
+  log.code = err.code;
+  log.status = err.status;
+  log.outcome =
+    err.code === 'delivery_unknown'
+      ? 'unknown'
+      : err.status >= 500 && err.code !== 'smtp_rejected'
+        ? 'failed'
+        : 'rejected';
+  if (err.smtp?.code !== undefined) log.trace.smtpCode = err.smtp.code;
+  if (err.smtp?.phase) log.trace.smtpPhase = err.smtp.phase;
+}
+
+export function writeSummary(logger: Logger, log: InvocationLog, extra: Record<string, unknown> = {}): void {
+  const t = log.trace;
+  const item: Record<string, unknown> = {
+    entryPoint: log.entryPoint,
+    formId: log.formId,
+    outcome: log.outcome,
+    code: log.code,
+    status: log.status,
+    messages: log.messages,
+    smtpCode: t.smtpCode,
+    smtpPhase: t.smtpPhase,
+    roundTrips: t.roundTrips,
+    attempts: t.attempts,
+    reused: t.reused,
+    secretRefreshed: t.secretRefreshed,
+    recipientDomains: t.recipientDomains,
+    sizeBytes: t.size,
+    durationMs: Date.now() - log.started,
+    ...extra,
+  };
+  for (const k of Object.keys(item)) if (item[k] === undefined) delete item[k];
+  const msg = `${log.entryPoint} ${log.outcome ?? 'done'}`;
+  if (log.outcome === 'unknown' || log.outcome === 'failed' || (log.status ?? 0) >= 500)
+    logger.error(msg, item);
+  else if (log.outcome === 'rejected' || log.outcome === 'partial' || log.outcome === 'spam')
+    logger.warn(msg, item);
+  else logger.info(msg, item);
+}

@@ -1,0 +1,48 @@
+/** Small built-in HTML pages for browser form posts without a configured thank-you URL, and for errors. */
+import type { HttpResult } from './http.ts';
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/gu, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(status: number, title: string, body: string, headers: Record<string, string>): HttpResult {
+  const html =
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
+    '<meta name="viewport" content="width=device-width,initial-scale=1">' +
+    `<title>${escapeHtml(title)}</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;` +
+    'margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}</style></head><body>' +
+    `<h1>${escapeHtml(title)}</h1>${body}</body></html>`;
+  return {
+    statusCode: status,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+      ...headers,
+    },
+    body: html,
+    isBase64Encoded: false,
+  };
+}
+
+export function thankYouPage(headers: Record<string, string>): HttpResult {
+  return page(200, 'Thank you', '<p>Your message has been sent.</p>', headers);
+}
+
+export function errorPage(
+  status: number,
+  title: string,
+  detail: string,
+  fields: Array<{ field: string; message: string }>,
+  headers: Record<string, string>,
+): HttpResult {
+  const list = fields.length
+    ? `<ul>${fields.map((f) => `<li><strong>${escapeHtml(f.field)}</strong>: ${escapeHtml(f.message)}</li>`).join('')}</ul>`
+    : '';
+  return page(
+    status,
+    title,
+    `<p>${escapeHtml(detail)}</p>${list}<p>Use your browser’s back button to correct the form and try again.</p>`,
+    headers,
+  );
+}

@@ -1,0 +1,91 @@
+/**
+ * Module-scope state of one function instance: endpoint configuration (validated once, at cold start),
+ * the secret cache, the warm SMTP session, and the logger. `createRuntime` reads only the env it is given.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import {
+  type EndpointConfig,
+  EndpointConfigError,
+  type Limits,
+  loadEndpointConfig,
+  resolveLimits,
+} from '../config/endpoint.ts';
+import { SecretStore, secretTtlFromEnv } from '../config/secrets.ts';
+import { SecretSmtpSettings } from '../config/smtp-secret.ts';
+import type { DeliverDeps } from '../send/deliver.ts';
+import { SendError } from '../send/errors.ts';
+import { SmtpTransport, transportOptionsFromEnv } from '../send/transport.ts';
+import type { SmtpSettings, SmtpSettingsSource } from '../send/types.ts';
+
+export interface Runtime {
+  logger: Logger;
+  /** Undefined when the configuration is broken (`configError` says why). */
+  config?: EndpointConfig;
+  limits: Limits;
+  configError?: EndpointConfigError;
+  secrets: SecretStore;
+  transport: SmtpTransport;
+  deps: DeliverDeps;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface RuntimeOptions {
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  secrets?: SecretStore;
+}
+
+class MissingSecretId implements SmtpSettingsSource {
+  get(): Promise<SmtpSettings> {
+    return Promise.reject(new SendError('configuration_error', 'SMTP_SECRET_ID is not set'));
+  }
+  refresh(): Promise<SmtpSettings> {
+    return this.get();
+  }
+}
+
+export function createRuntime(opts: RuntimeOptions = {}): Runtime {
+  const env = opts.env ?? process.env;
+  const logger =
+    opts.logger ?? new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME || 'smtp-send-endpoint' });
+  let config: EndpointConfig | undefined;
+  let configError: EndpointConfigError | undefined;
+  try {
+    config = loadEndpointConfig(env);
+  } catch (e) {
+    if (!(e instanceof EndpointConfigError)) throw e;
+    configError = e;
+    // Fail fast, once, with the exact path and message of every problem.
+    logger.error(e.message, { code: 'configuration_error', source: e.source, issues: e.issues });
+  }
+  const limits = resolveLimits(config ?? {});
+  const secrets = opts.secrets ?? new SecretStore({ ttlMs: secretTtlFromEnv(env) });
+  const transport = new SmtpTransport(transportOptionsFromEnv(env));
+  const secretId = env.SMTP_SECRET_ID?.trim();
+  const smtp: SmtpSettingsSource = secretId
+    ? new SecretSmtpSettings(secrets, secretId)
+    : new MissingSecretId();
+  const deps: DeliverDeps = {
+    smtp,
+    transport,
+    policy: {
+      limits,
+      ...(config?.send?.allowedRecipients ? { allowedRecipients: config.send.allowedRecipients } : {}),
+      ...(config?.send?.allowedSenders ? { allowedSenders: config.send.allowedSenders } : {}),
+    },
+  };
+  const rt: Runtime = { logger, limits, secrets, transport, deps, env };
+  if (config) rt.config = config;
+  if (configError) rt.configError = configError;
+  return rt;
+}
+
+/** Throws `configuration_error` when the endpoint configuration failed validation at cold start. */
+export function requireConfig(rt: Runtime): EndpointConfig {
+  if (rt.config) return rt.config;
+  throw new SendError(
+    'configuration_error',
+    "the endpoint's deployment configuration is invalid (see the function's cold-start log); " +
+      'this is not a problem with your request',
+  );
+}

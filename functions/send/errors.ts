@@ -1,0 +1,144 @@
+/**
+ * The use case's typed failures. Every failure has a stable `code` (part of the public API: clients switch on
+ * it), an HTTP status, and optional field errors / SMTP details. Messages never contain secrets or bodies.
+ */
+
+export type ErrorCode =
+  | 'validation_failed'
+  | 'origin_not_allowed'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'captcha_failed'
+  | 'captcha_unavailable'
+  | 'recipient_not_allowed'
+  | 'sender_not_allowed'
+  | 'form_not_found'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'smtp_rejected'
+  | 'smtp_unavailable'
+  | 'delivery_unknown'
+  | 'configuration_error'
+  | 'internal_error';
+
+/** One problem with one input field (`to[3]`, `attachments[0].content`, `email`, `body`). */
+export interface FieldError {
+  field: string;
+  code: string;
+  message: string;
+}
+
+/** What the SMTP server said, when the failure came from it. */
+export interface SmtpDetail {
+  phase: string;
+  code?: number;
+  enhancedCode?: string;
+}
+
+export interface ErrorInfo {
+  status: number;
+  title: string;
+  /** Whether the same request may succeed later unchanged (HTTP: Retry-After; EventBridge: throw → retried). */
+  transient: boolean;
+}
+
+export const ERROR_CODES: Record<ErrorCode, ErrorInfo> = {
+  validation_failed: { status: 400, title: 'The request is not valid', transient: false },
+  origin_not_allowed: { status: 403, title: 'This origin may not use this form', transient: false },
+  payload_too_large: { status: 413, title: 'The request is too large', transient: false },
+  unsupported_media_type: { status: 415, title: 'Unsupported content type', transient: false },
+  captcha_failed: { status: 403, title: 'CAPTCHA verification failed', transient: false },
+  captcha_unavailable: { status: 503, title: 'CAPTCHA verification is unavailable', transient: true },
+  recipient_not_allowed: { status: 403, title: 'Recipient not allowed', transient: false },
+  sender_not_allowed: { status: 403, title: 'Sender not allowed', transient: false },
+  form_not_found: { status: 404, title: 'No such form', transient: false },
+  not_found: { status: 404, title: 'Not found', transient: false },
+  method_not_allowed: { status: 405, title: 'Method not allowed', transient: false },
+  smtp_rejected: { status: 502, title: 'The mail server rejected the message', transient: false },
+  smtp_unavailable: { status: 503, title: 'The mail server is unavailable', transient: true },
+  delivery_unknown: {
+    status: 502,
+    title: 'Delivery unknown: the server may have the message; do not retry blindly',
+    transient: false,
+  },
+  configuration_error: {
+    status: 500,
+    title: "The endpoint's own deployment configuration is broken (not a problem with your request)",
+    transient: false,
+  },
+  internal_error: { status: 500, title: 'Internal error', transient: false },
+};
+
+export interface SendErrorOptions {
+  status?: number;
+  errors?: FieldError[];
+  smtp?: SmtpDetail;
+  /** Seconds; set on transient failures. */
+  retryAfter?: number;
+  cause?: unknown;
+}
+
+/** A failure of the use case with a stable code. `message` is the problem's `detail`. */
+export class SendError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly errors?: FieldError[];
+  readonly smtp?: SmtpDetail;
+  readonly retryAfter?: number;
+  override readonly name = 'SendError';
+
+  constructor(code: ErrorCode, detail: string, opts: SendErrorOptions = {}) {
+    super(detail, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    this.status = opts.status ?? ERROR_CODES[code].status;
+    if (opts.errors) this.errors = opts.errors;
+    if (opts.smtp) this.smtp = opts.smtp;
+    if (opts.retryAfter !== undefined) this.retryAfter = opts.retryAfter;
+    else if (ERROR_CODES[code].transient) this.retryAfter = 30;
+  }
+
+  get transient(): boolean {
+    return ERROR_CODES[this.code].transient;
+  }
+
+  get title(): string {
+    return ERROR_CODES[this.code].title;
+  }
+
+  /** A plain object safe to return to callers and to log (no stack, no cause). */
+  toJSON(): SendErrorBody {
+    const body: SendErrorBody = {
+      code: this.code,
+      status: this.status,
+      title: this.title,
+      detail: this.message,
+    };
+    if (this.errors?.length) body.errors = this.errors;
+    if (this.smtp) body.smtp = this.smtp;
+    if (this.retryAfter !== undefined) body.retryAfter = this.retryAfter;
+    return body;
+  }
+}
+
+export interface SendErrorBody {
+  code: ErrorCode;
+  status: number;
+  title: string;
+  detail: string;
+  errors?: FieldError[];
+  smtp?: SmtpDetail;
+  retryAfter?: number;
+}
+
+export function validationFailed(errors: FieldError[], detail?: string): SendError {
+  const first = errors[0];
+  const text =
+    detail ??
+    (errors.length === 1 && first
+      ? `${first.field}: ${first.message}`
+      : `${errors.length} fields are not valid: ${errors
+          .slice(0, 5)
+          .map((e) => e.field)
+          .join(', ')}${errors.length > 5 ? ', …' : ''}`);
+  return new SendError('validation_failed', text, { errors });
+}

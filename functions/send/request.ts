@@ -1,0 +1,244 @@
+/**
+ * The send request (`POST /send`, EventBridge `detail`, direct invoke): one message or a batch.
+ * Structure is checked with valibot; content rules (CR/LF in header-bound fields, strict base64, sizes,
+ * recipient count, address syntax) produce field errors with stable codes. Nothing here touches the network.
+ */
+import * as v from 'valibot';
+import { MimeError } from '../mime/error.ts';
+import { parseMailbox } from '../mime/index.ts';
+import type { Mailbox } from '../mime/types.ts';
+import { type FieldError, SendError, validationFailed } from './errors.ts';
+import type { SendLimits } from './types.ts';
+
+const HEADER_NAME = /^[!-9;-~]{1,76}$/u;
+const CONTENT_TYPE = /^[\w!#$&^.+-]+\/[\w!#$&^.+-]+(\s*;.*)?$/u;
+
+const AddressValue = v.union([v.string(), v.array(v.string())]);
+
+export const AttachmentSchema = v.strictObject({
+  filename: v.string(),
+  contentType: v.string(),
+  content: v.string(),
+});
+
+export const SendRequestSchema = v.strictObject({
+  from: v.optional(v.string()),
+  to: AddressValue,
+  cc: v.optional(AddressValue),
+  bcc: v.optional(AddressValue),
+  replyTo: v.optional(AddressValue),
+  subject: v.string(),
+  text: v.optional(v.string()),
+  html: v.optional(v.string()),
+  attachments: v.optional(v.array(AttachmentSchema)),
+  headers: v.optional(v.record(v.string(), v.string())),
+});
+
+export const BatchRequestSchema = v.strictObject({ messages: v.array(v.unknown()) });
+
+/** The request as sent by a caller. */
+export type SendRequest = v.InferOutput<typeof SendRequestSchema>;
+export type BatchRequest = { messages: SendRequest[] };
+
+/** A request that passed every rule: addresses parsed, attachments decoded. */
+export interface ValidSendRequest {
+  from?: Mailbox;
+  to: Mailbox[];
+  cc: Mailbox[];
+  bcc: Mailbox[];
+  replyTo: Mailbox[];
+  subject: string;
+  text?: string;
+  html?: string;
+  attachments: Array<{ filename: string; contentType: string; content: Uint8Array }>;
+  headers: Record<string, string>;
+}
+
+/** Is this a batch (`{ messages: [...] }`) rather than one message? */
+export function isBatchRequest(value: unknown): value is { messages: unknown } {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && 'messages' in value;
+}
+
+/** Validate one message; throws `SendError` (`validation_failed` 400 or `payload_too_large` 413). */
+export function validateSendRequest(input: unknown, limits: SendLimits, prefix = ''): ValidSendRequest {
+  const parsed = v.safeParse(SendRequestSchema, input);
+  if (!parsed.success) throw validationFailed(issuesToFieldErrors(parsed.issues, prefix));
+  const req = parsed.output;
+  const errors: FieldError[] = [];
+  const tooLarge: FieldError[] = [];
+  const p = (f: string) => (prefix ? `${prefix}.${f}` : f);
+
+  const addresses = (
+    name: 'from' | 'to' | 'cc' | 'bcc' | 'replyTo',
+    value: string | string[] | undefined,
+  ) => {
+    if (value === undefined) return [];
+    const list = Array.isArray(value) ? value : [value];
+    const out: Mailbox[] = [];
+    list.forEach((raw, i) => {
+      const field = p(Array.isArray(value) ? `${name}[${i}]` : name);
+      if (checkHeaderText(raw, field, errors)) return;
+      try {
+        out.push(parseMailbox(raw));
+      } catch (e) {
+        if (e instanceof MimeError) errors.push({ field, code: e.code, message: stripField(e.message) });
+        else errors.push({ field, code: 'invalid_address', message: 'is not a valid address' });
+      }
+    });
+    return out;
+  };
+
+  const to = addresses('to', req.to);
+  const cc = addresses('cc', req.cc);
+  const bcc = addresses('bcc', req.bcc);
+  const replyTo = addresses('replyTo', req.replyTo);
+  const from = req.from === undefined ? undefined : addresses('from', req.from)[0];
+
+  const countOf = (x: string | string[] | undefined) =>
+    x === undefined ? 0 : Array.isArray(x) ? x.length : 1;
+  const recipients = countOf(req.to) + countOf(req.cc) + countOf(req.bcc);
+  if (countOf(req.to) + countOf(req.cc) + countOf(req.bcc) === 0) {
+    errors.push({ field: p('to'), code: 'required', message: 'at least one recipient is required' });
+  }
+  if (recipients > limits.maxRecipients) {
+    errors.push({
+      field: p('to'),
+      code: 'too_many_recipients',
+      message: `${recipients} recipients; at most ${limits.maxRecipients} (to + cc + bcc)`,
+    });
+  }
+
+  checkHeaderText(req.subject, p('subject'), errors);
+  if (req.text === undefined && req.html === undefined) {
+    errors.push({ field: p('text'), code: 'required', message: 'text or html is required' });
+  }
+  for (const key of ['text', 'html'] as const) {
+    const body = req[key];
+    if (body !== undefined && Buffer.byteLength(body, 'utf8') > limits.maxBodyBytes) {
+      tooLarge.push({
+        field: p(key),
+        code: 'too_large',
+        message: `larger than ${limits.maxBodyBytes} bytes`,
+      });
+    }
+  }
+
+  const attachments: ValidSendRequest['attachments'] = [];
+  let attachmentBytes = 0;
+  (req.attachments ?? []).forEach((a, i) => {
+    const f = (x: string) => p(`attachments[${i}].${x}`);
+    checkHeaderText(a.filename, f('filename'), errors);
+    if (a.filename.trim() === '')
+      errors.push({ field: f('filename'), code: 'required', message: 'must not be empty' });
+    if (!/[\r\n\0]/u.test(a.contentType) && !CONTENT_TYPE.test(a.contentType)) {
+      errors.push({ field: f('contentType'), code: 'invalid_content_type', message: 'must be type/subtype' });
+    } else checkHeaderText(a.contentType, f('contentType'), errors);
+    const bytes = decodeBase64Strict(a.content);
+    if (!bytes) {
+      errors.push({
+        field: f('content'),
+        code: 'invalid_base64',
+        message: 'is not valid base64 (RFC 4648, padded, no whitespace)',
+      });
+      return;
+    }
+    attachmentBytes += bytes.length;
+    attachments.push({ filename: a.filename, contentType: a.contentType, content: bytes });
+  });
+  if (attachmentBytes > limits.maxAttachmentBytes) {
+    tooLarge.push({
+      field: p('attachments'),
+      code: 'too_large',
+      message: `attachments total ${attachmentBytes} bytes; at most ${limits.maxAttachmentBytes}`,
+    });
+  }
+
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers ?? {})) {
+    const field = p(`headers.${name}`);
+    if (!HEADER_NAME.test(name)) {
+      errors.push({ field, code: 'invalid_header_name', message: 'is not a valid header field name' });
+      continue;
+    }
+    if (!checkHeaderText(value, field, errors)) headers[name] = value;
+  }
+
+  if (errors.length) throw validationFailed([...errors, ...tooLarge]);
+  if (tooLarge.length) {
+    throw new SendError('payload_too_large', tooLarge.map((e) => `${e.field}: ${e.message}`).join('; '), {
+      errors: tooLarge,
+    });
+  }
+  const valid: ValidSendRequest = { to, cc, bcc, replyTo, subject: req.subject, attachments, headers };
+  if (from) valid.from = from;
+  if (req.text !== undefined) valid.text = req.text;
+  if (req.html !== undefined) valid.html = req.html;
+  return valid;
+}
+
+/** Validate the batch envelope; items are validated one by one by the caller (one bad item never stops others). */
+export function validateBatchEnvelope(input: unknown, limits: SendLimits): unknown[] {
+  const parsed = v.safeParse(BatchRequestSchema, input);
+  if (!parsed.success) throw validationFailed(issuesToFieldErrors(parsed.issues, ''));
+  const n = parsed.output.messages.length;
+  if (n === 0) {
+    throw validationFailed([
+      { field: 'messages', code: 'required', message: 'at least one message is required' },
+    ]);
+  }
+  if (n > limits.maxBatch) {
+    throw validationFailed([
+      { field: 'messages', code: 'too_many_messages', message: `${n} messages; at most ${limits.maxBatch}` },
+    ]);
+  }
+  return parsed.output.messages;
+}
+
+/** Returns true (and records an error) when a header-bound value contains CR, LF or NUL. */
+function checkHeaderText(value: string, field: string, errors: FieldError[]): boolean {
+  const m = /[\r\n\0]/u.exec(value);
+  if (!m) return false;
+  const what = m[0] === '\r' ? 'CR' : m[0] === '\n' ? 'LF' : 'NUL';
+  errors.push({
+    field,
+    code: 'header_injection',
+    message: `contains ${what}; header fields must be one line`,
+  });
+  return true;
+}
+
+function stripField(message: string): string {
+  const i = message.indexOf(': ');
+  return i >= 0 ? message.slice(i + 2) : message;
+}
+
+/** RFC 4648 §4 base64, padded, canonical, no whitespace or line breaks. `undefined` when invalid. */
+export function decodeBase64Strict(s: string): Uint8Array | undefined {
+  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/u.test(s)) return undefined;
+  const bytes = Buffer.from(s, 'base64');
+  if (bytes.toString('base64') !== s) return undefined; // non-zero padding bits
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/** Valibot issues → field errors with stable codes and no echoed values. */
+export function issuesToFieldErrors(issues: readonly v.BaseIssue<unknown>[], prefix: string): FieldError[] {
+  return issues.map((issue) => {
+    const path = (issue.path ?? [])
+      .map((item) => item.key)
+      .reduce<string>((acc, key) => {
+        if (typeof key === 'number') return `${acc}[${key}]`;
+        return acc ? `${acc}.${String(key)}` : String(key);
+      }, prefix);
+    const field = path || prefix || 'body';
+    if (issue.type === 'strict_object' && issue.expected === 'never') {
+      return { field, code: 'unknown_field', message: 'is not a known field' };
+    }
+    if (issue.received === 'undefined') {
+      return { field, code: 'required', message: `is required (${issue.expected ?? 'value'})` };
+    }
+    if (issue.kind === 'schema') {
+      return { field, code: 'invalid_type', message: `must be ${issue.expected ?? 'a valid value'}` };
+    }
+    return { field, code: 'invalid', message: issue.message.replace(/\s*but received[\s\S]*$/u, '') };
+  });
+}

@@ -1,0 +1,74 @@
+import type { ConnectionOptions } from '../smtp/types.ts';
+import type { SendErrorBody } from './errors.ts';
+
+/** Where and as whom to submit: resolved from the SMTP secret. */
+export interface SmtpSettings {
+  connection: ConnectionOptions;
+  /** Default (and default-allowed) sender address. */
+  from: string;
+  fromName?: string;
+  /** Changes whenever the secret changes; a new revision closes the warm session. */
+  revision: string;
+}
+
+/** The port the use case reads SMTP settings through; `refresh()` re-reads the secret (after a 535). */
+export interface SmtpSettingsSource {
+  get(): Promise<SmtpSettings>;
+  refresh(): Promise<SmtpSettings>;
+}
+
+export interface SendLimits {
+  maxRecipients: number;
+  maxBatch: number;
+  maxBodyBytes: number;
+  maxAttachmentBytes: number;
+}
+
+/** Who may send to whom through `/send`, EventBridge and direct invoke. */
+export interface SendPolicy {
+  /** Address patterns (`*@example.com`); undefined = any recipient. */
+  allowedRecipients?: readonly string[];
+  /** Address patterns; undefined = only the secret's `from`. */
+  allowedSenders?: readonly string[];
+  limits: SendLimits;
+}
+
+export interface RejectedRecipient {
+  address: string;
+  code: number;
+  message: string;
+}
+
+/** A message the server took: to `accepted`, not to `rejected`. */
+export interface DeliveryResult {
+  messageId: string;
+  accepted: string[];
+  rejected: RejectedRecipient[];
+}
+
+/**
+ * One batch message's outcome:
+ * - `accepted`: the server took it (perhaps not for every recipient, see `rejected`),
+ * - `rejected`: permanently not sent (invalid, not allowed, or refused by the server),
+ * - `not_sent`: a transient failure; safe to send again later,
+ * - `unknown`: the server may have it; do not resend blindly.
+ */
+export type BatchItemOutcome =
+  | ({ index: number; status: 'accepted' } & DeliveryResult)
+  | { index: number; status: 'rejected' | 'not_sent' | 'unknown'; messageId?: string; error: SendErrorBody };
+
+export interface BatchDeliveryResult {
+  results: BatchItemOutcome[];
+}
+
+/** Filled in by `deliver` for logging: what happened on the wire. */
+export interface DeliveryTrace {
+  attempts: number;
+  roundTrips: number;
+  reused?: boolean;
+  secretRefreshed?: boolean;
+  smtpCode?: number;
+  smtpPhase?: string;
+  recipientDomains?: string[];
+  size?: number;
+}
