@@ -1,0 +1,126 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  EndpointConfigError,
+  loadEndpointConfig,
+  matchesRedirectAllowlist,
+  parseEndpointConfig,
+  resolveLimits,
+} from '../../functions/config/endpoint.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'endpoint-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function issuesOf(value: unknown): string {
+  try {
+    parseEndpointConfig(value, 'test');
+  } catch (e) {
+    expect(e).toBeInstanceOf(EndpointConfigError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a failure');
+}
+
+describe('endpoint configuration', () => {
+  it('the sample config/endpoint.json is valid', () => {
+    const config = loadEndpointConfig({ ENDPOINT_CONFIG_FILE: 'config/endpoint.json' });
+    expect(config.forms?.contact?.to).toEqual(['team@example.com']);
+  });
+
+  it('inline ENDPOINT_CONFIG wins; a file path resolves against LAMBDA_TASK_ROOT', () => {
+    writeFileSync(join(dir, 'endpoint.json'), JSON.stringify({ limits: { maxBatch: 7 } }));
+    expect(
+      loadEndpointConfig({ ENDPOINT_CONFIG_FILE: 'endpoint.json', LAMBDA_TASK_ROOT: dir }).limits?.maxBatch,
+    ).toBe(7);
+    expect(
+      loadEndpointConfig({
+        ENDPOINT_CONFIG: '{"limits":{"maxBatch":3}}',
+        ENDPOINT_CONFIG_FILE: 'endpoint.json',
+        LAMBDA_TASK_ROOT: dir,
+      }).limits?.maxBatch,
+    ).toBe(3);
+    expect(loadEndpointConfig({})).toEqual({});
+  });
+
+  it('a missing file and bad JSON are reported with their source', () => {
+    expect(() => loadEndpointConfig({ ENDPOINT_CONFIG_FILE: 'nope.json', LAMBDA_TASK_ROOT: dir })).toThrow(
+      /ENDPOINT_CONFIG_FILE=nope\.json.*cannot read .*ENOENT/,
+    );
+    expect(() => loadEndpointConfig({ ENDPOINT_CONFIG: '{"send": ' })).toThrow(
+      /ENDPOINT_CONFIG.*not valid JSON/,
+    );
+  });
+
+  it('names the exact path of every problem', () => {
+    const msg = issuesOf({
+      send: { allowedRecipients: ['not a pattern'] },
+      limits: { maxBatch: 0, maxRecipients: 2.5 },
+      forms: {
+        contact: {
+          to: 'team-at-example.com',
+          subject: 'Hi {{name}}',
+          fields: { name: { required: 'yes' } },
+          allowedOrigins: ['https://ok.example/path'],
+          redirect: 'javascript:alert(1)',
+          captcha: { provider: 'recaptcha-v9', secretId: 'x' },
+          allowedOrigin: ['typo'],
+        },
+      },
+    });
+    expect(msg).toContain('send.allowedRecipients.0');
+    expect(msg).toContain('limits.maxBatch: must be at least 1');
+    expect(msg).toContain('limits.maxRecipients: must be an integer');
+    expect(msg).toContain('forms.contact.to');
+    expect(msg).toContain('forms.contact.fields.name.required: expected boolean');
+    expect(msg).toContain('forms.contact.allowedOrigins.0');
+    expect(msg).toContain('forms.contact.redirect: must be an absolute http(s) URL');
+    expect(msg).toContain('forms.contact.captcha.provider');
+    expect(msg).toContain('forms.contact.allowedOrigin: unknown key');
+  });
+
+  it('cross-field rules: the redirect must be in the allowlist, template fields must exist', () => {
+    const msg = issuesOf({
+      forms: {
+        f: {
+          to: ['a@example.com'],
+          subject: 'From {{nmae}}',
+          fields: { name: {} },
+          redirect: 'https://evil.example/thanks',
+          redirectAllowlist: ['https://good.example/'],
+        },
+      },
+    });
+    expect(msg).toContain('forms.f.redirect: is not covered by redirectAllowlist');
+    expect(msg).toContain('forms.f.subject: uses {{nmae}} which is not in fields');
+  });
+
+  it('limits have defaults; the request limit is derived and capped at 6 MB', () => {
+    expect(resolveLimits({})).toEqual({
+      maxRecipients: 50,
+      maxBatch: 50,
+      maxBodyBytes: 1048576,
+      maxAttachmentBytes: 5242880,
+      maxRequestBytes: 6 * 1024 * 1024,
+    });
+    expect(resolveLimits({ limits: { maxAttachmentBytes: 1000, maxBodyBytes: 1000 } }).maxRequestBytes).toBe(
+      1334 + 2000 + 65536,
+    );
+  });
+
+  it('redirect allowlist compares parsed URLs, not string prefixes', () => {
+    const list = ['https://www.example.com/thanks/'];
+    expect(matchesRedirectAllowlist('https://www.example.com/thanks/', list)).toBe(true);
+    expect(matchesRedirectAllowlist('https://www.example.com/thanks/contact?x=1', list)).toBe(true);
+    expect(matchesRedirectAllowlist('https://www.example.com.evil.com/thanks/', list)).toBe(false);
+    expect(matchesRedirectAllowlist('https://www.example.com@evil.com/thanks/', list)).toBe(false);
+    expect(matchesRedirectAllowlist('//evil.com/thanks/', list)).toBe(false);
+    expect(matchesRedirectAllowlist('https://www.example.com/thanksgiving', list)).toBe(false);
+    expect(matchesRedirectAllowlist('javascript:alert(1)//https://www.example.com/thanks/', list)).toBe(
+      false,
+    );
+    expect(matchesRedirectAllowlist('http://www.example.com/thanks/', list)).toBe(false);
+    expect(matchesRedirectAllowlist('https://user:pw@www.example.com/thanks/', list)).toBe(false);
+  });
+});
