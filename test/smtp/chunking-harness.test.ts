@@ -236,6 +236,37 @@ describe('Exim CHUNKING harness (raw sockets)', () => {
 });
 
 describe('Exim CHUNKING harness lifecycle', () => {
+  it('implicitTls: a second port speaks TLS on connect (RFC 8314) with AUTH and CHUNKING', async (ctx) => {
+    const started = await startChunkingServer({ implicitTls: true });
+    if (!started.server) return ctx.skip(started.reason);
+    const srv = started.server;
+    try {
+      expect(srv.tlsPort).toBeGreaterThan(0);
+      const secure = tls.connect({
+        host: '127.0.0.1',
+        port: srv.tlsPort!,
+        servername: 'localhost',
+        ca: srv.ca,
+      });
+      await new Promise<void>((resolve, reject) => {
+        secure.once('secureConnect', resolve);
+        secure.once('error', reject);
+      });
+      const s = new RawSession(secure);
+      expect((await s.replies(1))[0]).toMatch(/^220 /);
+      s.send('EHLO client.example\r\n');
+      const [ehlo] = await s.replies(1);
+      expect(ehlo).toMatch(/^250[- ]AUTH PLAIN LOGIN$/m);
+      expect(ehlo).toMatch(/^250[- ]CHUNKING$/m);
+      expect(ehlo).not.toMatch(/STARTTLS/);
+      s.send('QUIT\r\n');
+      await s.replies(1);
+      secure.destroy();
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('close() stops the daemon and its process group and removes the temp dir', async (ctx) => {
     const started = await startChunkingServer();
     if (!started.server) return ctx.skip(started.reason);

@@ -7,7 +7,8 @@
  * Every message is delivered into a maildir inside the temp dir and read back by `messages()`.
  *
  * `startChunkingServer()` resolves to `{ server: null, reason }` when Exim is not installed, so tests can skip
- * with a printed reason (CI installs `exim4-daemon-heavy`).
+ * with a printed reason (CI installs `exim4-daemon-heavy`). When Exim is installed but does not start, it
+ * throws: a broken harness must fail, not skip.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -25,6 +26,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { eximConfig } from './exim/config.ts';
 
@@ -45,7 +47,10 @@ export interface ReceivedMessage {
 
 export interface ChunkingServer {
   host: '127.0.0.1';
+  /** Plain port: STARTTLS offered, AUTH only after it. */
   port: number;
+  /** Implicit-TLS port, when started with `implicitTls: true`. */
+  tlsPort?: number;
   /** PEM of certs/dev/ca.pem: trust this to verify the server's certificate for localhost / 127.0.0.1. */
   ca: string;
   username: string;
@@ -73,6 +78,8 @@ export interface ChunkingServerOptions {
   sizeLimit?: number;
   /** Startup deadline in ms (per attempt). Default 5000. */
   startTimeoutMs?: number;
+  /** Also listen on a second port with TLS on connect (implicit TLS, RFC 8314): `tlsPort`. */
+  implicitTls?: boolean;
 }
 
 export function findExim(): string | null {
@@ -140,9 +147,16 @@ function freePort(): Promise<number> {
 }
 
 /** One connect attempt: resolves true when a 220 greeting arrives (then says QUIT), false otherwise. */
-function probeGreeting(port: number, ms: number): Promise<boolean> {
+function probeGreeting(port: number, ms: number, implicitTls = false): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = implicitTls
+      ? tls.connect({
+          host: '127.0.0.1',
+          port,
+          servername: 'localhost',
+          ca: readFileSync(join(CERTS, 'ca.pem')),
+        })
+      : net.connect({ host: '127.0.0.1', port });
     let buf = '';
     const done = (ok: boolean) => {
       clearTimeout(timer);
@@ -211,6 +225,7 @@ export async function startChunkingServer(opts: ChunkingServerOptions = {}): Pro
       copyFileSync(join(CERTS, 'localhost.pem'), certFile);
       copyFileSync(join(CERTS, 'localhost.key'), keyFile);
       const port = await freePort();
+      const tlsPort = opts.implicitTls ? await freePort() : undefined;
       const confFile = join(dir, 'exim.conf');
       writeFileSync(
         confFile,
@@ -224,6 +239,7 @@ export async function startChunkingServer(opts: ChunkingServerOptions = {}): Pro
           username,
           password,
           sizeLimit: opts.sizeLimit ?? 50 * 1024 * 1024,
+          ...(tlsPort !== undefined ? { tlsOnConnectPort: tlsPort } : {}),
         }),
       );
       if (process.getuid?.() === 0) {
@@ -232,18 +248,12 @@ export async function startChunkingServer(opts: ChunkingServerOptions = {}): Pro
           chownSync(join(dir, p), acct.uid, acct.gid);
         }
       }
-      const started = await launch(exim, dir, confFile, port, startTimeout);
+      const started = await launch(exim, dir, confFile, port, tlsPort, startTimeout);
       if ('server' in started) {
-        return {
-          server: makeServer(
-            started.child,
-            dir,
-            port,
-            readFileSync(join(CERTS, 'ca.pem'), 'utf8'),
-            username,
-            password,
-          ),
-        };
+        const ca = readFileSync(join(CERTS, 'ca.pem'), 'utf8');
+        const server = makeServer(started.child, dir, port, ca, username, password);
+        if (tlsPort !== undefined) server.tlsPort = tlsPort;
+        return { server };
       }
       lastReason = started.reason;
     } catch (err) {
@@ -251,7 +261,8 @@ export async function startChunkingServer(opts: ChunkingServerOptions = {}): Pro
     }
     rmSync(dir, { recursive: true, force: true });
   }
-  return { server: null, reason: lastReason };
+  // Exim is installed but would not start: that is a broken harness, not a reason to skip.
+  throw new Error(`Exim CHUNKING server did not start after 3 attempts: ${lastReason}`);
 }
 
 async function launch(
@@ -259,11 +270,12 @@ async function launch(
   dir: string,
   confFile: string,
   port: number,
+  tlsPort: number | undefined,
   timeoutMs: number,
 ): Promise<{ server: true; child: ChildProcess } | { reason: string }> {
-  // -bdf: daemon in the foreground (our child; no double fork); -oX: the port; -oP: the pid file;
-  // -odf is implied for SMTP input in this config (deliveries start right after each message).
-  const child = spawn(exim, ['-C', confFile, '-bdf', '-oX', String(port), '-oP', join(dir, 'exim.pid')], {
+  // -bdf: daemon in the foreground (our child; no double fork); -oP: the pid file. The ports come from
+  // daemon_smtp_ports (-oX would replace that list). Deliveries start right after each message is accepted.
+  const child = spawn(exim, ['-C', confFile, '-bdf', '-oP', join(dir, 'exim.pid')], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
     // its own process group, so close() can signal the daemon and any delivery process it forked
@@ -285,7 +297,11 @@ async function launch(
   });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !exited) {
-    if (await probeGreeting(port, Math.max(50, Math.min(1000, deadline - Date.now())))) {
+    const ms = Math.max(50, Math.min(1000, deadline - Date.now()));
+    if (
+      (await probeGreeting(port, ms)) &&
+      (tlsPort === undefined || (await probeGreeting(tlsPort, ms, true)))
+    ) {
       return { server: true, child };
     }
     await sleep(25);

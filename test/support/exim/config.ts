@@ -30,6 +30,8 @@ export interface EximConfigInput {
   password: string;
   /** SIZE advertised (octets). */
   sizeLimit: number;
+  /** Extra port with TLS on connect (RFC 8314 implicit TLS, the 465 case). */
+  tlsOnConnectPort?: number;
 }
 
 /** Characters Exim's expansion language treats specially; test credentials must avoid them. */
@@ -45,8 +47,11 @@ spool_directory = ${c.dir}/spool
 log_file_path = ${c.dir}/log/%slog
 pid_file_path = ${c.dir}/exim.pid
 local_interfaces = 127.0.0.1
-daemon_smtp_ports = ${c.port}
-daemon_startup_retries = 0
+${
+  c.tlsOnConnectPort === undefined
+    ? `daemon_smtp_ports = ${c.port}\n`
+    : `daemon_smtp_ports = ${c.port} : ${c.tlsOnConnectPort}\ntls_on_connect_ports = ${c.tlsOnConnectPort}\n`
+}daemon_startup_retries = 0
 host_lookup =
 rfc1413_hosts =
 queue_only = false
