@@ -17,7 +17,12 @@ import {
 } from './header.ts';
 import { guessMediaType, parseMediaType } from './media-type.ts';
 import { fileNameParameters } from './parameter.ts';
-import { encodeBase64, encodeTextBody, normalizeLineBreaks } from './transfer-encoding.ts';
+import {
+  encodeBase64,
+  encodeTextBody,
+  normalizeLineBreaks,
+  type TransferEncoding,
+} from './transfer-encoding.ts';
 import type {
   AddressInput,
   AttachmentInput,
@@ -28,6 +33,7 @@ import type {
 
 const utf8 = new TextEncoder();
 const CRLF = Buffer.from('\r\n', 'latin1');
+const SOFT_BREAK = Buffer.from('=\r\n', 'latin1');
 
 interface ResolvedMailbox {
   name?: string;
@@ -39,6 +45,7 @@ interface Leaf {
   kind: 'leaf';
   fields: FoldedField[];
   body: Buffer;
+  encoding: TransferEncoding;
 }
 
 interface Multipart {
@@ -136,6 +143,7 @@ class Composer {
         foldField('Content-Transfer-Encoding', rawTokens(encoding), field),
       ],
       body,
+      encoding,
     };
   }
 
@@ -160,7 +168,7 @@ class Composer {
     if (a.contentId !== undefined) {
       fields.push(foldField('Content-ID', rawTokens(`<${a.contentId}>`), `${field}.contentId`));
     }
-    return { kind: 'leaf', fields, body: encodeBase64(a.content) };
+    return { kind: 'leaf', fields, body: encodeBase64(a.content), encoding: 'base64' };
   }
 
   /** A boundary (RFC 2046 §5.1.1) that occurs in none of the parts it separates. */
@@ -354,11 +362,11 @@ export function compose(input: MessageInput, opts: ComposeOptions = {}): Compose
   if (/[^\x00-\x7f]/.test(head)) c.smtpUtf8 = true;
   const body = rendered.body;
   const endsWithCRLF = body.length >= 2 && body[body.length - 2] === 0x0d && body[body.length - 1] === 0x0a;
-  const buf = Buffer.concat([
-    Buffer.from(head + '\r\n', 'utf8'),
-    body,
-    endsWithCRLF ? Buffer.alloc(0) : CRLF,
-  ]);
+  // The message ends in CRLF. A quoted-printable body gets a soft line break (its text is unchanged);
+  // a 7bit/8bit text without a final line break gains one.
+  const qp = root.kind === 'leaf' && root.encoding === 'quoted-printable';
+  const tail = endsWithCRLF ? Buffer.alloc(0) : qp ? SOFT_BREAK : CRLF;
+  const buf = Buffer.concat([Buffer.from(head + '\r\n', 'utf8'), body, tail]);
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
   return {
     bytes,

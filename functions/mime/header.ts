@@ -238,8 +238,8 @@ export function extraField(
   value: string,
   rawUtf8: boolean,
 ): { name: string; tokens: HeaderToken[]; field: string; utf8: boolean } {
-  const safeName = FIELD_NAME.test(rawName) ? rawName : JSON.stringify(rawName);
-  const field = `headers.${safeName}`;
+  // `headers.X-Foo`, or `headers["bad\r\nname"]` (escaped: an error message never carries a line break).
+  const field = FIELD_NAME.test(rawName) ? `headers.${rawName}` : `headers[${JSON.stringify(rawName)}]`;
   assertNoLineBreak(rawName, field);
   if (!FIELD_NAME.test(rawName)) {
     throw new MimeError(field, 'invalid_header_name', 'not a valid header field name (RFC 5322 ftext)');
