@@ -1,0 +1,93 @@
+/**
+ * esbuild bundles for the cold-start comparison. Every bundle is built with the same settings (ESM,
+ * node20, minified, tree-shaken); the twin is the SAME handler source with exactly two modules
+ * swapped at resolution time: functions/smtp/index.ts → bench/twin/smtp.ts and
+ * functions/mime/index.ts → bench/twin/mime.ts (nodemailer). Output goes to dist/bench/ (git-ignored,
+ * inside the repo so an externalised @aws-sdk resolves from node_modules as on Lambda's runtime).
+ */
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { build, type Plugin } from 'esbuild';
+
+export const REPO = fileURLToPath(new URL('../', import.meta.url));
+export const OUT_DIR = join(REPO, 'dist', 'bench');
+
+const SWAPS: Record<string, string> = {
+  [join(REPO, 'functions/smtp/index.ts')]: join(REPO, 'bench/twin/smtp.ts'),
+  [join(REPO, 'functions/mime/index.ts')]: join(REPO, 'bench/twin/mime.ts'),
+};
+
+/** Redirects imports of our SMTP and MIME layers to the nodemailer twins. */
+const twinPlugin: Plugin = {
+  name: 'nodemailer-twin',
+  setup(b) {
+    b.onResolve({ filter: /\/(smtp|mime)\/index\.ts$/ }, (args) => {
+      const target = SWAPS[resolve(args.resolveDir, args.path)];
+      return target ? { path: target } : undefined;
+    });
+  },
+};
+
+export interface BundleInfo {
+  file: string;
+  bytes: number;
+  gzipBytes: number;
+}
+
+/** ESM output needs `require` for CommonJS dependencies that load Node built-ins (busboy, the SDK). */
+const BANNER = "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);";
+
+async function bundle(opts: {
+  entry?: string;
+  stdin?: string;
+  out: string;
+  externalSdk: boolean;
+  twin: boolean;
+}): Promise<BundleInfo> {
+  mkdirSync(dirname(opts.out), { recursive: true });
+  await build({
+    ...(opts.entry
+      ? { entryPoints: [opts.entry] }
+      : { stdin: { contents: opts.stdin!, resolveDir: REPO, loader: 'ts', sourcefile: 'core-entry.ts' } }),
+    outfile: opts.out,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    minify: true,
+    treeShaking: true,
+    legalComments: 'none',
+    logLevel: 'silent',
+    banner: { js: BANNER },
+    external: opts.externalSdk ? ['@aws-sdk/*'] : [],
+    plugins: opts.twin ? [twinPlugin] : [],
+  });
+  const bytes = statSync(opts.out).size;
+  return { file: opts.out, bytes, gzipBytes: gzipSync(readFileSync(opts.out)).length };
+}
+
+export type Variant = 'ours' | 'twin';
+
+export function buildHandler(variant: Variant, externalSdk: boolean): Promise<BundleInfo> {
+  return bundle({
+    entry: join(REPO, 'functions/handlers/index.ts'),
+    out: join(OUT_DIR, `${variant}${externalSdk ? '-sdk-external' : ''}`, 'index.mjs'),
+    externalSdk,
+    twin: variant === 'twin',
+  });
+}
+
+/** The SMTP + MIME core alone (ours), or what replaces it in the twin (nodemailer). */
+export function buildCore(variant: Variant): Promise<BundleInfo> {
+  return bundle({
+    stdin:
+      variant === 'ours'
+        ? "export * from './functions/smtp/index.ts';\nexport * from './functions/mime/index.ts';\n"
+        : "export * from './bench/twin/smtp.ts';\nexport * from './bench/twin/mime.ts';\n",
+    out: join(OUT_DIR, `core-${variant}`, 'index.mjs'),
+    externalSdk: true,
+    twin: false,
+  });
+}
