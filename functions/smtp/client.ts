@@ -1,0 +1,406 @@
+/**
+ * Public API: `sendMail`, `sendBatch`, `verify` (one connection each, QUIT at the end) and `SmtpClient`
+ * (warm-session reuse across Lambda invocations).
+ */
+import * as cmd from './command.ts';
+import {
+  Budget,
+  Connection,
+  newStats,
+  type OperationStats,
+  type ResolvedOptions,
+  resolveOptions,
+} from './connection.ts';
+import { SmtpError } from './error.ts';
+import type { Transaction } from './session.ts';
+import type {
+  BatchItemResult,
+  Capabilities,
+  ConnectionOptions,
+  Deadline,
+  OutgoingMessage,
+  SessionStats,
+  TlsInfo,
+  TransactionResult,
+  TranscriptLine,
+} from './types.ts';
+
+export type SendOutcome = TransactionResult & {
+  roundTrips: number;
+  /** The message went over a session kept from an earlier send (SmtpClient). */
+  reused: boolean;
+  transcript?: TranscriptLine[];
+  tls?: TlsInfo;
+  capabilities: Capabilities;
+  timings: SessionStats['timings'];
+};
+
+export type BatchOutcome = {
+  results: BatchItemResult[];
+  roundTrips: number;
+  reused: boolean;
+  transcript?: TranscriptLine[];
+};
+
+export type VerifyResult = {
+  capabilities: Capabilities;
+  tls?: TlsInfo;
+  authMechanism?: string;
+  roundTrips: number;
+  timings: SessionStats['timings'];
+  greeting: string;
+  transcript?: TranscriptLine[];
+};
+
+export interface SmtpClientOptions extends ConnectionOptions {
+  /** Keep the authenticated session open between sends. Default true. */
+  reuse?: boolean;
+  /** Close a kept session idle for longer than this. Default 60 000 ms. */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Check the envelope through the command choke point before connecting: CR/LF/NUL or a malformed address
+ * fails here, before any byte is written.
+ */
+function precheck(msg: OutgoingMessage): void {
+  if (!msg?.envelope || !Array.isArray(msg.envelope.to) || !(msg.content instanceof Uint8Array)) {
+    throw new SmtpError('message needs envelope.from, envelope.to[] and content (Uint8Array)', {
+      phase: 'mail',
+      kind: 'usage',
+    });
+  }
+  if (msg.envelope.to.length === 0) {
+    throw new SmtpError('the envelope has no recipients', { phase: 'rcpt', kind: 'usage' });
+  }
+  cmd.mail(msg.envelope.from);
+  for (const to of msg.envelope.to) cmd.rcpt(to);
+}
+
+function itemResult(tx: Transaction, fallback?: SmtpError): BatchItemResult {
+  if (tx.result) return { ok: true, ...tx.result };
+  return {
+    ok: false,
+    error: tx.error ?? fallback ?? new SmtpError('message was not sent', { phase: 'mail', kind: 'network' }),
+  };
+}
+
+/** Open a connection and run it with `msgs` (QUIT at the end). Failures land in the transactions. */
+async function oneSession(
+  options: ResolvedOptions,
+  budget: Budget,
+  stats: OperationStats,
+  msgs: OutgoingMessage[],
+): Promise<{ conn: Connection; txs: Transaction[] }> {
+  const conn = await Connection.open(options, budget, stats);
+  const txs = msgs.map((m) => conn.session.enqueue(m));
+  conn.session.requestQuit();
+  await conn.run(budget);
+  conn.transport.destroy();
+  return { conn, txs };
+}
+
+function sendOutcome(
+  result: TransactionResult,
+  conn: Connection,
+  stats: OperationStats,
+  reused: boolean,
+): SendOutcome {
+  const out: SendOutcome = {
+    ...result,
+    roundTrips: stats.roundTrips,
+    reused,
+    capabilities: conn.session.capabilities!,
+    timings: stats.timings,
+  };
+  if (conn.tls) out.tls = conn.tls;
+  if (stats.transcript) out.transcript = stats.transcript;
+  return out;
+}
+
+/**
+ * Connect, EHLO, STARTTLS, AUTH, send one message, QUIT. Resolves when the server accepted the message for at
+ * least one recipient (others are listed in `rejected`); otherwise throws `SmtpError` with phase and delivery.
+ */
+export async function sendMail(
+  opts: ConnectionOptions & Deadline,
+  msg: OutgoingMessage,
+): Promise<SendOutcome> {
+  const options = resolveOptions(opts);
+  precheck(msg);
+  const budget = new Budget(opts);
+  const stats = newStats(!!opts.transcript);
+  const { conn, txs } = await oneSession(options, budget, stats, [msg]);
+  const tx = txs[0]!;
+  if (tx.result) return sendOutcome(tx.result, conn, stats, false);
+  throw (
+    tx.error ??
+    conn.session.fatal ??
+    new SmtpError('message was not sent', { phase: 'mail', kind: 'network' })
+  );
+}
+
+/**
+ * Send several messages over ONE session (pipelined across transactions when the server allows). Never throws:
+ * each message gets its own result. A failed transaction is followed by RSET. If the connection dies mid-batch,
+ * the messages not yet started are `not-sent` (there is no reconnect inside `sendBatch`: the caller's retry policy
+ * decides, and `unknown` items must not be resent blindly). Bad options or a failed connect fail every item.
+ */
+export async function sendBatch(
+  opts: ConnectionOptions & Deadline,
+  msgs: OutgoingMessage[],
+): Promise<BatchOutcome> {
+  const stats = newStats(!!opts.transcript);
+  const results: (BatchItemResult | undefined)[] = new Array(msgs.length);
+  const toSend: OutgoingMessage[] = [];
+  const index: number[] = [];
+  msgs.forEach((m, i) => {
+    try {
+      precheck(m);
+      toSend.push(m);
+      index.push(i);
+    } catch (e) {
+      results[i] = { ok: false, error: e as SmtpError };
+    }
+  });
+  const done = (): BatchOutcome => {
+    const out: BatchOutcome = {
+      results: results as BatchItemResult[],
+      roundTrips: stats.roundTrips,
+      reused: false,
+    };
+    if (stats.transcript) out.transcript = stats.transcript;
+    return out;
+  };
+  if (toSend.length === 0) return done();
+  try {
+    const options = resolveOptions(opts);
+    const { conn, txs } = await oneSession(options, new Budget(opts), stats, toSend);
+    txs.forEach((tx, k) => {
+      results[index[k]!] = itemResult(tx, conn.session.fatal);
+    });
+  } catch (e) {
+    const err = e instanceof SmtpError ? e : new SmtpError(String(e), { phase: 'connect', kind: 'network' });
+    for (const i of index) results[i] = { ok: false, error: err };
+  }
+  return done();
+}
+
+/** Connect, EHLO, STARTTLS, AUTH (when credentials are given), QUIT. Throws `SmtpError` on any failure. */
+export async function verify(opts: ConnectionOptions & Deadline): Promise<VerifyResult> {
+  const options = resolveOptions(opts);
+  const budget = new Budget(opts);
+  const stats = newStats(!!opts.transcript);
+  const { conn } = await oneSession(options, budget, stats, []);
+  const s = conn.session;
+  if (s.fatal && s.fatal.phase !== 'quit') throw s.fatal;
+  if (!s.capabilities) throw new SmtpError('session ended before EHLO', { phase: 'ehlo', kind: 'network' });
+  const out: VerifyResult = {
+    capabilities: s.capabilities,
+    roundTrips: stats.roundTrips,
+    timings: stats.timings,
+    greeting: s.greeting?.text ?? '',
+  };
+  if (conn.tls) out.tls = conn.tls;
+  if (s.authMechanism) out.authMechanism = s.authMechanism;
+  if (stats.transcript) out.transcript = stats.transcript;
+  return out;
+}
+
+/** A kept session died before this message was accepted in any part: resending is safe. */
+function staleSessionFailure(tx: Transaction): boolean {
+  const e = tx.error;
+  if (!e || tx.result || e.delivery !== 'not-sent') return false;
+  if (e.kind === 'network' || e.kind === 'protocol' || e.kind === 'timeout') return true;
+  return e.code === 421 || e.phase === 'rset';
+}
+
+/**
+ * Warm-session reuse for Lambda: keep one instance at module scope. After a send the authenticated session stays
+ * open (socket unref'd: it never keeps the event loop alive, the function can freeze) for `idleTimeoutMs`.
+ * The next send first processes whatever the server said while idle (421, EOF, reset → the session is dropped),
+ * then pipelines `RSET` with the new transaction. A kept session found dead before any part of the new message was
+ * accepted is replaced by a new connection and the message is sent once more; a failure after the final `.` / BDAT
+ * LAST was written is `delivery: 'unknown'` and is never resent. Calls are serialised.
+ */
+export class SmtpClient {
+  private readonly options: ConnectionOptions;
+  private readonly reuse: boolean;
+  private readonly idleTimeoutMs: number;
+  private conn?: Connection;
+  private idleTimer?: NodeJS.Timeout;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: SmtpClientOptions) {
+    const { reuse, idleTimeoutMs, ...rest } = opts;
+    this.options = rest;
+    this.reuse = reuse !== false;
+    this.idleTimeoutMs = idleTimeoutMs ?? 60_000;
+    resolveOptions(rest); // fail early on bad options
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  send(msg: OutgoingMessage, d: Deadline = {}): Promise<SendOutcome> {
+    return this.exclusive(async () => {
+      precheck(msg);
+      const { txs, conn, stats, reused } = await this.transact([msg], d);
+      const tx = txs[0]!;
+      if (tx.result) return sendOutcome(tx.result, conn, stats, reused);
+      throw (
+        tx.error ??
+        conn.session.fatal ??
+        new SmtpError('message was not sent', { phase: 'mail', kind: 'network' })
+      );
+    });
+  }
+
+  sendBatch(msgs: OutgoingMessage[], d: Deadline = {}): Promise<BatchOutcome> {
+    return this.exclusive(async () => {
+      const stats = newStats(!!this.options.transcript);
+      const results: (BatchItemResult | undefined)[] = new Array(msgs.length);
+      const toSend: OutgoingMessage[] = [];
+      const index: number[] = [];
+      msgs.forEach((m, i) => {
+        try {
+          precheck(m);
+          toSend.push(m);
+          index.push(i);
+        } catch (e) {
+          results[i] = { ok: false, error: e as SmtpError };
+        }
+      });
+      let reused = false;
+      let roundTrips = 0;
+      let transcript: TranscriptLine[] | undefined = stats.transcript;
+      if (toSend.length > 0) {
+        try {
+          const r = await this.transact(toSend, d);
+          reused = r.reused;
+          roundTrips = r.stats.roundTrips;
+          transcript = r.stats.transcript;
+          r.txs.forEach((tx, k) => {
+            results[index[k]!] = itemResult(tx, r.conn.session.fatal);
+          });
+        } catch (e) {
+          const err =
+            e instanceof SmtpError ? e : new SmtpError(String(e), { phase: 'connect', kind: 'network' });
+          for (const i of index) results[i] = { ok: false, error: err };
+        }
+      }
+      const out: BatchOutcome = { results: results as BatchItemResult[], roundTrips, reused };
+      if (transcript) out.transcript = transcript;
+      return out;
+    });
+  }
+
+  /** QUIT (waiting at most briefly for the 221) and destroy the kept session, if any. */
+  close(): Promise<void> {
+    return this.exclusive(async () => {
+      this.clearIdle();
+      const conn = this.conn;
+      this.conn = undefined;
+      if (conn) {
+        conn.transport.ref();
+        await conn.quit();
+      }
+    });
+  }
+
+  /** Run `msgs` on the kept session or a new one; retry once on a new connection when a kept one was stale. */
+  private async transact(
+    msgs: OutgoingMessage[],
+    d: Deadline,
+  ): Promise<{ txs: Transaction[]; conn: Connection; stats: OperationStats; reused: boolean }> {
+    const options = resolveOptions(this.options);
+    const budget = new Budget(d);
+    const stats = newStats(!!options.transcript);
+    let conn = await this.takeWarm();
+    const reused = !!conn;
+    let txs: Transaction[];
+    if (conn) {
+      conn.stats = stats;
+      conn.note('reusing the kept session');
+      conn.session.prune();
+      conn.session.markReused();
+      txs = msgs.map((m) => conn!.session.enqueue(m));
+      if (!this.reuse) conn.session.requestQuit();
+      await conn.run(budget);
+      const stale = txs.filter(staleSessionFailure);
+      if (stale.length > 0 && budget.remaining() > 0 && !budget.signal?.aborted) {
+        conn.transport.destroy();
+        stats.transcript?.push({ t: 0, dir: 'I', line: 'kept session was dead; reconnecting' });
+        const fresh = await this.fresh(
+          options,
+          budget,
+          stats,
+          stale.map((t) => t.message),
+        );
+        conn = fresh.conn;
+        const replaced = new Map(stale.map((t, k) => [t, fresh.txs[k]!]));
+        txs = txs.map((t) => replaced.get(t) ?? t);
+      }
+    } else {
+      const fresh = await this.fresh(options, budget, stats, msgs);
+      conn = fresh.conn;
+      txs = fresh.txs;
+    }
+    this.keepOrClose(conn);
+    return { txs, conn, stats, reused };
+  }
+
+  private async fresh(
+    options: ResolvedOptions,
+    budget: Budget,
+    stats: OperationStats,
+    msgs: OutgoingMessage[],
+  ): Promise<{ conn: Connection; txs: Transaction[] }> {
+    const conn = await Connection.open(options, budget, stats);
+    const txs = msgs.map((m) => conn.session.enqueue(m));
+    if (!this.reuse) conn.session.requestQuit();
+    await conn.run(budget);
+    return { conn, txs };
+  }
+
+  private keepOrClose(conn: Connection): void {
+    if (this.reuse && conn.session.usable && conn.transport.alive) {
+      this.conn = conn;
+      conn.idleSince = Date.now();
+      conn.transport.unref();
+      this.clearIdle();
+      this.idleTimer = setTimeout(() => {
+        if (this.conn !== conn) return;
+        void this.close();
+      }, this.idleTimeoutMs);
+      this.idleTimer.unref();
+      return;
+    }
+    if (this.conn === conn) this.conn = undefined;
+    conn.transport.destroy();
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  /** The kept session if it is still good, after letting pending socket events (421, EOF, RST) be processed. */
+  private async takeWarm(): Promise<Connection | undefined> {
+    const conn = this.conn;
+    if (!conn) return undefined;
+    this.conn = undefined;
+    this.clearIdle();
+    await new Promise<void>((r) => setImmediate(r));
+    const expired = Date.now() - conn.idleSince > this.idleTimeoutMs;
+    if (!conn.transport.alive || conn.transport.pendingInput || !conn.session.usable || expired) {
+      conn.transport.destroy();
+      return undefined;
+    }
+    conn.transport.ref();
+    return conn;
+  }
+}

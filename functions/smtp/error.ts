@@ -1,0 +1,93 @@
+/**
+ * The one error type of the SMTP client. Every failure says where it happened (`phase`), what the server said
+ * (`code`, `enhancedCode`, `serverText`), whether trying again later may help (`transient`) and what we know about
+ * the message (`delivery`). `command` is always redacted (AUTH payloads never appear).
+ */
+import type { Delivery, Phase } from './types.ts';
+
+/** Broad cause, for callers that want to branch without parsing messages. */
+export type SmtpErrorKind =
+  /** The server answered with a 4xx/5xx reply. */
+  | 'reply'
+  /** The server broke the protocol (malformed or oversized reply, bytes where none are allowed). */
+  | 'protocol'
+  /** TCP/TLS trouble: refused, reset, closed. */
+  | 'network'
+  /** A phase timeout or the overall deadline. */
+  | 'timeout'
+  /** The caller aborted through its AbortSignal. */
+  | 'aborted'
+  /** A security rule refused to go on (no STARTTLS, clear-text AUTH, certificate). */
+  | 'security'
+  /** Bad input from the caller (CR/LF in an argument, missing extension for the message). */
+  | 'usage';
+
+export interface SmtpErrorInit {
+  phase: Phase;
+  kind: SmtpErrorKind;
+  command?: string;
+  code?: number;
+  enhancedCode?: string;
+  serverText?: string;
+  transient?: boolean;
+  delivery?: Delivery;
+  cause?: unknown;
+}
+
+export class SmtpError extends Error {
+  override readonly name = 'SmtpError';
+  phase: Phase;
+  kind: SmtpErrorKind;
+  /** The command the error answers, redacted (`AUTH PLAIN ***`). */
+  command?: string;
+  code?: number;
+  enhancedCode?: string;
+  serverText?: string;
+  transient: boolean;
+  delivery: Delivery;
+
+  constructor(message: string, init: SmtpErrorInit) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.phase = init.phase;
+    this.kind = init.kind;
+    if (init.command !== undefined) this.command = init.command;
+    if (init.code !== undefined) this.code = init.code;
+    if (init.enhancedCode !== undefined) this.enhancedCode = init.enhancedCode;
+    if (init.serverText !== undefined) this.serverText = init.serverText;
+    this.transient =
+      init.transient ?? (init.code !== undefined ? init.code >= 400 && init.code < 500 : false);
+    this.delivery = init.delivery ?? 'not-sent';
+  }
+
+  /** A copy with another delivery verdict (the verdict is only known by whoever tracks the message). */
+  withDelivery(delivery: Delivery): SmtpError {
+    const copy = new SmtpError(this.message, { ...this.init(), delivery, cause: this.cause });
+    copy.stack = this.stack;
+    return copy;
+  }
+
+  private init(): SmtpErrorInit {
+    const init: SmtpErrorInit = { phase: this.phase, kind: this.kind, transient: this.transient };
+    if (this.command !== undefined) init.command = this.command;
+    if (this.code !== undefined) init.code = this.code;
+    if (this.enhancedCode !== undefined) init.enhancedCode = this.enhancedCode;
+    if (this.serverText !== undefined) init.serverText = this.serverText;
+    return init;
+  }
+
+  /** Safe to log: no secrets are ever stored on the error (commands are redacted when built). */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      message: this.message,
+      phase: this.phase,
+      kind: this.kind,
+      command: this.command,
+      code: this.code,
+      enhancedCode: this.enhancedCode,
+      serverText: this.serverText,
+      transient: this.transient,
+      delivery: this.delivery,
+    };
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * STARTTLS (RFC 3207) — and the TLS handshake of implicit TLS (RFC 8314), which is the same thing without the
+ * `STARTTLS` command in front.
+ *
+ * Security rules enforced here:
+ * - certificates are ALWAYS verified (`rejectUnauthorized` is never turned off); an extra CA from the caller is
+ *   added to Node's default roots, never replacing them;
+ * - the host name (or IP) is checked against the certificate; SNI is sent only for host names, not IPs;
+ * - TLS 1.2 is the minimum;
+ * - bytes that arrive after the `220` to STARTTLS and before the handshake are an attack (STARTTLS command
+ *   injection): `Transport.readReply({ detachAfter: true })` stops reading right after the 220 and fails if anything
+ *   else is already buffered; anything arriving later is fed to the TLS layer and breaks the handshake.
+ * - after the upgrade the caller forgets the capabilities and sends EHLO again (`Session.tlsEstablished()`).
+ */
+import { isIP } from 'node:net';
+import tls from 'node:tls';
+import { SmtpError } from './error.ts';
+import type { Transport } from './transport.ts';
+import type { Phase, TlsInfo } from './types.ts';
+
+export interface TlsParams {
+  host: string;
+  /** Name to verify and send as SNI; default `host`. */
+  servername?: string;
+  /** Extra trusted CAs (PEM). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  timeoutMs: number;
+  timeoutMessage?: string;
+  /** 'starttls' for the upgrade, 'connect' for implicit TLS. */
+  phase: Phase;
+}
+
+/** The `tls.connect` options for a socket we already hold. */
+export function tlsConnectOptions(socket: import('node:net').Socket, p: TlsParams): tls.ConnectionOptions {
+  const name = p.servername ?? p.host;
+  const opts: tls.ConnectionOptions = {
+    socket,
+    host: name, // used by checkServerIdentity
+    minVersion: 'TLSv1.2',
+    rejectUnauthorized: true,
+  };
+  if (isIP(name) === 0) opts.servername = name; // SNI only for names (RFC 6066)
+  if (p.ca !== undefined) {
+    const extra = Array.isArray(p.ca) ? p.ca : [p.ca];
+    opts.ca = [...tls.rootCertificates, ...extra];
+  }
+  return opts;
+}
+
+/**
+ * Run the TLS handshake over the transport's socket and make the transport read/write through TLS.
+ * The transport must have stopped reading (`pauseReading()` or a `detachAfter` read).
+ */
+export function upgradeToTls(transport: Transport, p: TlsParams): Promise<TlsInfo> {
+  const raw = transport.socket as import('node:net').Socket;
+  return new Promise<TlsInfo>((resolve, reject) => {
+    const secure = tls.connect(tlsConnectOptions(raw, p));
+    const timer = setTimeout(
+      () => {
+        cleanup();
+        secure.destroy();
+        reject(
+          new SmtpError(p.timeoutMessage ?? `TLS handshake timed out after ${p.timeoutMs} ms`, {
+            phase: p.phase,
+            kind: 'timeout',
+            transient: true,
+          }),
+        );
+      },
+      Math.max(0, p.timeoutMs),
+    );
+    const onError = (e: Error & { code?: string }) => {
+      cleanup();
+      secure.destroy();
+      const certificate = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ALTNAME|VERIFY/i.test(e.code ?? '');
+      reject(
+        new SmtpError(
+          `TLS handshake failed${certificate ? ' (certificate not trusted for this host)' : ''}: ${e.message}`,
+          {
+            phase: p.phase,
+            kind: certificate ? 'security' : 'network',
+            transient: !certificate,
+            cause: e,
+          },
+        ),
+      );
+    };
+    const onClose = () =>
+      onError(Object.assign(new Error('connection closed during the TLS handshake'), { code: 'ECONNRESET' }));
+    const onSecure = () => {
+      cleanup();
+      transport.adopt(secure);
+      resolve(describeTls(secure));
+    };
+    function cleanup() {
+      clearTimeout(timer);
+      secure.off('error', onError);
+      secure.off('close', onClose);
+      secure.off('secureConnect', onSecure);
+    }
+    secure.once('error', onError);
+    secure.once('close', onClose);
+    secure.once('secureConnect', onSecure);
+  });
+}
+
+export function describeTls(s: tls.TLSSocket): TlsInfo {
+  const info: TlsInfo = { protocol: s.getProtocol(), cipher: s.getCipher()?.name ?? '' };
+  const cert = s.getPeerCertificate();
+  if (cert && Object.keys(cert).length > 0) {
+    const cn = (x: unknown) => {
+      const v = (x as Record<string, unknown> | undefined)?.CN;
+      return Array.isArray(v) ? v.join(', ') : typeof v === 'string' ? v : undefined;
+    };
+    const subject = cn(cert.subject);
+    const issuer = cn(cert.issuer);
+    if (subject) info.subject = subject;
+    if (issuer) info.issuer = issuer;
+    if (cert.valid_to) info.validTo = cert.valid_to;
+  }
+  return info;
+}
