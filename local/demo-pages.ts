@@ -3,7 +3,10 @@ import { html, page, type SafeHtml } from './html.ts';
 
 /** The part of a form's configuration (config/endpoint.json `forms.{id}`) the demo page needs. */
 export interface DemoFormConfig {
-  fields?: Record<string, { required?: boolean; type?: string; maxLength?: number } | undefined>;
+  fields?: Record<
+    string,
+    { required?: boolean; type?: string; maxLength?: number; label?: string } | undefined
+  >;
   honeypot?: string;
   attachments?: { maxFiles?: number; maxFileBytes?: number };
 }
@@ -39,7 +42,7 @@ function fieldControls(
           placeholders[name] ?? ''
         }">`;
     return html`<div class="field" data-field="${name}">
-  <label for="${id}">${label(name)}${required ? html` <span class="req" aria-hidden="true">*</span>` : ''}</label>
+  <label for="${id}">${spec?.label ?? label(name)}${required ? html` <span class="req" aria-hidden="true">*</span>` : ''}</label>
   ${control}
   <p class="field-error" id="${id}-error" role="alert" hidden></p>
 </div>`;

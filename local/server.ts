@@ -339,8 +339,12 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;
     delete process.env.ENDPOINT_CONFIG_FILE;
-    const mod = (await import('../functions/handlers/index.ts')) as { handler: LambdaHandler };
+    const mod = (await import('../functions/handlers/index.ts')) as {
+      handler: LambdaHandler & { close?: () => Promise<void> };
+    };
     const handler = mod.handler;
+    // The warm SMTP session the handler keeps between invocations goes with the rest.
+    cleanups.push(async () => handler.close?.());
 
     stack = {
       url: origin,
