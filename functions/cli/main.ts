@@ -140,7 +140,7 @@ async function runVerify(
 ): Promise<number> {
   // Loaded on demand: `--help` and usage errors work (and start fast) without the protocol layer.
   const { verify } = await import('../smtp/index.ts');
-  const result: SessionView = await verify({ ...options, ...deadline });
+  const result = await verify({ ...options, ...deadline });
   const authenticated = options.auth !== undefined;
   if (out.json) {
     io.stdout.write(
@@ -148,7 +148,9 @@ async function runVerify(
         ok: true,
         command: 'verify',
         server,
+        greeting: result.greeting,
         authenticated,
+        authMechanism: result.authMechanism ?? null,
         tls: result.tls ?? null,
         capabilities: capabilitiesJson(result.capabilities),
         timings: result.timings,
@@ -159,10 +161,10 @@ async function runVerify(
     return EXIT.ok;
   }
   if (out.transcript) io.stdout.write(transcriptText(result.transcript));
-  const lines = sessionLines(server, result);
+  const lines = [`Greeting:      ${oneLine(result.greeting)}`, ...sessionLines(server, result)];
   lines.push(
     authenticated
-      ? `Result:        OK, authenticated as ${server.user}`
+      ? `Result:        OK, authenticated as ${server.user}${result.authMechanism ? ` (${result.authMechanism})` : ''}`
       : 'Result:        OK (no --user given: AUTH not tried)',
   );
   io.stdout.write(`${lines.join('\n')}\n`);
@@ -246,7 +248,7 @@ async function runSend(
     lines.push(`Refused:       ${outcome.rejected.map(recipientText).join('; ')}`);
   const r = outcome.response;
   lines.push(
-    `Server reply:  ${r.code}${r.enhancedCode ? ` ${r.enhancedCode}` : ''} ${oneLine(r.text)}` +
+    `Server reply:  ${r.code}${r.enhancedCode ? ` ${r.enhancedCode}` : ''} ${oneLine(r.text.trim())}` +
       (outcome.queueId ? ` (queue id ${outcome.queueId})` : ''),
   );
   lines.push(
