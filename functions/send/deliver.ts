@@ -224,6 +224,7 @@ export async function deliverBatch(
     }
     trace.roundTrips += outcome.roundTrips;
     const again: number[] = [];
+    const authFailed: number[] = [];
     outcome.results.forEach((r, j) => {
       const index = pending[j]!;
       const message = prepared.get(index)!;
@@ -247,6 +248,14 @@ export async function deliverBatch(
           messageId: message.messageId,
           accepted: [...message.envelope.to],
           rejected: [],
+        };
+      } else if (isAuthFailure(err) && !refreshed) {
+        authFailed.push(index);
+        results[index] = {
+          index,
+          status: 'rejected',
+          messageId: message.messageId,
+          error: mapSmtpError(err, refreshed).toJSON(),
         };
       } else if (err.delivery === 'unknown') {
         results[index] = {
@@ -280,6 +289,16 @@ export async function deliverBatch(
         status: 'not_sent',
         error: new SendError('smtp_unavailable', 'the session ended before this message was sent').toJSON(),
       };
+    }
+    if (authFailed.length > 0) {
+      // The session's AUTH was refused: the secret may have rotated. Read it again, retry once.
+      refreshed = true;
+      trace.secretRefreshed = true;
+      settings = await deps.smtp.refresh();
+      for (const i of authFailed) prepared.set(i, prepare(valid[i]!, settings, deps.policy, opts));
+      pending = [...authFailed, ...again];
+      attempt--;
+      continue;
     }
     if (again.length === 0) break;
     const wait = canRetry();
@@ -415,6 +434,15 @@ export function mapSmtpError(e: SmtpError, afterRefresh = false): SendError {
     return new SendError(
       'configuration_error',
       `the SMTP session was refused by a safety rule (${describe(e)})`,
+      {
+        smtp: smtpDetail(e),
+      },
+    );
+  }
+  if (e.kind === 'usage') {
+    return new SendError(
+      'smtp_rejected',
+      `the message cannot be sent to this server (${describe(e)}): ${e.message}`,
       {
         smtp: smtpDetail(e),
       },
