@@ -1,0 +1,641 @@
+/**
+ * `SmtpSendEndpoint`: the reusable L3 construct that deploys the SMTP send endpoint.
+ *
+ * One Lambda function (our own SMTP client, bundled locally by esbuild) behind four entry points:
+ * - HTTP API `POST /send` (IAM/SigV4 auth) for services,
+ * - HTTP API `POST|OPTIONS /forms/{formId}` (public) for browser contact forms,
+ * - an EventBridge rule (`detail-type: "Send Email"`) plus `addEventRule()` for any other event,
+ * - direct `lambda:InvokeFunction`.
+ * Asynchronous invocations (EventBridge, `--invocation-type Event`) retry twice and end in an encrypted SQS
+ * dead-letter queue; alarms watch errors, throttles and the DLQ depth.
+ */
+
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Stage, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import {
+  type CfnStage,
+  HttpApi,
+  HttpMethod,
+  HttpStage,
+  LogGroupLogDestination,
+} from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
+import { EventBus, type EventPattern, type IEventBus, Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { PolicyDocument, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { Architecture, type Code, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { EndpointConfigInput } from '../functions/config/endpoint.ts';
+
+/** Repository root (this file lives in `<root>/infra/`). */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Name of the configuration file shipped next to the bundle when the config is delivered as a file. */
+export const CONFIG_FILE_NAME = 'endpoint-config.json';
+
+/**
+ * Lambda allows 4 KB for all environment variables together (keys + values). The configuration is inlined
+ * only while the whole environment stays under this budget; above it the config ships as a file in the bundle.
+ */
+export const INLINE_ENV_BUDGET_BYTES = 3 * 1024;
+
+/** Where the SMTP credentials (`{ host, port?, security?, username, password, from, ... }`) come from. */
+export type SmtpSecretSource =
+  /** An existing secret, by name (e.g. `smtp-send-endpoint/smtp`). */
+  | { readonly secretName: string }
+  /** An existing secret, by its complete ARN (with the 6-character suffix). */
+  | { readonly secretArn: string }
+  /** A secret defined elsewhere in your CDK app. */
+  | { readonly secret: ISecret }
+  /**
+   * Create a placeholder secret in the JSON shape the function expects (random `password`, empty `host`,
+   * `username`, `from`) for you to fill with `aws secretsmanager put-secret-value`.
+   */
+  | { readonly create: true; readonly secretName?: string };
+
+/** HTTP API throttling: steady-state requests per second and burst bucket size. */
+export interface ThrottleProps {
+  readonly rateLimit: number;
+  readonly burstLimit: number;
+}
+
+export interface SmtpSendEndpointProps {
+  /**
+   * Endpoint configuration: `/send` recipient and sender allowlists, limits, and the public forms (fixed
+   * recipients, allowed origins, redirect + allowlist, CAPTCHA with the id of its secret). Shape and validation:
+   * `functions/config/endpoint.ts` (`EndpointConfigSchema`); see docs/architecture.md.
+   */
+  readonly config: EndpointConfigInput;
+  /**
+   * How the configuration reaches the function. `env`: inline JSON in `ENDPOINT_CONFIG`; `file`: a JSON file
+   * copied into the bundle, named by `ENDPOINT_CONFIG_FILE`; `auto`: inline while the environment stays under
+   * {@link INLINE_ENV_BUDGET_BYTES}, else file.
+   * @default 'auto'
+   */
+  readonly configDelivery?: 'auto' | 'env' | 'file';
+  /** The SMTP credentials secret. @default { create: true } */
+  readonly smtpSecret?: SmtpSecretSource;
+  /**
+   * Customer-managed KMS key that encrypts the SMTP/CAPTCHA secrets. Only when given does the function get
+   * `kms:Decrypt` (restricted to calls made through Secrets Manager). Secrets under the AWS-managed
+   * `aws/secretsmanager` key need no grant.
+   * @default - secrets use the AWS-managed key
+   */
+  readonly secretsKey?: IKey;
+  /** How long a warm function caches the secret value (`SECRET_TTL_SECONDS`). @default Duration.minutes(5) */
+  readonly secretTtl?: Duration;
+  /** Keep the authenticated SMTP session open between invocations of a warm instance (`SMTP_REUSE`). @default true */
+  readonly smtpReuse?: boolean;
+  /** Close a reused SMTP session after this idle time (`SMTP_IDLE_SECONDS`). @default Duration.seconds(60) */
+  readonly smtpIdleTimeout?: Duration;
+  /** `POWERTOOLS_SERVICE_NAME`. @default 'smtp-send-endpoint' */
+  readonly serviceName?: string;
+  /** `POWERTOOLS_LOG_LEVEL`. @default 'INFO' */
+  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /**
+   * Reserved concurrency: caps parallel SMTP sessions (providers limit connections and send rates; Amazon SES
+   * answers `454 Throttling failure`). Note that an account must keep 10 unreserved executions: on accounts
+   * whose concurrency quota is still 10, any value fails the deployment — leave it undefined there.
+   * @default - no reservation (account-level concurrency)
+   */
+  readonly reservedConcurrency?: number;
+  /** @default 256 (see the comment on the function) */
+  readonly memorySize?: number;
+  /** @default Duration.seconds(30) (see the comment on the function) */
+  readonly timeout?: Duration;
+  /** Lambda runtime. @default Runtime.NODEJS_24_X */
+  readonly runtime?: Runtime;
+  /** Retention of the function's and the API's log groups. @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+  /**
+   * Removal policy of the stateful parts: the log groups, the dead-letter queue and a created secret.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /** Default stage throttling for every route. @default { rateLimit: 10, burstLimit: 20 } */
+  readonly throttle?: ThrottleProps;
+  /** Throttling of the public form routes (`POST|OPTIONS /forms/{formId}`). @default { rateLimit: 2, burstLimit: 5 } */
+  readonly formsThrottle?: ThrottleProps;
+  /** An existing SNS topic for the alarms. */
+  readonly alarmTopic?: ITopic;
+  /**
+   * Create an SNS topic for the alarms and subscribe these addresses (each must confirm the subscription).
+   * Ignored when `alarmTopic` is given.
+   * @default - no topic unless `createAlarmTopic`
+   */
+  readonly alarmEmails?: readonly string[];
+  /** Create an alarm topic even without email subscriptions. @default false */
+  readonly createAlarmTopic?: boolean;
+  /**
+   * Place the function in a VPC, e.g. to reach a private SMTP relay. The subnets then need a route to Secrets
+   * Manager: a `secretsmanager` interface VPC endpoint or a NAT gateway (and a NAT or relay for the SMTP host).
+   * @default - not in a VPC
+   */
+  readonly vpc?: IVpc;
+  /** @default - private subnets with egress of `vpc` */
+  readonly vpcSubnets?: SubnetSelection;
+  /** @default - a new security group allowing all outbound traffic */
+  readonly securityGroups?: ISecurityGroup[];
+  /** The bus of the `Send Email` rule. @default the account's default event bus */
+  readonly eventBus?: IEventBus;
+  /**
+   * `source` values the `Send Email` rule accepts (a filter, not a security boundary: callers choose their
+   * source freely except `aws.*`).
+   * @default - any source
+   */
+  readonly eventSources?: readonly string[];
+  /** Entry file of the Lambda handler. @default `<root>/functions/handlers/index.ts` */
+  readonly entry?: string;
+  /** Directory holding package.json / package-lock.json for bundling. @default the repository root */
+  readonly projectRoot?: string;
+  /**
+   * Prebuilt code instead of bundling `entry` (tests build one esbuild bundle once and reuse it). The bundle must
+   * export `handler` from `index.mjs`. Not combinable with file delivery of the config.
+   * @default - `entry` is bundled with esbuild
+   */
+  readonly code?: Code;
+}
+
+/** Options of {@link SmtpSendEndpoint.addEventRule}. */
+export interface EventRuleOptions {
+  /** Which events trigger a message. */
+  readonly eventPattern: EventPattern;
+  /**
+   * The send request the function receives instead of the event (an input transformer): any JSON object;
+   * `EventField.fromPath('$.detail.x')` inserts values of the event, also inside strings.
+   */
+  readonly message: Record<string, unknown>;
+  /** @default the construct's event bus */
+  readonly eventBus?: IEventBus;
+  readonly description?: string;
+}
+
+export class SmtpSendEndpoint extends Construct {
+  readonly function: NodejsFunction;
+  readonly role: Role;
+  readonly logGroup: LogGroup;
+  readonly httpApi: HttpApi;
+  readonly stage: HttpStage;
+  readonly accessLogGroup: LogGroup;
+  readonly deadLetterQueue: Queue;
+  readonly sendEmailRule: Rule;
+  readonly eventBus: IEventBus;
+  /** The SMTP secret; `smtpSecretId` is what the function receives in `SMTP_SECRET_ID`. */
+  readonly smtpSecret: ISecret;
+  readonly smtpSecretId: string;
+  readonly alarmTopic?: ITopic;
+  readonly alarms: Alarm[];
+  /** How the configuration was delivered (after resolving `auto`). */
+  readonly configDelivery: 'env' | 'file';
+
+  constructor(scope: Construct, id: string, props: SmtpSendEndpointProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
+
+    // --- secrets --------------------------------------------------------------------------------------------
+    const { secret, secretId } = this.resolveSmtpSecret(props.smtpSecret ?? { create: true }, removalPolicy);
+    this.smtpSecret = secret;
+    this.smtpSecretId = secretId;
+    const secretArns = [secretArnForPolicy(secret)];
+    for (const captchaSecretId of captchaSecretIds(props.config)) {
+      secretArns.push(
+        captchaSecretId.startsWith('arn:')
+          ? captchaSecretId
+          : stack.formatArn({
+              service: 'secretsmanager',
+              resource: 'secret',
+              // Secrets Manager appends "-" and 6 random characters to every secret's ARN.
+              resourceName: `${captchaSecretId}-??????`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+      );
+    }
+
+    // --- logs + role ----------------------------------------------------------------------------------------
+    this.logGroup = new LogGroup(this, 'FunctionLogs', { retention: logRetention, removalPolicy });
+    const statements = [
+      // Lambda writes to the log group given in LoggingConfig; it exists, so no logs:CreateLogGroup.
+      new PolicyStatement({
+        sid: 'WriteOwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+      new PolicyStatement({
+        sid: 'ReadSmtpAndCaptchaSecrets',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: secretArns,
+      }),
+    ];
+    if (props.secretsKey) {
+      statements.push(
+        new PolicyStatement({
+          sid: 'DecryptSecrets',
+          actions: ['kms:Decrypt'],
+          resources: [props.secretsKey.keyArn],
+          conditions: {
+            StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.${stack.urlSuffix}` },
+          },
+        }),
+      );
+    }
+    if (props.vpc) {
+      // What AWSLambdaVPCAccessExecutionRole grants, inline. These EC2 actions support no resource-level scoping.
+      statements.push(
+        new PolicyStatement({
+          sid: 'ManageVpcNetworkInterfaces',
+          actions: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DescribeSubnets',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          resources: ['*'],
+        }),
+      );
+    }
+    // Own role, inline policies only: no AWS-managed policy (AWSLambdaBasicExecutionRole would allow writing to
+    // every log group of the account).
+    this.role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: 'SMTP send endpoint function: own logs, its secrets, its dead-letter queue',
+      inlinePolicies: { SmtpSendEndpoint: new PolicyDocument({ statements }) },
+    });
+    if (props.vpc) {
+      Validations.of(this.role).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'ENI management for VPC placement (same actions as AWSLambdaVPCAccessExecutionRole): these EC2 actions ' +
+          'do not support resource-level permissions.',
+      });
+    }
+
+    // --- configuration delivery ---------------------------------------------------------------------------------
+    const baseEnv: Record<string, string> = {
+      SMTP_SECRET_ID: secretId,
+      SECRET_TTL_SECONDS: String((props.secretTtl ?? Duration.minutes(5)).toSeconds()),
+      SMTP_REUSE: String(props.smtpReuse ?? true),
+      SMTP_IDLE_SECONDS: String((props.smtpIdleTimeout ?? Duration.seconds(60)).toSeconds()),
+      POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'smtp-send-endpoint',
+      POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    const configJson = JSON.stringify(props.config);
+    const requested = props.configDelivery ?? 'auto';
+    const inlineSize = envSize({ ...baseEnv, ENDPOINT_CONFIG: configJson });
+    this.configDelivery =
+      requested === 'auto' ? (inlineSize <= INLINE_ENV_BUDGET_BYTES ? 'env' : 'file') : requested;
+    if (this.configDelivery === 'env' && inlineSize > 4096) {
+      throw new Error(
+        `SmtpSendEndpoint: the environment with the inline configuration is ${inlineSize} bytes; Lambda allows ` +
+          "4096. Use configDelivery: 'file' (or 'auto').",
+      );
+    }
+    let configFile: string | undefined;
+    if (this.configDelivery === 'file') {
+      if (props.code)
+        throw new Error("SmtpSendEndpoint: configDelivery 'file' needs bundling (no prebuilt code)");
+      configFile = stageConfigFile(this, configJson);
+    }
+    const environment = {
+      ...baseEnv,
+      ...(this.configDelivery === 'env'
+        ? { ENDPOINT_CONFIG: configJson }
+        : // relative paths resolve against LAMBDA_TASK_ROOT (/var/task), where the bundle is unpacked
+          { ENDPOINT_CONFIG_FILE: CONFIG_FILE_NAME }),
+    };
+
+    // --- function ---------------------------------------------------------------------------------------------
+    const runtime = props.runtime ?? Runtime.NODEJS_24_X;
+    const projectRoot = props.projectRoot ?? PROJECT_ROOT;
+    this.function = new NodejsFunction(this, 'Function', {
+      description: 'SMTP send endpoint: HTTP API /send + /forms, EventBridge, direct invoke',
+      runtime,
+      architecture: Architecture.ARM_64,
+      // SMTP is I/O bound: the time goes into round trips to the mail server, not CPU. 256 MB leaves ample room
+      // for a 6 MB payload decoded + composed (~30 MB) and gives enough CPU share for the TLS handshake and base64
+      // of attachments; more memory buys nothing while waiting on the network.
+      memorySize: props.memorySize ?? 256,
+      // 30 s = API Gateway's integration timeout, and longer than the send deadline budget the handler gives the
+      // SMTP client (derived from the remaining invocation time), so a slow server ends in a classified SmtpError
+      // (not-sent / unknown) reported to the caller instead of Lambda killing the invocation mid-transaction.
+      timeout: props.timeout ?? Duration.seconds(30),
+      role: this.role,
+      logGroup: this.logGroup,
+      environment,
+      ...(props.reservedConcurrency !== undefined
+        ? { reservedConcurrentExecutions: props.reservedConcurrency }
+        : {}),
+      ...(props.vpc
+        ? {
+            vpc: props.vpc,
+            ...(props.vpcSubnets ? { vpcSubnets: props.vpcSubnets } : {}),
+            ...(props.securityGroups ? { securityGroups: props.securityGroups } : {}),
+          }
+        : {}),
+      ...(props.code
+        ? { code: props.code, handler: 'index.handler' }
+        : {
+            entry: props.entry ?? join(projectRoot, 'functions', 'handlers', 'index.ts'),
+            handler: 'handler',
+            projectRoot,
+            depsLockFilePath: join(projectRoot, 'package-lock.json'),
+            bundling: {
+              format: OutputFormat.ESM,
+              minify: true,
+              sourceMap: true,
+              target: esbuildTarget(runtime),
+              mainFields: ['module', 'main'],
+              // Bundle the AWS SDK too: the version pinned in package-lock.json is the one tested.
+              externalModules: [],
+              // ESM output has no `require`; CommonJS dependencies bundled into it still call it.
+              banner:
+                "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+              forceDockerBundling: false,
+              ...(configFile
+                ? {
+                    commandHooks: {
+                      beforeBundling: () => [],
+                      beforeInstall: () => [],
+                      afterBundling: (_inputDir: string, outputDir: string) => [
+                        `cp ${shellQuote(configFile)} ${shellQuote(join(outputDir, CONFIG_FILE_NAME))}`,
+                      ],
+                    },
+                  }
+                : {}),
+            },
+          }),
+    });
+
+    // --- asynchronous invocations: retries, then the dead-letter queue ----------------------------------------
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      removalPolicy,
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        "This queue IS the dead-letter queue: the on-failure destination of the function's asynchronous " +
+        'invocations (EventBridge, Event invokes). It is drained by an operator, not by a consumer.',
+    });
+    this.function.configureAsyncInvoke({
+      retryAttempts: 2,
+      // An alert or notification older than an hour has lost its point; it waits in the DLQ for a human.
+      maxEventAge: Duration.hours(1),
+      onFailure: new SqsDestination(this.deadLetterQueue),
+    });
+
+    // --- HTTP API -----------------------------------------------------------------------------------------------
+    // No API-level CORS (corsPreflight): API Gateway would answer every OPTIONS itself without calling the
+    // function, and would overwrite the CORS headers of the function's responses. Each form has its own
+    // allowedOrigins, so the function answers preflights and puts CORS headers on every response, errors included.
+    this.httpApi = new HttpApi(this, 'HttpApi', {
+      description: 'SMTP send endpoint: POST /send (IAM), POST|OPTIONS /forms/{formId} (public)',
+      createDefaultStage: false,
+    });
+    const integration = new HttpLambdaIntegration('Function', this.function);
+    this.httpApi.addRoutes({
+      path: '/send',
+      methods: [HttpMethod.POST],
+      integration,
+      authorizer: new HttpIamAuthorizer(),
+    });
+    const formRoutes = this.httpApi.addRoutes({
+      path: '/forms/{formId}',
+      methods: [HttpMethod.POST, HttpMethod.OPTIONS],
+      integration,
+    });
+    for (const route of formRoutes) {
+      Validations.of(route).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason:
+          'Public contact-form route called by anonymous browsers. It can only send to recipients fixed in the ' +
+          'configuration (no open relay); origins are allowlisted, with honeypot and optional CAPTCHA, and the ' +
+          'route has its own low throttle.',
+      });
+    }
+
+    this.accessLogGroup = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy });
+    const throttle = props.throttle ?? { rateLimit: 10, burstLimit: 20 };
+    this.stage = new HttpStage(this, 'Stage', {
+      httpApi: this.httpApi,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle,
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(this.accessLogGroup),
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            requestTime: '$context.requestTime',
+            ip: '$context.identity.sourceIp',
+            caller: '$context.identity.userArn',
+            userAgent: '$context.identity.userAgent',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            responseLength: '$context.responseLength',
+            latency: '$context.responseLatency',
+            integrationStatus: '$context.integrationStatus',
+            integrationLatency: '$context.integrationLatency',
+            integrationError: '$context.integrationErrorMessage',
+            error: '$context.error.message',
+          }),
+        ),
+      },
+    });
+    const formsThrottle = props.formsThrottle ?? { rateLimit: 2, burstLimit: 5 };
+    const routeSettings: Record<string, { ThrottlingRateLimit: number; ThrottlingBurstLimit: number }> = {};
+    for (const method of ['POST', 'OPTIONS']) {
+      routeSettings[`${method} /forms/{formId}`] = {
+        ThrottlingRateLimit: formsThrottle.rateLimit,
+        ThrottlingBurstLimit: formsThrottle.burstLimit,
+      };
+    }
+    const cfnStage = this.stage.node.defaultChild as CfnStage;
+    // The L2 stage has no per-route settings; route settings need the routes to exist first.
+    cfnStage.addPropertyOverride('RouteSettings', routeSettings);
+    for (const route of formRoutes) this.stage.node.addDependency(route);
+
+    // --- EventBridge --------------------------------------------------------------------------------------------
+    this.eventBus = props.eventBus ?? EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+    this.sendEmailRule = new Rule(this, 'SendEmailRule', {
+      description: 'Events with detail-type "Send Email" carry a send request in detail',
+      eventBus: this.eventBus,
+      eventPattern: {
+        detailType: ['Send Email'],
+        ...(props.eventSources?.length ? { source: [...props.eventSources] } : {}),
+      },
+      targets: [new LambdaFunction(this.function)],
+    });
+
+    // --- alarms -------------------------------------------------------------------------------------------------
+    this.alarmTopic = props.alarmTopic;
+    if (!this.alarmTopic && (props.createAlarmTopic || props.alarmEmails?.length)) {
+      const topic = new Topic(this, 'AlarmTopic', {
+        displayName: 'SMTP send endpoint alarms',
+        enforceSSL: true,
+      });
+      for (const email of props.alarmEmails ?? []) topic.addSubscription(new EmailSubscription(email));
+      this.alarmTopic = topic;
+    }
+    this.alarms = [
+      new Alarm(this, 'ErrorsAlarm', {
+        alarmDescription: 'The SMTP send function reported errors (failed invocations)',
+        metric: this.function.metricErrors({ period: Duration.minutes(5) }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      new Alarm(this, 'ThrottlesAlarm', {
+        alarmDescription: 'The SMTP send function was throttled (reserved concurrency or account limit)',
+        metric: this.function.metricThrottles({ period: Duration.minutes(5) }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      new Alarm(this, 'DeadLetterQueueAlarm', {
+        alarmDescription: 'Messages are waiting in the dead-letter queue (asynchronous sends that failed)',
+        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+        }),
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+    ];
+    if (this.alarmTopic) {
+      const action = new SnsAction(this.alarmTopic);
+      for (const alarm of this.alarms) {
+        alarm.addAlarmAction(action);
+        alarm.addOkAction(action);
+      }
+    }
+  }
+
+  /** The stage URL, e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com/`. */
+  get url(): string {
+    return this.stage.url;
+  }
+
+  /**
+   * Turn any event into an email: a rule on the bus whose target is the function, with an input transformer
+   * that replaces the event by `message` (a send request; `EventField.fromPath(...)` inserts event values).
+   */
+  addEventRule(id: string, options: EventRuleOptions): Rule {
+    return new Rule(this, id, {
+      eventBus: options.eventBus ?? this.eventBus,
+      eventPattern: options.eventPattern,
+      ...(options.description ? { description: options.description } : {}),
+      targets: [new LambdaFunction(this.function, { event: RuleTargetInput.fromObject(options.message) })],
+    });
+  }
+
+  private resolveSmtpSecret(
+    source: SmtpSecretSource,
+    removalPolicy: RemovalPolicy,
+  ): { secret: ISecret; secretId: string } {
+    if ('secret' in source) return { secret: source.secret, secretId: source.secret.secretArn };
+    if ('secretArn' in source) {
+      const secret = Secret.fromSecretCompleteArn(this, 'SmtpSecret', source.secretArn);
+      return { secret, secretId: source.secretArn };
+    }
+    if (!('create' in source)) {
+      return {
+        secret: Secret.fromSecretNameV2(this, 'SmtpSecret', source.secretName),
+        secretId: source.secretName,
+      };
+    }
+    const secret = new Secret(this, 'SmtpSecret', {
+      ...(source.secretName ? { secretName: source.secretName } : {}),
+      description: 'SMTP credentials of the send endpoint: fill host, username, password and from',
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify({
+          host: '',
+          port: 587,
+          security: 'starttls',
+          username: '',
+          from: '',
+        }),
+        generateStringKey: 'password',
+        excludePunctuation: true,
+      },
+      removalPolicy,
+    });
+    Validations.of(secret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'SMTP credentials are issued by the mail provider (SES SMTP user, Gmail app password, relay account); ' +
+        'rotating them needs the provider, not a Secrets Manager rotation Lambda. Rotate at the provider, then ' +
+        'put-secret-value; warm functions pick it up within SECRET_TTL_SECONDS.',
+    });
+    return { secret, secretId: secret.secretArn };
+  }
+}
+
+/** Secret ids of the forms' CAPTCHA providers, deduplicated. */
+export function captchaSecretIds(config: EndpointConfigInput): string[] {
+  const ids = new Set<string>();
+  for (const form of Object.values(config.forms ?? {})) {
+    if (form.captcha?.secretId) ids.add(form.captcha.secretId.trim());
+  }
+  return [...ids];
+}
+
+/** The ARN to put in a policy: the complete ARN when known, else the name-based ARN plus the random suffix. */
+function secretArnForPolicy(secret: ISecret): string {
+  return secret.secretFullArn ?? `${secret.secretArn}-??????`;
+}
+
+/** Bytes Lambda counts against its 4 KB environment limit. */
+export function envSize(env: Record<string, string>): number {
+  return Object.entries(env).reduce((n, [k, val]) => n + Buffer.byteLength(k) + Buffer.byteLength(val), 0);
+}
+
+/** esbuild target for a Lambda Node.js runtime: `nodejs24.x` → `node24`. */
+function esbuildTarget(runtime: Runtime): string {
+  const major = /^nodejs(\d+)\.x$/.exec(runtime.name)?.[1];
+  return major ? `node${major}` : 'node22';
+}
+
+/**
+ * Write the configuration to a content-addressed file inside the cloud assembly directory (cleaned with it) for
+ * the afterBundling hook to copy into the bundle. The content hash also makes the asset hash change with it.
+ */
+function stageConfigFile(scope: Construct, json: string): string {
+  const outdir = Stage.of(scope)?.outdir;
+  if (!outdir) throw new Error('SmtpSendEndpoint: no cloud assembly directory to stage the config file in');
+  const hash = createHash('sha256').update(json).digest('hex').slice(0, 16);
+  const dir = join(outdir, 'smtp-send-endpoint-config', hash);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, CONFIG_FILE_NAME);
+  writeFileSync(file, json);
+  return file;
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", "'\\''")}'`;
+}

@@ -1,0 +1,74 @@
+/**
+ * The deployable stack: one `SmtpSendEndpoint`, its outputs, and an example `addEventRule` (this stack's own
+ * CloudWatch alarms → an email through the endpoint). Environment-agnostic: synthesizes with no AWS account.
+ */
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { EventField } from 'aws-cdk-lib/aws-events';
+import type { Construct } from 'constructs';
+import { SmtpSendEndpoint, type SmtpSendEndpointProps } from './smtp-send-endpoint.ts';
+
+export interface SmtpSendEndpointStackProps extends StackProps {
+  /** Everything the endpoint construct takes (config, secret, throttles, alarms, ...). */
+  readonly endpoint: SmtpSendEndpointProps;
+  /**
+   * Where the example rule mails this stack's alarm state changes (via the endpoint itself; the address must be
+   * allowed by `send.allowedRecipients`). No rule without it.
+   */
+  readonly alarmEmail?: string;
+}
+
+export class SmtpSendEndpointStack extends Stack {
+  readonly endpoint: SmtpSendEndpoint;
+
+  constructor(scope: Construct, id: string, props: SmtpSendEndpointStackProps) {
+    super(scope, id, props);
+    const endpoint = new SmtpSendEndpoint(this, 'Endpoint', props.endpoint);
+    this.endpoint = endpoint;
+
+    if (props.alarmEmail) {
+      // Example of addEventRule: any event → a send request, built by an input transformer.
+      endpoint.addEventRule('AlarmEmailRule', {
+        description: 'Mail state changes of the endpoint alarms (example of addEventRule)',
+        eventPattern: {
+          source: ['aws.cloudwatch'],
+          detailType: ['CloudWatch Alarm State Change'],
+          resources: endpoint.alarms.map((a) => a.alarmArn),
+        },
+        message: {
+          to: props.alarmEmail,
+          subject: `[${EventField.fromPath('$.detail.state.value')}] ${EventField.fromPath('$.detail.alarmName')}`,
+          text:
+            `Alarm ${EventField.fromPath('$.detail.alarmName')} changed from ` +
+            `${EventField.fromPath('$.detail.previousState.value')} to ${EventField.fromPath('$.detail.state.value')} ` +
+            `at ${EventField.time} in ${EventField.region} (account ${EventField.account}).`,
+        },
+      });
+    }
+
+    new CfnOutput(this, 'ApiUrl', { description: 'HTTP API base URL', value: endpoint.url });
+    new CfnOutput(this, 'SendUrl', {
+      description: 'POST a send request here, signed with SigV4 (service execute-api)',
+      value: `${endpoint.url}send`,
+    });
+    new CfnOutput(this, 'FormUrlTemplate', {
+      description: 'Form action URL: replace {formId} with a form id of the configuration',
+      value: `${endpoint.url}forms/{formId}`,
+    });
+    new CfnOutput(this, 'FunctionName', {
+      description: 'For aws lambda invoke and aws logs tail /aws/lambda/...',
+      value: endpoint.function.functionName,
+    });
+    new CfnOutput(this, 'FunctionLogGroup', { value: endpoint.logGroup.logGroupName });
+    new CfnOutput(this, 'AccessLogGroup', { value: endpoint.accessLogGroup.logGroupName });
+    new CfnOutput(this, 'DeadLetterQueueUrl', {
+      description: 'Failed asynchronous sends (EventBridge, Event invokes) after 2 retries',
+      value: endpoint.deadLetterQueue.queueUrl,
+    });
+    new CfnOutput(this, 'SmtpSecretId', {
+      description: 'SMTP_SECRET_ID of the function',
+      value: endpoint.smtpSecretId,
+    });
+    new CfnOutput(this, 'EventBusName', { value: endpoint.eventBus.eventBusName });
+    if (endpoint.alarmTopic) new CfnOutput(this, 'AlarmTopicArn', { value: endpoint.alarmTopic.topicArn });
+  }
+}
