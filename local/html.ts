@@ -65,6 +65,7 @@ export function page(
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/_local/assets/style.css">
 ${opts.script ? html`<script type="module" src="/_local/assets/${opts.script}"></script>` : ''}
 </head>

@@ -46,7 +46,10 @@ export function sendText(
 }
 
 export function sendPage(res: ServerResponse, status: number, body: string): void {
-  sendText(res, status, 'text/html; charset=utf-8', body, { 'content-security-policy': PAGE_CSP });
+  sendText(res, status, 'text/html; charset=utf-8', body, {
+    'content-security-policy': PAGE_CSP,
+    'referrer-policy': 'same-origin',
+  });
 }
 
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {

@@ -155,7 +155,7 @@ export async function startMailCatcher(opts: {
               session: {
                 secure: session.secure,
                 user: typeof session.user === 'string' ? session.user : undefined,
-                clientHostname: session.clientHostname,
+                clientHostname: session.hostNameAppearsAs || session.clientHostname,
               },
               raw,
               parsed,

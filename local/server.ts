@@ -46,8 +46,9 @@ export const DEFAULT_SMTP_PORT = 2525;
 export const LOCAL_HOST = '127.0.0.1';
 export const LOCAL_SECRET_ID = 'local/smtp-send-endpoint/smtp';
 export const LOCAL_REGION = 'us-east-1';
-/** Where the sample configuration's local URLs point; rewritten to the actual origin when the port differs. */
+/** Where the sample configuration's local URLs point; rewritten to the actual port when it differs. */
 const SAMPLE_ORIGINS = ['http://127.0.0.1:3000', 'http://localhost:3000'];
+const SAMPLE_PORT = ':3000';
 
 /** Which environment variable picks the port that was busy. */
 export class PortInUseError extends Error {
@@ -133,23 +134,27 @@ export function localizeConfig(input: JsonObject, origin: string): { config: Jso
   const config = structuredClone(input);
   const notes: string[] = [];
   const localOrigins = [origin, origin.replace('127.0.0.1', 'localhost')];
+  const port = origin.slice(origin.lastIndexOf(':'));
   const rewrite = (u: unknown) => {
     if (typeof u !== 'string') return u;
     for (const sample of SAMPLE_ORIGINS) {
-      if (u === sample || u.startsWith(`${sample}/`)) return origin + u.slice(sample.length);
+      if (u === sample || u.startsWith(`${sample}/`)) {
+        return sample.slice(0, -SAMPLE_PORT.length) + port + u.slice(sample.length);
+      }
     }
     return u;
   };
+  const unique = (list: unknown[]) => [...new Set(list)];
   const forms = isObject(config.forms) ? config.forms : {};
   for (const [id, form] of Object.entries(forms)) {
     if (!isObject(form)) continue;
     if (Array.isArray(form.allowedOrigins)) {
-      const list = form.allowedOrigins.map(rewrite);
-      for (const o of localOrigins) if (!list.includes(o)) list.push(o);
-      form.allowedOrigins = list;
+      form.allowedOrigins = unique([...form.allowedOrigins.map(rewrite), ...localOrigins]);
     }
     if (form.redirect !== undefined) form.redirect = rewrite(form.redirect);
-    if (Array.isArray(form.redirectAllowlist)) form.redirectAllowlist = form.redirectAllowlist.map(rewrite);
+    if (Array.isArray(form.redirectAllowlist)) {
+      form.redirectAllowlist = unique(form.redirectAllowlist.map(rewrite));
+    }
     if (form.captcha !== undefined) {
       delete form.captcha;
       notes.push(`form "${id}": CAPTCHA verification is off locally`);
@@ -439,7 +444,11 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
 }
 
 function sendHtml(res: ServerResponse, body: string): void {
-  sendText(res, 200, 'text/html; charset=utf-8', body, { 'content-security-policy': PAGE_CSP });
+  // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on the form post.
+  sendText(res, 200, 'text/html; charset=utf-8', body, {
+    'content-security-policy': PAGE_CSP,
+    'referrer-policy': 'same-origin',
+  });
 }
 
 /** Invoke as the HTTP API integration does: 30 s limit (503), a thrown error is a 500. */
