@@ -179,6 +179,14 @@ function parseMultipart(contentType: string, body: Buffer, limits: FormBodyLimit
       stream.on('close', () => {
         const content = Buffer.concat(chunks);
         if (!info.filename && content.length === 0) return; // an unused file input
+        if (limits.maxFiles === 0) {
+          fail(
+            validationFailed([
+              { field: name, code: 'attachments_not_allowed', message: 'this form takes no files' },
+            ]),
+          );
+          return;
+        }
         if (truncated) {
           fail(
             new SendError(
@@ -195,13 +203,9 @@ function parseMultipart(contentType: string, body: Buffer, limits: FormBodyLimit
         }
         if (out.files.length >= limits.maxFiles) {
           fail(
-            limits.maxFiles === 0
-              ? validationFailed([
-                  { field: name, code: 'attachments_not_allowed', message: 'this form takes no files' },
-                ])
-              : validationFailed([
-                  { field: name, code: 'too_many_files', message: `at most ${limits.maxFiles} files` },
-                ]),
+            validationFailed([
+              { field: name, code: 'too_many_files', message: `at most ${limits.maxFiles} files` },
+            ]),
           );
           return;
         }

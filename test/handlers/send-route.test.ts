@@ -26,6 +26,7 @@ beforeEach(() => {
 
 const post = async (body: unknown, headers?: Record<string, string>) =>
   (await h.invoke(sendEvent(body, headers))) as HttpResult;
+// biome-ignore lint/suspicious/noExplicitAny: reading response JSON in assertions
 const bodyOf = (r: HttpResult) => JSON.parse(String(r.body)) as Record<string, any>;
 
 const message = {
