@@ -149,7 +149,10 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
     }
 
     function act(a: ScriptAction | undefined, dflt: string): void {
-      if (!a) return write(dflt);
+      if (!a) {
+        write(dflt);
+        return;
+      }
       if ('silent' in a) return;
       if ('reset' in a) {
         raw.resetAndDestroy();
@@ -168,7 +171,10 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
         timers.add(t);
         return;
       }
-      if ('close' in a && a.close && !('reply' in a && a.reply !== undefined)) return void socket.end();
+      if ('close' in a && a.close && !('reply' in a && a.reply !== undefined)) {
+        socket.end();
+        return;
+      }
       if ('reply' in a && a.reply !== undefined) write(a.reply);
       if ('upgrade' in a && a.upgrade) upgrade();
       if (a.close) socket.end();
@@ -201,35 +207,56 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
       conn.commands.push(line);
       const upper = line.toUpperCase();
       const custom = o.onCommand?.(line, conn);
-      if (custom) return act(custom, '');
+      if (custom) {
+        act(custom, '');
+        return;
+      }
       if (mode === 'auth-login-user') {
         mode = 'auth-login-pass';
-        return write('334 UGFzc3dvcmQ6\r\n');
+        write('334 UGFzc3dvcmQ6\r\n');
+        return;
       }
       if (mode === 'auth-login-pass') {
         mode = 'cmd';
-        return write('235 2.7.0 Authentication successful\r\n');
+        write('235 2.7.0 Authentication successful\r\n');
+        return;
       }
       if (mode === 'xoauth-error') {
         mode = 'cmd';
-        return write('535 5.7.8 Username and Password not accepted\r\n');
+        write('535 5.7.8 Username and Password not accepted\r\n');
+        return;
       }
       if (upper.startsWith('EHLO') || upper.startsWith('HELO')) {
-        return write(ehloReply(conn.tls || !before.length || o.implicitTls ? ext : before));
+        write(ehloReply(conn.tls || !before.length || o.implicitTls ? ext : before));
+        return;
       }
-      if (upper === 'STARTTLS') return act({ reply: '220 2.0.0 Ready to start TLS\r\n', upgrade: true }, '');
+      if (upper === 'STARTTLS') {
+        act({ reply: '220 2.0.0 Ready to start TLS\r\n', upgrade: true }, '');
+        return;
+      }
       if (upper.startsWith('AUTH LOGIN')) {
         mode = 'auth-login-user';
-        return write('334 VXNlcm5hbWU6\r\n');
+        write('334 VXNlcm5hbWU6\r\n');
+        return;
       }
-      if (upper.startsWith('AUTH')) return write('235 2.7.0 Authentication successful\r\n');
-      if (upper.startsWith('MAIL')) return write('250 2.1.0 Sender OK\r\n');
-      if (upper.startsWith('RCPT')) return write('250 2.1.5 Recipient OK\r\n');
+      if (upper.startsWith('AUTH')) {
+        write('235 2.7.0 Authentication successful\r\n');
+        return;
+      }
+      if (upper.startsWith('MAIL')) {
+        write('250 2.1.0 Sender OK\r\n');
+        return;
+      }
+      if (upper.startsWith('RCPT')) {
+        write('250 2.1.5 Recipient OK\r\n');
+        return;
+      }
       if (upper === 'DATA') {
         mode = 'data';
         dataFresh = true;
         chunks = [];
-        return write('354 End data with <CR><LF>.<CR><LF>\r\n');
+        write('354 End data with <CR><LF>.<CR><LF>\r\n');
+        return;
       }
       if (upper.startsWith('BDAT')) {
         const m = /^BDAT (\d+)( LAST)?$/i.exec(line);
@@ -238,7 +265,10 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
         mode = 'bdat';
         return;
       }
-      if (upper === 'RSET' || upper === 'NOOP') return write('250 2.0.0 OK\r\n');
+      if (upper === 'RSET' || upper === 'NOOP') {
+        write('250 2.0.0 OK\r\n');
+        return;
+      }
       if (upper === 'QUIT') {
         write('221 2.0.0 Bye\r\n');
         socket.end();
