@@ -1,0 +1,178 @@
+/** EventBridge "Send Email" events and direct invokes, end to end against smtp-server. */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { EventDeliveryError } from '../../functions/handlers/eventbridge.ts';
+import type { ReceivedMessage } from '../support/smtp-server.ts';
+import { eventBridgeEvent } from './events.ts';
+import { type Harness, startHarness } from './harness.ts';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({
+    config: { send: { allowedRecipients: ['*@example.com'] }, limits: { maxBatch: 5 } },
+    smtp: {
+      extra: {
+        // Recipients starting with "blackhole" get no reply to the end of data: delivery is unknown.
+        onData(stream, session, cb) {
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('end', () => {
+            if (session.envelope.rcptTo.some((r) => r.address.startsWith('blackhole'))) return;
+            const msg: ReceivedMessage = {
+              envelope: {
+                from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+                to: session.envelope.rcptTo.map((r) => r.address),
+              },
+              raw: Buffer.concat(chunks),
+              secure: session.secure,
+              mailParams: {},
+            };
+            h.srv.messages.push(msg);
+            cb(null, `Ok: queued as Q${h.srv.messages.length}`);
+          });
+        },
+      },
+    },
+  });
+});
+afterAll(async () => {
+  await h?.close();
+});
+beforeEach(() => {
+  h.srv.messages.length = 0;
+  h.srv.mailFrom.length = 0;
+});
+
+const detail = { to: 'ops@example.com', subject: 'Order 42 shipped', text: 'Shipped.' };
+
+describe('EventBridge "Send Email"', () => {
+  it('delivers the detail and returns the result', async () => {
+    const out = (await h.invoke(eventBridgeEvent(detail))) as Record<string, unknown>;
+    expect(out).toMatchObject({ ok: true, accepted: ['ops@example.com'], rejected: [] });
+    expect((await h.parsed()).subject).toBe('Order 42 shipped');
+    const summary = h.logs.filter((l) => l.entryPoint === 'eventbridge').at(-1)!;
+    expect(summary).toMatchObject({ outcome: 'sent', recipientDomains: ['example.com'] });
+  });
+
+  it('a permanent failure (validation) is THROWN as a typed error so it reaches the DLQ; nothing sent', async () => {
+    const err = await h
+      .invoke(eventBridgeEvent({ ...detail, subject: 'a\r\nBcc: x@example.com' }))
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(EventDeliveryError);
+    expect(err.name).toBe('EventDeliveryError');
+    expect(err.code).toBe('validation_failed');
+    expect(err.transient).toBe(false);
+    expect(err.message).toMatch(/^\[validation_failed\] subject/);
+    expect(h.srv.mailFrom).toHaveLength(0);
+  });
+
+  it('recipient not allowed → thrown (permanent)', async () => {
+    const err = await h.invoke(eventBridgeEvent({ ...detail, to: 'x@elsewhere.net' })).catch((e) => e);
+    expect(err.code).toBe('recipient_not_allowed');
+    expect(h.srv.mailFrom).toHaveLength(0);
+  });
+
+  it('a transient SMTP failure is thrown (transient: true) so Lambda retries it', async () => {
+    const err = await h.invoke(eventBridgeEvent({ ...detail, to: 'defer@example.com' })).catch((e) => e);
+    expect(err).toBeInstanceOf(EventDeliveryError);
+    expect(err.code).toBe('smtp_unavailable');
+    expect(err.transient).toBe(true);
+  });
+
+  it('an unknown detail-type is thrown (unsupported_event)', async () => {
+    const err = await h.invoke(eventBridgeEvent(detail, 'Order Shipped')).catch((e) => e);
+    expect(err.code).toBe('unsupported_event');
+  });
+
+  it('delivery unknown is NOT thrown (a retry could duplicate): logged at ERROR with its stable code', async () => {
+    const out = (await h.invoke(eventBridgeEvent({ ...detail, to: 'blackhole@example.com' }), 4000)) as {
+      ok: boolean;
+      error: { code: string; detail: string };
+    };
+    expect(out.ok).toBe(false);
+    expect(out.error.code).toBe('delivery_unknown');
+    expect(out.error.detail).toMatch(/do not retry blindly/i);
+    const summary = h.logs.filter((l) => l.entryPoint === 'eventbridge').at(-1)!;
+    expect(summary).toMatchObject({
+      level: 'ERROR',
+      code: 'delivery_unknown',
+      outcome: 'unknown',
+      attempts: 1,
+    });
+  });
+
+  it('a batch detail: partly failed is returned (not thrown) and each failure logged', async () => {
+    const out = (await h.invoke(
+      eventBridgeEvent({
+        messages: [detail, { ...detail, to: 'reject-1@example.com' }],
+      }),
+    )) as { ok: boolean; results: Array<{ status: string }> };
+    expect(out.results.map((r) => r.status)).toEqual(['accepted', 'rejected']);
+    expect(h.logs.some((l) => l.code === 'batch_partial_failure' && l.index === 1)).toBe(true);
+    const all = await h
+      .invoke(eventBridgeEvent({ messages: [{ ...detail, to: 'reject-2@example.com' }] }))
+      .catch((e) => e);
+    expect(all.code).toBe('batch_failed');
+  });
+});
+
+describe('direct invoke', () => {
+  it('the /send shape returns { ok: true, messageId, accepted, rejected }', async () => {
+    const out = (await h.invoke(detail)) as Record<string, unknown>;
+    expect(out).toMatchObject({ ok: true, accepted: ['ops@example.com'], rejected: [] });
+    expect(out.messageId).toMatch(/^<.+>$/);
+    expect(h.logs.filter((l) => l.entryPoint === 'direct_invoke').at(-1)).toMatchObject({ outcome: 'sent' });
+  });
+
+  it('a batch returns per-message results', async () => {
+    const out = (await h.invoke({ messages: [detail, { ...detail, to: 'second@example.com' }] })) as {
+      ok: boolean;
+      results: Array<{ status: string; index: number }>;
+    };
+    expect(out.ok).toBe(true);
+    expect(out.results.map((r) => [r.index, r.status])).toEqual([
+      [0, 'accepted'],
+      [1, 'accepted'],
+    ]);
+    expect(h.srv.messages).toHaveLength(2);
+  });
+
+  it('errors come back as a typed object, never thrown', async () => {
+    const bad = (await h.invoke({ to: 'ops@example.com', subject: 42 })) as {
+      ok: boolean;
+      error: { code: string; errors: Array<{ field: string; code: string }> };
+    };
+    expect(bad.ok).toBe(false);
+    expect(bad.error.code).toBe('validation_failed');
+    expect(bad.error.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: 'subject' })]));
+    expect(await h.invoke('just a string')).toMatchObject({
+      ok: false,
+      error: { code: 'validation_failed' },
+    });
+    expect(await h.invoke({ messages: Array.from({ length: 6 }, () => detail) })).toMatchObject({
+      ok: false,
+      error: { code: 'validation_failed', errors: [{ field: 'messages', code: 'too_many_messages' }] },
+    });
+    const many = (await h.invoke({
+      ...detail,
+      to: Array.from({ length: 1000 }, (_, i) => `u${i}@example.com`),
+    })) as {
+      error: { errors: Array<{ code: string }> };
+    };
+    expect(many.error.errors[0]!.code).toBe('too_many_recipients');
+    expect(h.srv.mailFrom).toHaveLength(0);
+  });
+
+  it('CR/LF in header-bound fields and invalid base64 come back as field errors', async () => {
+    for (const patch of [
+      { to: 'ops@example.com\nBcc: x@example.com' },
+      { subject: 'x\ry' },
+      { headers: { 'X-A': 'b\nc' } },
+      { attachments: [{ filename: 'a', contentType: 'text/plain', content: '@@@' }] },
+    ]) {
+      const out = (await h.invoke({ ...detail, ...patch })) as { ok: boolean; error: { code: string } };
+      expect(out.ok).toBe(false);
+      expect(out.error.code).toBe('validation_failed');
+    }
+    expect(h.srv.mailFrom).toHaveLength(0);
+  });
+});
