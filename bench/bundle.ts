@@ -1,15 +1,18 @@
 /**
- * esbuild bundles for the cold-start comparison. Every bundle is built with the same settings (ESM,
- * node20, minified, tree-shaken); the twin is the SAME handler source with exactly two modules
- * swapped at resolution time: functions/smtp/index.ts → bench/twin/smtp.ts and
+ * esbuild bundles for the cold-start comparison, all with the project's own Lambda build options
+ * (`esbuildOptions()` from scripts/build.ts: ESM, node22, minified, `mainFields: module, main`,
+ * `require` banner — what the CDK NodejsFunction deploys). The twin is the SAME handler source with
+ * exactly two modules swapped at resolution time: functions/smtp/index.ts → bench/twin/smtp.ts and
  * functions/mime/index.ts → bench/twin/mime.ts (nodemailer). Output goes to dist/bench/ (git-ignored,
- * inside the repo so an externalised @aws-sdk resolves from node_modules as on Lambda's runtime).
+ * inside the repo so an externalised @aws-sdk resolves from node_modules, as the Lambda runtime
+ * provides it).
  */
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build, type Plugin } from 'esbuild';
+import { esbuildOptions } from '../scripts/build.ts';
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url));
 export const OUT_DIR = join(REPO, 'dist', 'bench');
@@ -36,9 +39,6 @@ export interface BundleInfo {
   gzipBytes: number;
 }
 
-/** ESM output needs `require` for CommonJS dependencies that load Node built-ins (busboy, the SDK). */
-const BANNER = "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);";
-
 async function bundle(opts: {
   entry?: string;
   stdin?: string;
@@ -47,21 +47,16 @@ async function bundle(opts: {
   twin: boolean;
 }): Promise<BundleInfo> {
   mkdirSync(dirname(opts.out), { recursive: true });
+  const base = esbuildOptions({ externalAwsSdk: opts.externalSdk });
+  const { entryPoints: _entry, outfile: _out, sourcemap: _map, ...shared } = base;
   await build({
+    ...shared,
     ...(opts.entry
       ? { entryPoints: [opts.entry] }
       : { stdin: { contents: opts.stdin!, resolveDir: REPO, loader: 'ts', sourcefile: 'core-entry.ts' } }),
     outfile: opts.out,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    minify: true,
-    treeShaking: true,
-    legalComments: 'none',
-    logLevel: 'silent',
-    banner: { js: BANNER },
-    external: opts.externalSdk ? ['@aws-sdk/*'] : [],
+    // Sizes are of the code alone (the deployed .map file is separate and not loaded at run time).
+    sourcemap: false,
     plugins: opts.twin ? [twinPlugin] : [],
   });
   const bytes = statSync(opts.out).size;
