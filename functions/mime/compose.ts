@@ -90,7 +90,8 @@ class Composer {
         }
         assertNoLineBreak(input.name, `${field}.name`);
         assertWellFormed(input.name, `${field}.name`);
-        name = input.name.trim() === '' ? undefined : input.name;
+        // White space around a phrase is not part of it (RFC 5322 CFWS): trim, as parsers do.
+        name = input.name.trim() === '' ? undefined : input.name.trim();
       }
       if (typeof input.address !== 'string') {
         throw new MimeError(`${field}.address`, 'invalid_address', 'address must be a string');
