@@ -42,6 +42,15 @@ beforeEach(() => {
   h.srv.mailFrom.length = 0;
 });
 
+/** The error the invocation threw (fails the test when it did not throw). */
+const thrown = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected the invocation to throw');
+    },
+    (e: unknown) => e as EventDeliveryError,
+  );
+
 const detail = { to: 'ops@example.com', subject: 'Order 42 shipped', text: 'Shipped.' };
 
 describe('EventBridge "Send Email"', () => {
@@ -54,9 +63,7 @@ describe('EventBridge "Send Email"', () => {
   });
 
   it('a permanent failure (validation) is THROWN as a typed error so it reaches the DLQ; nothing sent', async () => {
-    const err = await h
-      .invoke(eventBridgeEvent({ ...detail, subject: 'a\r\nBcc: x@example.com' }))
-      .catch((e) => e);
+    const err = await thrown(h.invoke(eventBridgeEvent({ ...detail, subject: 'a\r\nBcc: x@example.com' })));
     expect(err).toBeInstanceOf(EventDeliveryError);
     expect(err.name).toBe('EventDeliveryError');
     expect(err.code).toBe('validation_failed');
@@ -66,20 +73,20 @@ describe('EventBridge "Send Email"', () => {
   });
 
   it('recipient not allowed → thrown (permanent)', async () => {
-    const err = await h.invoke(eventBridgeEvent({ ...detail, to: 'x@elsewhere.net' })).catch((e) => e);
+    const err = await thrown(h.invoke(eventBridgeEvent({ ...detail, to: 'x@elsewhere.net' })));
     expect(err.code).toBe('recipient_not_allowed');
     expect(h.srv.mailFrom).toHaveLength(0);
   });
 
   it('a transient SMTP failure is thrown (transient: true) so Lambda retries it', async () => {
-    const err = await h.invoke(eventBridgeEvent({ ...detail, to: 'defer@example.com' })).catch((e) => e);
+    const err = await thrown(h.invoke(eventBridgeEvent({ ...detail, to: 'defer@example.com' })));
     expect(err).toBeInstanceOf(EventDeliveryError);
     expect(err.code).toBe('smtp_unavailable');
     expect(err.transient).toBe(true);
   });
 
   it('an unknown detail-type is thrown (unsupported_event)', async () => {
-    const err = await h.invoke(eventBridgeEvent(detail, 'Order Shipped')).catch((e) => e);
+    const err = await thrown(h.invoke(eventBridgeEvent(detail, 'Order Shipped')));
     expect(err.code).toBe('unsupported_event');
   });
 
@@ -108,9 +115,9 @@ describe('EventBridge "Send Email"', () => {
     )) as { ok: boolean; results: Array<{ status: string }> };
     expect(out.results.map((r) => r.status)).toEqual(['accepted', 'rejected']);
     expect(h.logs.some((l) => l.code === 'batch_partial_failure' && l.index === 1)).toBe(true);
-    const all = await h
-      .invoke(eventBridgeEvent({ messages: [{ ...detail, to: 'reject-2@example.com' }] }))
-      .catch((e) => e);
+    const all = await thrown(
+      h.invoke(eventBridgeEvent({ messages: [{ ...detail, to: 'reject-2@example.com' }] })),
+    );
     expect(all.code).toBe('batch_failed');
   });
 });
