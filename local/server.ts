@@ -177,14 +177,7 @@ export function relaySecret(relay: RelayOptions, fallbackFrom: string | undefine
   } catch {
     throw new Error('--smtp-url must look like smtps://user@host:465 or smtp://user@host:587');
   }
-  const security =
-    url.protocol === 'smtps:'
-      ? 'tls'
-      : url.protocol === 'smtp:'
-        ? 'starttls'
-        : url.protocol === 'smtp+plain:'
-          ? 'none'
-          : '';
+  const security = url.protocol === 'smtps:' ? 'tls' : url.protocol === 'smtp:' ? 'starttls' : '';
   if (!security || !url.hostname) {
     throw new Error('--smtp-url must look like smtps://user@host:465 or smtp://user@host:587');
   }

@@ -4,7 +4,9 @@
  *   npm start                                   API :3000 (PORT), mail catcher :2525 (SMTP_PORT)
  *   npm start -- --smtp-url smtps://user@host:465 --from me@example.com    relay for real (SMTP_PASSWORD)
  *   npm start -- --config path/to/endpoint.json
+ *   (--ca extra-ca.pem: trust a private relay's CA in addition to the system's)
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   DEFAULT_PORT,
@@ -14,7 +16,7 @@ import {
   startLocal,
 } from './server.ts';
 
-const USAGE = `usage: npm start [-- --smtp-url smtps://user@host:465 --from sender@example.com] [--config file.json]
+const USAGE = `usage: npm start [-- --smtp-url smtps://user@host:465 --from sender@example.com [--ca ca.pem]] [--config file.json]
   PORT (default ${DEFAULT_PORT}) and SMTP_PORT (default ${DEFAULT_SMTP_PORT}) pick the ports;
   with --smtp-url the password comes from SMTP_PASSWORD and mail is really sent (no local inbox).`;
 
@@ -38,6 +40,7 @@ function parse() {
       'smtp-url': { type: 'string' },
       from: { type: 'string' },
       config: { type: 'string' },
+      ca: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -64,6 +67,13 @@ if (args.values['smtp-url']) {
   options.relay = { url: args.values['smtp-url'] };
   if (process.env.SMTP_PASSWORD) options.relay.password = process.env.SMTP_PASSWORD;
   if (args.values.from) options.relay.from = args.values.from;
+  if (args.values.ca) {
+    try {
+      options.relay.ca = readFileSync(args.values.ca, 'utf8');
+    } catch (e) {
+      fail(`--ca ${args.values.ca}: ${(e as Error).message}`);
+    }
+  }
 }
 
 let stack: Awaited<ReturnType<typeof startLocal>>;
