@@ -2,7 +2,7 @@
  * RFC 2045 §6 content transfer encodings, and the choice between them for a text body:
  * - `7bit` when every octet is ASCII (no NUL) and every line is at most 998 octets;
  * - `8bit` for UTF-8 text when the server offers 8BITMIME (RFC 6152) and lines fit;
- * - otherwise `quoted-printable` or `base64`, whichever is smaller.
+ * - otherwise `quoted-printable`, unless it is over 20% larger than `base64`.
  * Line breaks in text are normalised to CRLF first (bare CR and bare LF included).
  */
 
@@ -117,7 +117,9 @@ export function encodeTextBody(
     if (s.ascii) return { encoding: '7bit', body: raw };
     if (eightBitMime) return { encoding: '8bit', body: raw };
   }
+  // Quoted-printable keeps mostly-ASCII text readable; it wins unless it is over 20% larger than base64
+  // (roughly: more than a fifth of the octets are non-ASCII).
   const qp = encodeQuotedPrintable(bytes);
-  if (qp.length <= base64Length(bytes.length)) return { encoding: 'quoted-printable', body: qp };
+  if (qp.length <= base64Length(bytes.length) * 1.2) return { encoding: 'quoted-printable', body: qp };
   return { encoding: 'base64', body: encodeBase64(bytes) };
 }
