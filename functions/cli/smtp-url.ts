@@ -3,6 +3,7 @@
  * RFC 8314). The user part is percent-decoded as in any URL (`me%40example.com` → `me@example.com`).
  * A password in the URL is refused: it would land in shell history and in every process listing.
  */
+import { domainToASCII } from 'node:url';
 import type { Security } from '../smtp/types.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -42,9 +43,18 @@ export function parseSmtpUrl(text: string): SmtpUrl {
   if (url.pathname !== '' && url.pathname !== '/')
     throw new UsageError('--url: no path is allowed after the host');
   if (url.search !== '' || url.hash !== '') throw new UsageError('--url: no query or fragment is allowed');
-  // URL keeps brackets around IPv6 literals; net.connect wants them off.
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  // smtp: is not a "special" scheme for WHATWG URL: the host stays as typed (case kept, brackets around IPv6).
+  let host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (host.includes('%')) {
+    // an IDN arrives percent-encoded: connect to its A-label (RFC 5890)
+    try {
+      host = domainToASCII(decodeURIComponent(host));
+    } catch {
+      host = '';
+    }
+  }
   if (host === '') throw new UsageError('--url: host is missing');
+  if (!/^[a-z0-9.:-]+$/.test(host)) throw new UsageError(`--url: not a host name or address: ${host}`);
   const port = url.port === '' ? scheme.port : Number(url.port);
   const out: SmtpUrl = { host, port, security: scheme.security };
   if (url.username !== '') {
