@@ -53,15 +53,77 @@ function run(
   });
 }
 
-describe('npm start on a busy port', () => {
-  it('HTTP port busy: one clear line, exit code 1', async () => {
-    const r = await run({ PORT: String(busyPort), SMTP_PORT: '0' });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toBe(
-      `port ${busyPort} is in use; set PORT=… to use another (e.g. PORT=${busyPort + 1} npm start)\n`,
-    );
-    expect(r.stdout).toBe('');
+/** Start `npm start` in the background and wait (bounded) for its banner; returns the API port. */
+function startInBackground(env: Record<string, string>, timeoutMs = 90_000) {
+  const child = spawn(tsx, ['local/start.ts'], {
+    cwd: repo,
+    env: { ...process.env, ...env, POWERTOOLS_LOG_LEVEL: 'ERROR', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const port = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no banner within ${timeoutMs} ms: ${stdout} ${stderr}`)),
+      timeoutMs,
+    );
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      const m = /Demo form\s+http:\/\/127\.0\.0\.1:(\d+)\//.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before the banner: ${stderr}`));
+    });
+  });
+  return { child, port, exited, output: () => ({ stdout, stderr }) };
+}
+
+describe('npm start on a busy port', () => {
+  it('started twice: the second says which port is busy and exits 1; SIGTERM stops the first cleanly', async () => {
+    const first = startInBackground({ PORT: '0', SMTP_PORT: '0' });
+    try {
+      const port = await first.port;
+      expect(first.output().stdout).toContain('locally NO IAM signature is required');
+      expect(first.output().stdout).toContain('/forms/contact');
+      expect(first.output().stdout).toContain('DEV-ONLY');
+
+      const second = await run({ PORT: String(port), SMTP_PORT: '0' });
+      expect(second.code).toBe(1);
+      expect(second.stderr).toBe(
+        `port ${port} is in use; set PORT=… to use another (e.g. PORT=${port + 1} npm start)\n`,
+      );
+      expect(second.stdout).toBe('');
+
+      // The first one is unaffected…
+      const health = await fetch(`http://127.0.0.1:${port}/_local/health`);
+      expect(await health.json()).toMatchObject({ ok: true, formIds: ['contact'] });
+
+      // …and SIGTERM takes everything down: exit 0, the port is free again.
+      first.child.kill('SIGTERM');
+      const code = await Promise.race([
+        first.exited,
+        new Promise((r) => setTimeout(() => r('timeout'), 20_000)),
+      ]);
+      expect(code).toBe(0);
+      const probe = createServer();
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.listen(port, '127.0.0.1', () => resolve());
+      });
+      await new Promise<void>((r) => probe.close(() => r()));
+    } finally {
+      if (first.child.exitCode === null) first.child.kill('SIGKILL');
+    }
+  }, 180_000);
 
   it('SMTP port busy: one clear line naming SMTP_PORT, exit code 1', async () => {
     const r = await run({ PORT: '0', SMTP_PORT: String(busyPort) });
