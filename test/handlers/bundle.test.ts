@@ -1,0 +1,128 @@
+/**
+ * The esbuild ESM bundle (scripts/build.ts, the NodejsFunction settings) loaded with import() and invoked end to
+ * end against smtp-server and the local Secrets Manager endpoint: proves the bundle runs (ESM + CJS deps through
+ * the createRequire banner: busboy, the AWS SDK) outside the TypeScript toolchain.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { simpleParser } from 'mailparser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type SecretsManagerEndpoint,
+  startSecretsManagerEndpoint,
+} from '../../local/secrets-manager-endpoint.ts';
+import { buildHandler, ROOT } from '../../scripts/build.ts';
+import {
+  startSmtpServer,
+  TEST_CA,
+  TEST_PASSWORD,
+  TEST_USER,
+  type TestSmtpServer,
+} from '../support/smtp-server.ts';
+import { eventBridgeEvent, formEvent, lambdaContext, multipart, sendEvent } from './events.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: the bundle is untyped JavaScript
+type Bundled = { handler: ((e: unknown, c: unknown) => Promise<any>) & { close(): Promise<void> } };
+
+const outdirs = [`dist/test-bundle-${process.pid}`, `dist/test-bundle-sdk-${process.pid}`];
+let srv: TestSmtpServer;
+let sm: SecretsManagerEndpoint;
+const loaded: Bundled[] = [];
+const sizes: number[] = [];
+
+beforeAll(async () => {
+  srv = await startSmtpServer();
+  sm = await startSecretsManagerEndpoint({
+    secrets: {
+      smtp: {
+        host: '127.0.0.1',
+        port: srv.port,
+        username: TEST_USER,
+        password: TEST_PASSWORD,
+        from: 'noreply@example.com',
+        ca: TEST_CA,
+      },
+    },
+  });
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'AKIDLOCALTEST',
+    AWS_SECRET_ACCESS_KEY: 'local-test-secret',
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.url,
+    SMTP_SECRET_ID: 'smtp',
+    POWERTOOLS_LOG_LEVEL: 'ERROR',
+    ENDPOINT_CONFIG: JSON.stringify({
+      send: { allowedRecipients: ['*@example.com'] },
+      forms: {
+        upload: {
+          to: ['team@example.com'],
+          subject: 'Upload from {{name}}',
+          fields: { name: { required: true } },
+          attachments: { maxFiles: 2, maxFileBytes: 10_000 },
+        },
+      },
+    }),
+  });
+  const main = await buildHandler({ outdir: outdirs[0] });
+  const withSdk = await buildHandler({ outdir: outdirs[1], externalAwsSdk: false });
+  sizes.push(main.bytes, withSdk.bytes);
+  for (const b of [main, withSdk]) loaded.push((await import(pathToFileURL(b.outfile).href)) as Bundled);
+}, 120_000);
+
+afterAll(async () => {
+  for (const m of loaded) await m.handler.close();
+  await sm?.close();
+  await srv?.close();
+  for (const d of outdirs) rmSync(join(ROOT, d), { recursive: true, force: true });
+});
+
+describe('the esbuild bundle', () => {
+  it('is minified ESM with a source map and the createRequire banner; the SDK is external by default', () => {
+    const main = readFileSync(join(ROOT, outdirs[0]!, 'index.mjs'), 'utf8');
+    const full = readFileSync(join(ROOT, outdirs[1]!, 'index.mjs'), 'utf8');
+    expect(main.startsWith('import { createRequire as __smtpSendCreateRequire }')).toBe(true);
+    expect(main).toMatch(/from"@aws-sdk\/client-secrets-manager"/);
+    expect(full).not.toMatch(/from"@aws-sdk\//);
+    expect(main).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
+    expect(main.split('\n').length).toBeLessThan(10); // minified
+    expect(sizes[0]).toBeLessThan(sizes[1]!);
+  });
+
+  it('POST /send through the bundle (SDK external)', async () => {
+    const res = await loaded[0]!.handler(
+      sendEvent({ to: 'alice@example.com', subject: 'From the bundle', text: 'Hi' }),
+      lambdaContext(),
+    );
+    expect(res.statusCode, res.body).toBe(200);
+    const mail = await simpleParser(srv.messages.at(-1)!.raw);
+    expect(mail.subject).toBe('From the bundle');
+  });
+
+  it('a multipart form upload through the bundle (busboy is CJS)', async () => {
+    const { body, contentType } = multipart(
+      [['name', 'Bo']],
+      [{ field: 'f', filename: 'a.txt', type: 'text/plain', content: Buffer.from('file body') }],
+    );
+    const res = await loaded[0]!.handler(
+      formEvent('upload', { headers: { 'content-type': contentType, accept: 'application/json' }, body }),
+      lambdaContext(),
+    );
+    expect(res.statusCode, res.body).toBe(200);
+    const mail = await simpleParser(srv.messages.at(-1)!.raw);
+    expect(mail.subject).toBe('Upload from Bo');
+    expect(mail.attachments[0]?.content.toString()).toBe('file body');
+  });
+
+  it('EventBridge and direct invoke through the bundle with the AWS SDK bundled in', async () => {
+    const h = loaded[1]!.handler;
+    const eb = await h(
+      eventBridgeEvent({ to: 'ops@example.com', subject: 'EB bundle', text: 'x' }),
+      lambdaContext(),
+    );
+    expect(eb).toMatchObject({ ok: true, accepted: ['ops@example.com'] });
+    const direct = await h({ to: 'ops@example.com', subject: 42 }, lambdaContext());
+    expect(direct).toMatchObject({ ok: false, error: { code: 'validation_failed' } });
+    expect((await simpleParser(srv.messages.at(-1)!.raw)).subject).toBe('EB bundle');
+  });
+});
