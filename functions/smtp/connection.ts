@@ -4,6 +4,7 @@
  * enforces the deadline / abort signal / phase timeouts. Used by `client.ts`.
  */
 import { isIP } from 'node:net';
+import * as cmd from './command.ts';
 import { SmtpError } from './error.ts';
 import { formatReply } from './reply.ts';
 import { asSmtpError, Session } from './session.ts';
@@ -61,11 +62,13 @@ export function resolveOptions(o: ConnectionOptions): ResolvedOptions {
       { phase: 'connect', kind: 'security' },
     );
   }
+  const clientName = o.clientName ?? 'localhost';
+  cmd.ehlo(clientName); // validates the EHLO name through the choke point (throws SmtpError)
   return {
     ...o,
     security,
     port: o.port ?? (security === 'tls' ? 465 : 587),
-    clientName: o.clientName ?? 'localhost',
+    clientName,
     timeouts: { ...DEFAULT_TIMEOUTS, ...o.timeouts },
     loopback,
   };

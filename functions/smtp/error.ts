@@ -60,8 +60,8 @@ export class SmtpError extends Error {
   }
 
   /** A copy with another delivery verdict (the verdict is only known by whoever tracks the message). */
-  withDelivery(delivery: Delivery): SmtpError {
-    const copy = new SmtpError(this.message, { ...this.init(), delivery, cause: this.cause });
+  withDelivery(delivery: Delivery, phase: Phase = this.phase): SmtpError {
+    const copy = new SmtpError(this.message, { ...this.init(), phase, delivery, cause: this.cause });
     copy.stack = this.stack;
     return copy;
   }

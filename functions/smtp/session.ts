@@ -679,7 +679,8 @@ export class Session {
   abort(err: SmtpError): void {
     for (const tx of this.txs) {
       if (tx.settled) continue;
-      tx.fail(err.withDelivery(tx.dataEndWritten ? 'unknown' : 'not-sent'));
+      // Last byte written, no final reply: the message's fate is decided in its data phase, and unknown.
+      tx.fail(tx.dataEndWritten ? err.withDelivery('unknown', 'data') : err.withDelivery('not-sent'));
     }
     if (!this.fatal) this.fatal = err;
     this.canTalk = false;

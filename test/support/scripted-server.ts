@@ -109,6 +109,7 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
     let mode: 'cmd' | 'data' | 'bdat' | 'auth-login-user' | 'auth-login-pass' | 'xoauth-error' | 'upgrading' =
       'cmd';
     let bdatLeft = 0;
+    let paused = false;
     let bdatLast = false;
     let chunks: Buffer[] = [];
     let wroteSinceTurn = true;
@@ -143,7 +144,7 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
     connections.push(conn);
 
     function write(s: string): void {
-      if (socket.destroyed) return;
+      if (socket.destroyed || socket.writableEnded) return;
       wroteSinceTurn = true;
       socket.write(Buffer.from(s, 'latin1'));
     }
@@ -159,11 +160,15 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
         return;
       }
       if ('drip' in a) {
+        // Later commands wait until the drip is over (replies stay in order).
+        paused = true;
         let i = 0;
         const t = setInterval(() => {
           if (i >= a.drip.length || socket.destroyed) {
             clearInterval(t);
             timers.delete(t);
+            paused = false;
+            process();
             return;
           }
           write(a.drip[i++]!);
@@ -284,7 +289,7 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
 
     function process(): void {
       for (;;) {
-        if (mode === 'upgrading') return;
+        if (mode === 'upgrading' || paused || socket.writableEnded || socket.destroyed) return;
         if (mode === 'bdat') {
           if (buf.length < bdatLeft) return;
           chunks.push(buf.subarray(0, bdatLeft));
