@@ -3,7 +3,8 @@
  * Exim (CHUNKING). Checks what ops people see: capabilities, TLS, certificate, delivery (parsed with mailparser),
  * the `--json` shape, one-line errors without stack traces, and the exit codes 0/2/3/4.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ChunkingServer, startChunkingServer } from '../support/chunking-server.ts';
 import { startSmtpServer, TEST_PASSWORD, TEST_USER, type TestSmtpServer } from '../support/smtp-server.ts';
 import {
+  BIN,
   CA_FILE,
   closedPort,
   hasStackTrace,
@@ -211,6 +213,35 @@ describe('smtp-send verify', { timeout: 60_000 }, () => {
     expect(r.stdout).toMatch(/^Round trips: +\d+$/m);
     expect(r.stdout).toMatch(/^Result: +OK, authenticated as tester@example\.com \(PLAIN\)$/m);
     expect(starttls.authAttempts.at(-1)).toEqual({ method: 'PLAIN', username: TEST_USER });
+  });
+
+  it('no --password-env on a terminal: asks with echo off, then authenticates', async (ctx) => {
+    if (!existsSync('/usr/bin/script'))
+      return ctx.skip('util-linux script(1) not installed (needed for a pty)');
+    const cmd = [process.execPath, BIN, 'verify', '--url', url(starttls.port), '--ca', CA_FILE]
+      .map((a) => `'${a.replace(/'/g, "'\\''")}'`)
+      .join(' ');
+    // script(1) gives the CLI a real pseudo-terminal; we type only once the prompt is shown, like a person.
+    const child = spawn('/usr/bin/script', ['-qfec', cmd, '/dev/null'], {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', TERM: 'dumb' },
+    });
+    let out = '';
+    let typed = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (!typed && out.includes(`Password for ${TEST_USER}@127.0.0.1: `)) {
+        typed = true;
+        child.stdin.write(`${TEST_PASSWORD}\r`);
+      }
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+    clearTimeout(timer);
+    expect(typed).toBe(true);
+    expect(code).toBe(0);
+    expect(out).toMatch(/Result: +OK, authenticated as tester@example\.com/);
+    expect(out).not.toContain(TEST_PASSWORD); // echo was off
   });
 
   it('--json: one object with tls, capabilities, timings, roundTrips; --auth login is honoured', async () => {
