@@ -1,0 +1,468 @@
+// The synthesized stack: one synth of the app (prebuilt fixture bundle, no per-test bundling) checked resource by
+// resource, plus small construct-level variants (secret sources, CMK, VPC, config delivery, addEventRule).
+
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
+import { EventField } from 'aws-cdk-lib/aws-events';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { Code } from 'aws-cdk-lib/aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../infra/app.ts';
+import {
+  envSize,
+  INLINE_ENV_BUDGET_BYTES,
+  SmtpSendEndpoint,
+  type SmtpSendEndpointProps,
+} from '../../infra/smtp-send-endpoint.ts';
+import { buildFixtureBundle, cdkJsonContext, largeConfig, SAMPLE_CONFIG, tempDir } from './helpers.ts';
+import { removeIsolatedHome } from './isolate-home.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON, checked by the assertions below
+type Cfn = any;
+type Resource = { Type: string; Properties: Record<string, Cfn>; DeletionPolicy?: string };
+
+const work = tempDir('endpoint');
+let bundleDir: string;
+let template: Template;
+let resources: Record<string, Resource>;
+let stack: Stack;
+let outCount = 0;
+
+/** A fresh App + Stack holding one SmtpSendEndpoint built from the prebuilt bundle. */
+function synthConstruct(
+  props: Partial<SmtpSendEndpointProps>,
+  extra?: (stack: Stack) => Partial<SmtpSendEndpointProps>,
+) {
+  // The built-in CloudFormation schema validation (seconds of WASM) runs once, in nag.test.ts.
+  const app = new App({
+    outdir: `${work.dir}/out-${++outCount}`,
+    context: cdkJsonContext(),
+    builtinCloudFormationValidation: false,
+  });
+  const s = new Stack(app, 'Variant');
+  const endpoint = new SmtpSendEndpoint(s, 'Endpoint', {
+    config: SAMPLE_CONFIG,
+    code: Code.fromAsset(bundleDir),
+    ...props,
+    ...(extra ? extra(s) : {}),
+  });
+  return { endpoint, template: Template.fromStack(s), stack: s };
+}
+
+function ofType(type: string, from = resources): Array<[string, Resource]> {
+  return Object.entries(from).filter(([, r]) => r.Type === type);
+}
+
+function logicalIdOf(type: string, pathPart: string): string {
+  const ids = Object.keys(template.findResources(type)).filter((id) => id.includes(pathPart));
+  expect(ids, `${type} ${pathPart}`).toHaveLength(1);
+  return ids[0]!;
+}
+
+/** Every IAM statement of the template: role inline policies and AWS::IAM::Policy documents. */
+function allStatements(from: Record<string, Resource>): Array<Record<string, Cfn>> {
+  const out: Array<Record<string, Cfn>> = [];
+  for (const [, r] of ofType('AWS::IAM::Role', from)) {
+    for (const p of r.Properties.Policies ?? []) out.push(...p.PolicyDocument.Statement);
+  }
+  for (const [, r] of ofType('AWS::IAM::Policy', from)) out.push(...r.Properties.PolicyDocument.Statement);
+  return out;
+}
+
+const asList = <T>(x: T | T[] | undefined): T[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
+
+beforeAll(async () => {
+  bundleDir = await buildFixtureBundle(`${work.dir}/bundle`);
+  const built = buildApp({
+    outdir: `${work.dir}/app`,
+    nag: false,
+    context: {
+      ...cdkJsonContext(),
+      alarmEmail: 'ops@example.com',
+      eventSources: 'my.app, billing',
+      reservedConcurrency: '3',
+    },
+    endpoint: { config: SAMPLE_CONFIG, code: Code.fromAsset(bundleDir) },
+  });
+  stack = built.stack;
+  template = Template.fromStack(stack);
+  resources = template.toJSON().Resources;
+}, 120_000);
+
+afterAll(() => {
+  work.cleanup();
+  removeIsolatedHome();
+});
+
+describe('the stack', () => {
+  it('has exactly the expected resources', () => {
+    const counts: Record<string, number> = {};
+    for (const r of Object.values(resources)) counts[r.Type] = (counts[r.Type] ?? 0) + 1;
+    expect(counts).toEqual({
+      'AWS::Logs::LogGroup': 2,
+      'AWS::IAM::Role': 1,
+      'AWS::IAM::Policy': 1,
+      'AWS::Lambda::Function': 1,
+      'AWS::Lambda::EventInvokeConfig': 1,
+      'AWS::Lambda::Permission': 5,
+      'AWS::SQS::Queue': 1,
+      'AWS::SQS::QueuePolicy': 1,
+      'AWS::ApiGatewayV2::Api': 1,
+      'AWS::ApiGatewayV2::Integration': 1,
+      'AWS::ApiGatewayV2::Route': 3,
+      'AWS::ApiGatewayV2::Stage': 1,
+      'AWS::Events::Rule': 2,
+      'AWS::SNS::Topic': 1,
+      'AWS::SNS::TopicPolicy': 1,
+      'AWS::SNS::Subscription': 1,
+      'AWS::CloudWatch::Alarm': 3,
+    });
+  });
+
+  it('emits no warnings or errors during synthesis', () => {
+    expect(Annotations.fromStack(stack).findWarning('*', Match.anyValue())).toEqual([]);
+    expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
+  });
+
+  it('runs the function on arm64 with the newest Node.js runtime, 256 MB, 30 s, reserved concurrency', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      MemorySize: 256,
+      Timeout: 30,
+      Handler: 'index.handler',
+      ReservedConcurrentExecutions: 3,
+      LoggingConfig: { LogGroup: { Ref: logicalIdOf('AWS::Logs::LogGroup', 'FunctionLogs') } },
+    });
+  });
+
+  it('hands the function its configuration through the environment', () => {
+    const [[, fn]] = ofType('AWS::Lambda::Function') as [[string, Resource]];
+    const env = fn.Properties.Environment.Variables as Record<string, string>;
+    expect(JSON.parse(env.ENDPOINT_CONFIG!)).toEqual(SAMPLE_CONFIG);
+    expect(env).toMatchObject({
+      SMTP_SECRET_ID: 'smtp-send-endpoint/smtp',
+      SECRET_TTL_SECONDS: '300',
+      SMTP_REUSE: 'true',
+      SMTP_IDLE_SECONDS: '60',
+      POWERTOOLS_SERVICE_NAME: 'smtp-send-endpoint',
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+    });
+    expect(env.ENDPOINT_CONFIG_FILE).toBeUndefined();
+    expect(envSize(env)).toBeLessThanOrEqual(INLINE_ENV_BUDGET_BYTES);
+  });
+
+  it('gives the role no AWS-managed policy', () => {
+    const [[, role]] = ofType('AWS::IAM::Role') as [[string, Resource]];
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(JSON.stringify(template.toJSON())).not.toContain('AWSLambdaBasicExecutionRole');
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+    ]);
+  });
+
+  it('scopes log writes to its own log group', () => {
+    const logs = allStatements(resources).filter((s) =>
+      asList(s.Action).some((a: string) => a.startsWith('logs:')),
+    );
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({
+      Effect: 'Allow',
+      Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      Resource: { 'Fn::GetAtt': [logicalIdOf('AWS::Logs::LogGroup', 'FunctionLogs'), 'Arn'] },
+    });
+  });
+
+  it('reads exactly the SMTP and CAPTCHA secrets: GetSecretValue on their ARNs, never *', () => {
+    const secrets = allStatements(resources).filter((s) =>
+      asList(s.Action).some((a: string) => a.startsWith('secretsmanager:')),
+    );
+    expect(secrets).toHaveLength(1);
+    expect(secrets[0]!.Action).toBe('secretsmanager:GetSecretValue');
+    const arns = asList(secrets[0]!.Resource).map((r) => JSON.stringify(r));
+    expect(arns).toHaveLength(3);
+    for (const arn of arns) {
+      expect(arn).not.toMatch(/"\*"|secret:\*/);
+      expect(arn).toContain('secretsmanager');
+    }
+    expect(arns.some((a) => a.includes(':secret:smtp-send-endpoint/smtp-??????'))).toBe(true);
+    expect(arns.some((a) => a.includes(':secret:form-captcha-??????'))).toBe(true);
+    expect(arns).toContain(JSON.stringify(SAMPLE_CONFIG.forms!.support!.captcha!.secretId));
+    // no CMK given → no KMS permission at all
+    expect(JSON.stringify(allStatements(resources))).not.toContain('kms:');
+  });
+
+  it('keeps logs for a month and retains the log groups', () => {
+    const groups = ofType('AWS::Logs::LogGroup');
+    expect(groups).toHaveLength(2);
+    for (const [, g] of groups) {
+      expect(g.Properties.RetentionInDays).toBe(30);
+      expect(g.DeletionPolicy).toBe('Retain');
+    }
+  });
+
+  it('routes POST /send with IAM auth and the form routes without auth, all to the function', () => {
+    const routes = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
+    const byKey = Object.fromEntries(routes.map((r) => [r.RouteKey, r]));
+    expect(Object.keys(byKey).sort()).toEqual([
+      'OPTIONS /forms/{formId}',
+      'POST /forms/{formId}',
+      'POST /send',
+    ]);
+    expect(byKey['POST /send']!.AuthorizationType).toBe('AWS_IAM');
+    expect(byKey['POST /forms/{formId}']!.AuthorizationType).toBe('NONE');
+    expect(byKey['OPTIONS /forms/{formId}']!.AuthorizationType).toBe('NONE');
+    const integration = logicalIdOf('AWS::ApiGatewayV2::Integration', '');
+    for (const r of routes) {
+      expect(r.Target).toEqual({ 'Fn::Join': ['', ['integrations/', { Ref: integration }]] });
+    }
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+      IntegrationUri: { 'Fn::GetAtt': [logicalIdOf('AWS::Lambda::Function', ''), 'Arn'] },
+    });
+  });
+
+  it('leaves CORS to the function (no API-level CORS that would swallow OPTIONS)', () => {
+    const [[, api]] = ofType('AWS::ApiGatewayV2::Api') as [[string, Resource]];
+    expect(api.Properties.ProtocolType).toBe('HTTP');
+    expect(api.Properties.CorsConfiguration).toBeUndefined();
+  });
+
+  it('throttles the stage, the form routes harder, and writes JSON access logs', () => {
+    const [[, stage]] = ofType('AWS::ApiGatewayV2::Stage') as [[string, Resource]];
+    const p = stage.Properties;
+    expect(p.StageName).toBe('$default');
+    expect(p.AutoDeploy).toBe(true);
+    expect(p.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 10, ThrottlingBurstLimit: 20 });
+    expect(p.RouteSettings).toEqual({
+      'POST /forms/{formId}': { ThrottlingRateLimit: 2, ThrottlingBurstLimit: 5 },
+      'OPTIONS /forms/{formId}': { ThrottlingRateLimit: 2, ThrottlingBurstLimit: 5 },
+    });
+    expect(p.AccessLogSettings.DestinationArn).toEqual({
+      'Fn::GetAtt': [logicalIdOf('AWS::Logs::LogGroup', 'AccessLogs'), 'Arn'],
+    });
+    const format = JSON.parse(p.AccessLogSettings.Format) as Record<string, string>;
+    expect(format).toMatchObject({ requestId: '$context.requestId', routeKey: '$context.routeKey' });
+    // route settings name routes, so the stage must be created after them
+    const stageId = logicalIdOf('AWS::ApiGatewayV2::Stage', '');
+    const deps = asList<string>(template.toJSON().Resources[stageId].DependsOn);
+    const formRouteIds = ofType('AWS::ApiGatewayV2::Route')
+      .filter(([, r]) => String(r.Properties.RouteKey).includes('/forms/'))
+      .map(([id]) => id);
+    expect(formRouteIds).toHaveLength(2);
+    for (const id of formRouteIds) expect(deps).toContain(id);
+  });
+
+  it('sends "Send Email" events from the configured sources to the function', () => {
+    const fnId = logicalIdOf('AWS::Lambda::Function', '');
+    const ruleId = logicalIdOf('AWS::Events::Rule', 'SendEmailRule');
+    const rule = resources[ruleId]!.Properties;
+    expect(rule.EventPattern).toEqual({ 'detail-type': ['Send Email'], source: ['my.app', 'billing'] });
+    expect(rule.EventBusName).toBe('default');
+    expect(rule.State).toBe('ENABLED');
+    expect(rule.Targets).toEqual([{ Arn: { 'Fn::GetAtt': [fnId, 'Arn'] }, Id: 'Target0' }]);
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+      SourceArn: { 'Fn::GetAtt': [ruleId, 'Arn'] },
+    });
+  });
+
+  it('ships the example rule: the stack alarms → an email through an input transformer', () => {
+    const rule = resources[logicalIdOf('AWS::Events::Rule', 'AlarmEmailRule')]!.Properties;
+    expect(rule.EventPattern.source).toEqual(['aws.cloudwatch']);
+    expect(rule.EventPattern['detail-type']).toEqual(['CloudWatch Alarm State Change']);
+    expect(rule.EventPattern.resources).toHaveLength(3);
+    const t = rule.Targets[0].InputTransformer;
+    expect(t.InputPathsMap).toMatchObject({ 'detail-alarmName': '$.detail.alarmName' });
+    const sample = (t.InputTemplate as string)
+      .replaceAll('<detail-alarmName>', 'Errors')
+      .replaceAll(/<[\w-]+>/g, 'X');
+    expect(JSON.parse(sample)).toEqual({
+      to: 'ops@example.com',
+      subject: '[X] Errors',
+      text: 'Alarm Errors changed from X to X at X in X (account X).',
+    });
+  });
+
+  it('retries async invocations twice, then sends them to an encrypted, TLS-only DLQ kept 14 days', () => {
+    const queueId = logicalIdOf('AWS::SQS::Queue', 'DeadLetterQueue');
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: logicalIdOf('AWS::Lambda::Function', '') },
+      Qualifier: '$LATEST',
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+    expect(resources[queueId]!.Properties).toMatchObject({
+      MessageRetentionPeriod: 1209600,
+      SqsManagedSseEnabled: true,
+    });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    const send = allStatements(resources).filter((s) => asList(s.Action).includes('sqs:SendMessage'));
+    expect(send.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': [queueId, 'Arn'] }]);
+  });
+
+  it('alarms on errors, throttles and DLQ depth > 0, notifying the topic', () => {
+    const topicId = logicalIdOf('AWS::SNS::Topic', 'AlarmTopic');
+    const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    expect(alarms.map((a) => a.MetricName).sort()).toEqual([
+      'ApproximateNumberOfMessagesVisible',
+      'Errors',
+      'Throttles',
+    ]);
+    for (const a of alarms) expect(a.AlarmActions).toEqual([{ Ref: topicId }]);
+    const dlq = alarms.find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible')!;
+    expect(dlq).toMatchObject({
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      Namespace: 'AWS/SQS',
+    });
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+  });
+
+  it('outputs the API URL and the names needed to operate the endpoint', () => {
+    const outputs = Object.keys(template.toJSON().Outputs);
+    for (const name of [
+      'ApiUrl',
+      'SendUrl',
+      'FunctionName',
+      'DeadLetterQueueUrl',
+      'SmtpSecretId',
+      'AlarmTopicArn',
+    ]) {
+      expect(outputs).toContain(name);
+    }
+  });
+});
+
+describe('construct variants', () => {
+  it('creates a placeholder secret and decrypts with a given CMK only through Secrets Manager', () => {
+    const { template: t } = synthConstruct({ smtpSecret: { create: true } }, (s) => ({
+      secretsKey: new Key(s, 'Key', { enableKeyRotation: true }),
+    }));
+    const res = t.toJSON().Resources as Record<string, Resource>;
+    const [[secretId, secret]] = ofType('AWS::SecretsManager::Secret', res) as [[string, Resource]];
+    const tmpl = JSON.parse(secret.Properties.GenerateSecretString.SecretStringTemplate);
+    expect(tmpl).toEqual({ host: '', port: 587, security: 'starttls', username: '', from: '' });
+    expect(secret.Properties.GenerateSecretString.GenerateStringKey).toBe('password');
+    expect(secret.DeletionPolicy).toBe('Retain');
+    const [[, fn]] = ofType('AWS::Lambda::Function', res) as [[string, Resource]];
+    expect(fn.Properties.Environment.Variables.SMTP_SECRET_ID).toEqual({ Ref: secretId });
+    const statements = allStatements(res);
+    const read = statements.find((s) => s.Action === 'secretsmanager:GetSecretValue')!;
+    expect(read.Resource).toContainEqual({ Ref: secretId });
+    const kms = statements.filter((s) => JSON.stringify(s.Action).includes('kms:'));
+    expect(kms).toHaveLength(1);
+    expect(kms[0]!.Action).toBe('kms:Decrypt');
+    expect(JSON.stringify(kms[0]!.Condition)).toContain('secretsmanager.');
+  });
+
+  it('uses a secret given by complete ARN as SMTP_SECRET_ID and policy resource', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:smtp-AbCdEf';
+    const { template: t } = synthConstruct({ smtpSecret: { secretArn: arn }, config: {} });
+    const res = t.toJSON().Resources as Record<string, Resource>;
+    const [[, fn]] = ofType('AWS::Lambda::Function', res) as [[string, Resource]];
+    expect(fn.Properties.Environment.Variables.SMTP_SECRET_ID).toBe(arn);
+    const read = allStatements(res).find((s) => s.Action === 'secretsmanager:GetSecretValue')!;
+    expect(read.Resource).toBe(arn);
+  });
+
+  it('places the function in a VPC with inline ENI permissions, still no managed policy', () => {
+    const { template: t } = synthConstruct({}, (s) => ({
+      vpc: Vpc.fromVpcAttributes(s, 'Vpc', {
+        vpcId: 'vpc-12345678',
+        availabilityZones: ['eu-west-1a', 'eu-west-1b'],
+        privateSubnetIds: ['subnet-aaaa1111', 'subnet-bbbb2222'],
+      }),
+      vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS },
+    }));
+    const res = t.toJSON().Resources as Record<string, Resource>;
+    const [[, fn]] = ofType('AWS::Lambda::Function', res) as [[string, Resource]];
+    expect(fn.Properties.VpcConfig.SubnetIds).toEqual(['subnet-aaaa1111', 'subnet-bbbb2222']);
+    const [[, role]] = ofType('AWS::IAM::Role', res) as [[string, Resource]];
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    const eni = allStatements(res).find((s) => asList(s.Action).includes('ec2:CreateNetworkInterface'));
+    expect(eni?.Resource).toBe('*');
+  });
+
+  it('matches any source when no eventSources are given, and honours custom throttles and TTLs', () => {
+    const { template: t } = synthConstruct({
+      throttle: { rateLimit: 50, burstLimit: 100 },
+      formsThrottle: { rateLimit: 1, burstLimit: 1 },
+      secretTtl: Duration.minutes(1),
+      smtpReuse: false,
+      logLevel: 'DEBUG',
+    });
+    t.hasResourceProperties('AWS::Events::Rule', { EventPattern: { 'detail-type': ['Send Email'] } });
+    const rule = Object.values(t.findResources('AWS::Events::Rule'))[0] as Resource;
+    expect(rule.Properties.EventPattern.source).toBeUndefined();
+    t.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+      RouteSettings: { 'POST /forms/{formId}': { ThrottlingRateLimit: 1, ThrottlingBurstLimit: 1 } },
+    });
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          SECRET_TTL_SECONDS: '60',
+          SMTP_REUSE: 'false',
+          POWERTOOLS_LOG_LEVEL: 'DEBUG',
+        }),
+      },
+    });
+    // no topic unless asked for: alarms exist without actions
+    expect(Object.keys(t.findResources('AWS::SNS::Topic'))).toHaveLength(0);
+    for (const a of Object.values(t.findResources('AWS::CloudWatch::Alarm')) as Resource[]) {
+      expect(a.Properties.AlarmActions).toBeUndefined();
+    }
+  });
+
+  it('addEventRule turns any event into a send request with an input transformer', () => {
+    const { endpoint, template: before } = synthConstruct({});
+    expect(Object.keys(before.findResources('AWS::Events::Rule'))).toHaveLength(1);
+    const app = new App({ outdir: `${work.dir}/out-${++outCount}`, builtinCloudFormationValidation: false });
+    const s = new Stack(app, 'Rules');
+    const e = new SmtpSendEndpoint(s, 'Endpoint', { config: SAMPLE_CONFIG, code: Code.fromAsset(bundleDir) });
+    e.addEventRule('OrderShipped', {
+      eventPattern: { source: ['shop.orders'], detailType: ['Order Shipped'] },
+      message: {
+        to: EventField.fromPath('$.detail.customerEmail'),
+        subject: `Order ${EventField.fromPath('$.detail.orderId')} shipped`,
+        text: 'Tracking: ' + EventField.fromPath('$.detail.tracking'),
+      },
+    });
+    const t = Template.fromStack(s);
+    const rules = Object.values(t.findResources('AWS::Events::Rule')) as Resource[];
+    const rule = rules.find((r) => r.Properties.EventPattern.source?.[0] === 'shop.orders')!;
+    const target = rule.Properties.Targets[0];
+    expect(target.InputTransformer.InputPathsMap).toEqual({
+      'detail-customerEmail': '$.detail.customerEmail',
+      'detail-orderId': '$.detail.orderId',
+      'detail-tracking': '$.detail.tracking',
+    });
+    expect(target.InputTransformer.InputTemplate).toBe(
+      '{"to":<detail-customerEmail>,"subject":"Order <detail-orderId> shipped","text":"Tracking: <detail-tracking>"}',
+    );
+    expect(endpoint).toBeInstanceOf(SmtpSendEndpoint);
+  });
+
+  it('delivers a large configuration as a file (and refuses to inline one over 4 KB)', () => {
+    const big = largeConfig();
+    expect(JSON.stringify(big).length).toBeGreaterThan(4096);
+    expect(() => synthConstruct({ config: big })).toThrow(/needs bundling/);
+    expect(() => synthConstruct({ config: big, configDelivery: 'env' })).toThrow(/Lambda allows 4096/);
+    const small = synthConstruct({ config: SAMPLE_CONFIG, configDelivery: 'auto' });
+    expect(small.endpoint.configDelivery).toBe('env');
+  });
+});
