@@ -51,8 +51,8 @@ export function asciiFallback(value: string, max = 60): string {
 
 /** Longest `attr="value"` kept as a single plain parameter. */
 const PLAIN_MAX = 70;
-/** Longest percent-encoded section per continuation line. */
-const SECTION_MAX = 60;
+/** RFC 5322 preferred line length. */
+const LINE_MAX = 78;
 
 /**
  * Parameters for `attr` (`filename` or `name`) carrying `value`, each a complete `attr…=…` string;
@@ -68,15 +68,17 @@ export function fileNameParameters(attr: string, value: string): string[] {
     params.push(`${attr}*=UTF-8''${whole}`);
     return params;
   }
+  // Each continuation goes on its own folded line: " " + prefix + section + ";" ≤ 78 characters.
   let section = '';
   let index = 0;
+  const prefix = (i: number): string => (i === 0 ? `${attr}*0*=UTF-8''` : `${attr}*${i}*=`);
   const flush = (): void => {
-    params.push(index === 0 ? `${attr}*0*=UTF-8''${section}` : `${attr}*${index}*=${section}`);
+    params.push(prefix(index) + section);
     index++;
     section = '';
   };
   for (const piece of pieces) {
-    if (section !== '' && section.length + piece.length > SECTION_MAX) flush();
+    if (section !== '' && section.length + piece.length > LINE_MAX - 2 - prefix(index).length) flush();
     section += piece;
   }
   flush();

@@ -13,7 +13,9 @@ const DIR = join(import.meta.dirname, 'golden');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 /** A small PNG-like byte string (not a real image; bytes are what matter). */
-const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]);
+const PNG = new Uint8Array([
+  0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52,
+]);
 
 const CASES: Record<string, MessageInput> = {
   'plain-ascii': {
@@ -37,7 +39,8 @@ const CASES: Record<string, MessageInput> = {
     to: 'reader@example.com',
     subject: 'Newsletter',
     text: 'Plain version with a long line: ' + 'lorem ipsum '.repeat(12) + '\nand trailing space \n',
-    html: '<!doctype html><html><body><h1>Newsletter</h1><p>' + 'lorem ipsum '.repeat(12) + '</p></body></html>',
+    html:
+      '<!doctype html><html><body><h1>Newsletter</h1><p>' + 'lorem ipsum '.repeat(12) + '</p></body></html>',
     headers: { 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click', 'In-Reply-To': '<prev@example.com>' },
   },
   'attachments-unicode-filenames': {
@@ -46,8 +49,15 @@ const CASES: Record<string, MessageInput> = {
     subject: 'Files',
     text: 'Two files attached.',
     attachments: [
-      { filename: 'Rechnung März 2026 — Übersicht und Details für die Buchhaltung.pdf', content: new Uint8Array(100).fill(7) },
-      { filename: 'data "quoted".csv', contentType: 'text/csv; charset=utf-8', content: Buffer.from('a,b\n1,2\n') },
+      {
+        filename: 'Rechnung März 2026 — Übersicht und Details für die Buchhaltung.pdf',
+        content: new Uint8Array(100).fill(7),
+      },
+      {
+        filename: 'data "quoted".csv',
+        contentType: 'text/csv; charset=utf-8',
+        content: Buffer.from('a,b\n1,2\n'),
+      },
       { filename: '報告書.txt', content: Buffer.from('日本語\n') },
     ],
   },
