@@ -130,4 +130,43 @@ describe('npm start in a real browser', () => {
     await page.close();
     expect(pageErrors).toEqual([]);
   }, 90_000);
+
+  it('hostile HTML in a caught message is shown inert: no script runs, in the page or the sandboxed frame', async () => {
+    const marker = `hostile-${Date.now()}`;
+    const res = await fetch(`${stack.url}/send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        to: 'team@example.com',
+        subject: `<img src=x onerror="document.title='pwned'"> ${marker}`,
+        text: '<script>document.title="pwned"</script>',
+        html:
+          '<p id="visible">Looks harmless</p><script>document.title="pwned";parent.document.title="pwned";alert(1)</script>' +
+          '<img src="x" onerror="alert(2)"><a href="javascript:alert(3)">x</a>',
+      }),
+    });
+    expect(res.status).toBe(200);
+    const page = await newPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await page.goto(`${stack.url}/inbox`);
+    await page.locator('#messages a.msg', { hasText: marker }).first().click();
+    await page.waitForURL(/\/inbox\/[0-9a-f-]{36}$/);
+    expect(await page.textContent('#subject')).toContain(
+      `<img src=x onerror="document.title='pwned'"> ${marker}`,
+    );
+    const frame = page.frameLocator('iframe.html-body');
+    await frame.locator('#visible').waitFor({ timeout: 15_000 });
+    await page.waitForTimeout(500);
+    expect(dialogs).toEqual([]);
+    expect(await page.getAttribute('iframe.html-body', 'sandbox')).toBe('');
+    expect(await page.title()).toBe(`<img src=x onerror="document.title='pwned'"> ${marker} · Inbox (local)`);
+    const inner = page.frames().find((f) => f.url().endsWith('/html'));
+    expect(inner).toBeDefined();
+    expect(await inner!.title()).not.toBe('pwned');
+    await page.close();
+  }, 90_000);
 });
