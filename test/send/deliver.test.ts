@@ -1,0 +1,174 @@
+/**
+ * The use case's retry and deadline policy with the real SMTP client against scripted peers:
+ * transient failures retried with bounded backoff while the deadline allows; NEVER a retry once the server may
+ * have the message (delivery unknown); permanent failures not retried.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  backoff,
+  DEFAULT_RETRY,
+  type DeliverDeps,
+  deadlineFrom,
+  deliver,
+  deliverBatch,
+  type RetryPolicy,
+} from '../../functions/send/deliver.ts';
+import type { SendError } from '../../functions/send/errors.ts';
+import { SmtpTransport } from '../../functions/send/transport.ts';
+import type { DeliveryTrace, SmtpSettings } from '../../functions/send/types.ts';
+import { type Behaviour, type ScriptedServer, startScriptedSmtp } from './scripted-smtp.ts';
+
+const limits = { maxRecipients: 10, maxBatch: 10, maxBodyBytes: 100_000, maxAttachmentBytes: 100_000 };
+const retry: RetryPolicy = { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100, minAttemptMs: 200 };
+const message = { to: 'a@example.com', subject: 'Hello', text: 'Body' };
+
+let servers: ScriptedServer[] = [];
+let transports: SmtpTransport[] = [];
+afterEach(async () => {
+  for (const t of transports) await t.close();
+  for (const s of servers) await s.close();
+  servers = [];
+  transports = [];
+});
+
+async function setup(script: (i: number) => Behaviour, reuse = false) {
+  const srv = await startScriptedSmtp(script);
+  servers.push(srv);
+  const settings: SmtpSettings = {
+    connection: { host: '127.0.0.1', port: srv.port, security: 'none', timeouts: { data: 5000 } },
+    from: 'noreply@example.com',
+    revision: 'fixed',
+  };
+  const transport = new SmtpTransport({ reuse, idleTimeoutMs: 5000 });
+  transports.push(transport);
+  const deps: DeliverDeps = {
+    smtp: { get: async () => settings, refresh: async () => settings },
+    policy: { limits },
+    transport,
+    retry,
+  };
+  return { srv, deps };
+}
+
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected a failure');
+    },
+    (e: unknown) => e as SendError,
+  );
+
+describe('deliver: retry policy', () => {
+  it('a 421 greeting is transient: retried on a new connection, then delivered', async () => {
+    const { srv, deps } = await setup((i) => (i === 0 ? 'busy' : 'ok'));
+    const trace: DeliveryTrace = { attempts: 0, roundTrips: 0 };
+    const out = await deliver(message, deps, { deadline: Date.now() + 20_000, trace });
+    expect(out.accepted).toEqual(['a@example.com']);
+    expect(trace.attempts).toBe(2);
+    expect(srv.connections).toBe(2);
+    expect(srv.accepted).toBe(1);
+  });
+
+  it('transient failures are bounded by maxAttempts → smtp_unavailable', async () => {
+    const { srv, deps } = await setup(() => 'busy');
+    const trace: DeliveryTrace = { attempts: 0, roundTrips: 0 };
+    const err = await failure(deliver(message, deps, { deadline: Date.now() + 20_000, trace }));
+    expect(err.code).toBe('smtp_unavailable');
+    expect(err.smtp).toMatchObject({ code: 421, phase: 'greeting' });
+    expect(trace.attempts).toBe(3);
+    expect(srv.connections).toBe(3);
+  });
+
+  it('no retry when the deadline does not leave room for another attempt', async () => {
+    const { srv, deps } = await setup(() => 'busy');
+    const trace: DeliveryTrace = { attempts: 0, roundTrips: 0 };
+    const err = await failure(deliver(message, deps, { deadline: Date.now() + 150, trace }));
+    expect(err.code).toBe('smtp_unavailable');
+    expect(trace.attempts).toBe(1);
+    expect(srv.connections).toBe(1);
+  });
+
+  it('connection dropped after the body: delivery_unknown and NO retry', async () => {
+    const { srv, deps } = await setup(() => 'drop-after-data');
+    const trace: DeliveryTrace = { attempts: 0, roundTrips: 0 };
+    const err = await failure(deliver(message, deps, { deadline: Date.now() + 20_000, trace }));
+    expect(err.code).toBe('delivery_unknown');
+    expect(err.status).toBe(502);
+    expect(err.message).toMatch(/Do not retry blindly/);
+    expect(trace.attempts).toBe(1);
+    expect(srv.connections).toBe(1);
+    expect(srv.dataEnds).toBe(1);
+  });
+
+  it('no reply to the final dot before the deadline: delivery_unknown, NO retry', async () => {
+    const { srv, deps } = await setup(() => 'silent-after-data');
+    const err = await failure(deliver(message, deps, { deadline: Date.now() + 1500 }));
+    expect(err.code).toBe('delivery_unknown');
+    expect(srv.connections).toBe(1);
+  });
+
+  it('a permanent refusal is not retried → smtp_rejected with the code', async () => {
+    const { srv, deps } = await setup(() => 'reject-data');
+    const err = await failure(deliver(message, deps, { deadline: Date.now() + 20_000 }));
+    expect(err.code).toBe('smtp_rejected');
+    expect(err.smtp).toMatchObject({ code: 552, enhancedCode: '5.3.4', phase: 'data' });
+    expect(srv.connections).toBe(1);
+  });
+
+  it('with reuse on, the second delivery goes over the same connection', async () => {
+    const { srv, deps } = await setup(() => 'ok', true);
+    const t1: DeliveryTrace = { attempts: 0, roundTrips: 0 };
+    const t2: DeliveryTrace = { attempts: 0, roundTrips: 0 };
+    await deliver(message, deps, { deadline: Date.now() + 20_000, trace: t1 });
+    await deliver(message, deps, { deadline: Date.now() + 20_000, trace: t2 });
+    expect(srv.connections).toBe(1);
+    expect([t1.reused, t2.reused]).toEqual([false, true]);
+    expect(t2.roundTrips).toBeLessThan(t1.roundTrips);
+  });
+});
+
+describe('deliverBatch', () => {
+  it('a session-level transient failure retries the whole batch', async () => {
+    const { srv, deps } = await setup((i) => (i === 0 ? 'busy' : 'ok'));
+    const out = await deliverBatch({ messages: [message, { ...message, to: 'b@example.com' }] }, deps, {
+      deadline: Date.now() + 20_000,
+    });
+    expect(out.results.map((r) => r.status)).toEqual(['accepted', 'accepted']);
+    expect(srv.accepted).toBe(2);
+    expect(srv.connections).toBe(2);
+  });
+
+  it('an unknown item is never resent (the rest may be retried on a new connection)', async () => {
+    const { srv, deps } = await setup((i) => (i === 0 ? 'drop-after-data' : 'ok'));
+    const out = await deliverBatch({ messages: [message, { ...message, to: 'b@example.com' }] }, deps, {
+      deadline: Date.now() + 20_000,
+    });
+    expect(out.results[0]!.status).toBe('unknown');
+    expect(out.results[0]).toMatchObject({ error: { code: 'delivery_unknown' } });
+    // Whatever the client says about the second message (not started → retried, or unknown → left alone),
+    // the server only ever accepted messages we report as accepted: message 0 was not sent again.
+    const acceptedCount = out.results.filter((r) => r.status === 'accepted').length;
+    expect(srv.accepted).toBe(acceptedCount);
+    expect(srv.dataEnds).toBe(1 + acceptedCount);
+  });
+});
+
+describe('backoff and deadline helpers', () => {
+  it('backoff is exponential, capped and jittered into [d/2, d]', () => {
+    const p = DEFAULT_RETRY;
+    expect(backoff(1, p, () => 0)).toBe(p.baseDelayMs / 2);
+    expect(backoff(1, p, () => 1)).toBe(p.baseDelayMs);
+    expect(backoff(2, p, () => 1)).toBe(p.baseDelayMs * 2);
+    expect(backoff(20, p, () => 1)).toBe(p.maxDelayMs);
+    for (let i = 0; i < 100; i++) {
+      const d = backoff(3, p);
+      expect(d).toBeGreaterThanOrEqual(p.baseDelayMs * 2);
+      expect(d).toBeLessThanOrEqual(p.baseDelayMs * 4);
+    }
+  });
+
+  it('deadlineFrom keeps a 1.5 s safety margin and never goes before now', () => {
+    expect(deadlineFrom(10_000, 1_000)).toBe(1_000 + 8_500);
+    expect(deadlineFrom(500, 1_000)).toBe(1_000);
+  });
+});
