@@ -320,7 +320,7 @@ export class SmtpClient {
     const budget = new Budget(d);
     const stats = newStats(!!options.transcript);
     let conn = await this.takeWarm();
-    const reused = !!conn;
+    let reused = !!conn;
     let txs: Transaction[];
     if (conn) {
       conn.stats = stats;
@@ -341,6 +341,7 @@ export class SmtpClient {
           stale.map((t) => t.message),
         );
         conn = fresh.conn;
+        reused = false;
         const replaced = new Map(stale.map((t, k) => [t, fresh.txs[k]!]));
         txs = txs.map((t) => replaced.get(t) ?? t);
       }

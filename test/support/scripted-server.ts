@@ -51,6 +51,8 @@ export interface ScriptedConnection {
   end(): void;
   /** RST. */
   reset(): void;
+  /** Stop this server-side socket from keeping the event loop alive (tests that count client handles). */
+  unref(): void;
   closed: Promise<void>;
 }
 
@@ -139,6 +141,7 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
       write: (s) => write(s),
       end: () => socket.end(),
       reset: () => raw.resetAndDestroy(),
+      unref: () => raw.unref(),
       closed,
     };
     connections.push(conn);

@@ -1,0 +1,78 @@
+/** After every API call — success or failure — no socket and no timer of ours is left keeping the process alive. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SmtpClient, sendBatch, sendMail, verify } from '../../functions/smtp/index.ts';
+import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
+import { TEST_CA } from '../support/smtp-server.ts';
+
+const msg = {
+  envelope: { from: 'a@example.com', to: ['b@example.com'] },
+  content: new TextEncoder().encode('Subject: s\r\n\r\nbody\r\n'),
+};
+const auth = { username: 'u', password: 'p' };
+
+let ok: ScriptedServer;
+let silent: ScriptedServer;
+let dropper: ScriptedServer;
+beforeAll(async () => {
+  ok = await startScriptedServer({ extensions: ['PIPELINING', 'CHUNKING', 'AUTH PLAIN'] });
+  silent = await startScriptedServer({
+    extensions: ['PIPELINING', 'AUTH PLAIN'],
+    onMessage: () => ({ silent: true }),
+  });
+  dropper = await startScriptedServer({
+    extensions: ['PIPELINING', 'AUTH PLAIN'],
+    onMessage: () => ({ reset: true }),
+  });
+});
+afterAll(async () => {
+  await Promise.all([ok.close(), silent.close(), dropper.close()]);
+});
+
+function resources() {
+  const r = process.getActiveResourcesInfo();
+  return {
+    tcp: r.filter((x) => x === 'TCPSocketWrap').length,
+    timers: r.filter((x) => x === 'Timeout').length,
+  };
+}
+
+/** Wait until the server side saw every connection close, then count what is still alive. */
+async function settled(srvs: ScriptedServer[]) {
+  await Promise.all(srvs.flatMap((s) => s.connections.map((c) => c.closed)));
+  // A destroyed handle is released a loop turn or two later; allow that, but not more than 500 ms.
+  for (let i = 0; i < 50 && resources().tcp > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  return resources();
+}
+
+describe('socket and timer cleanup', () => {
+  const base = () => ({ host: 'localhost', ca: TEST_CA, auth });
+  const cases: [string, () => Promise<unknown>][] = [
+    ['sendMail success', () => sendMail({ ...base(), port: ok.port }, msg)],
+    ['verify', () => verify({ ...base(), port: ok.port })],
+    ['sendBatch', () => sendBatch({ ...base(), port: ok.port }, [msg, msg])],
+    [
+      'sendMail reply timeout',
+      () => sendMail({ ...base(), port: silent.port, timeouts: { data: 200 } }, msg),
+    ],
+    ['sendMail deadline', () => sendMail({ ...base(), port: silent.port, deadline: Date.now() + 300 }, msg)],
+    ['sendMail connection reset', () => sendMail({ ...base(), port: dropper.port }, msg)],
+    [
+      'SmtpClient send + close',
+      async () => {
+        const c = new SmtpClient({ ...base(), port: ok.port });
+        await c.send(msg);
+        await c.send(msg);
+        await c.close();
+      },
+    ],
+  ];
+  for (const [name, run] of cases) {
+    it(`${name}: no socket or timer left`, async () => {
+      const before = resources();
+      await run().catch(() => {});
+      const after = await settled([ok, silent, dropper]);
+      expect(after.tcp).toBe(0);
+      expect(after.timers).toBeLessThanOrEqual(before.timers);
+    });
+  }
+});
