@@ -216,6 +216,11 @@ function paramTokens(value: string, params: string[]): HeaderToken[] {
   return all.map((text, i) => ({ sep: ' ', text: i < all.length - 1 ? `${text};` : text }));
 }
 
+function hasHighOctet(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i]! > 0x7f) return true;
+  return false;
+}
+
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -373,7 +378,7 @@ export function compose(input: MessageInput, opts: ComposeOptions = {}): Compose
     bytes,
     messageId,
     envelope: { from: from.spec.address, to: rcpts },
-    eightBit: buf.some((b) => b > 0x7f),
+    eightBit: hasHighOctet(buf),
     smtpUtf8: c.smtpUtf8,
     size: bytes.length,
     headers: fields.map((f) => [f.name, f.value]),

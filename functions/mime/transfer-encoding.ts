@@ -11,7 +11,6 @@ export type TransferEncoding = '7bit' | '8bit' | 'quoted-printable' | 'base64';
 export const MAX_LINE_OCTETS = 998;
 const QP_LINE = 76;
 const B64_LINE = 76;
-const HEX = '0123456789ABCDEF';
 
 /** CRLF, bare CR and bare LF all become CRLF. */
 export function normalizeLineBreaks(text: string): string {
@@ -20,10 +19,21 @@ export function normalizeLineBreaks(text: string): string {
 
 /** Base64 in lines of 76 characters separated by CRLF (no trailing CRLF). */
 export function encodeBase64(bytes: Uint8Array): Buffer {
-  const b64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += B64_LINE) lines.push(b64.slice(i, i + B64_LINE));
-  return Buffer.from(lines.join('\r\n'), 'latin1');
+  const b64 = Buffer.from(
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
+    'latin1',
+  );
+  const lines = Math.ceil(b64.length / B64_LINE);
+  const out = Buffer.allocUnsafe(b64.length + 2 * Math.max(0, lines - 1));
+  let o = 0;
+  for (let i = 0; i < b64.length; i++) {
+    if (i > 0 && i % B64_LINE === 0) {
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+    }
+    out[o++] = b64[i]!;
+  }
+  return out;
 }
 
 function base64Length(n: number): number {
@@ -31,54 +41,54 @@ function base64Length(n: number): number {
   return chars + 2 * Math.max(0, Math.ceil(chars / B64_LINE) - 1);
 }
 
-const isCRLFAt = (b: Uint8Array, i: number): boolean => b[i] === 0x0d && b[i + 1] === 0x0a;
+const HEX_OCTETS = Buffer.from('0123456789ABCDEF', 'latin1');
 
 /**
  * Quoted-printable (RFC 2045 §6.7) of CRLF-normalised bytes: CRLF stays a hard line break, output lines
  * are at most 76 characters, `=` and trailing white space are encoded, and — so the text survives
  * naive dot handling and mbox "From " quoting — a `.` or the `F` of `From ` that would start a line is
- * encoded too.
+ * encoded too. A soft line break never splits an `=XX` escape.
  */
 export function encodeQuotedPrintable(bytes: Uint8Array): Buffer {
-  const out: string[] = [];
-  let line = '';
-  let i = 0;
   const n = bytes.length;
-  while (i <= n) {
-    // One hard line: [i, end)
-    let end = i;
-    while (end < n && !isCRLFAt(bytes, end)) end++;
-    line = '';
-    for (let j = i; j < end; j++) {
-      const b = bytes[j]!;
-      const last = j === end - 1;
-      const token = (atStart: boolean): string => {
-        if (atStart && (b === 0x2e || (b === 0x46 && startsFrom(bytes, j, end)))) return '=' + hex(b);
-        if (b === 0x20 || b === 0x09) return last ? '=' + hex(b) : String.fromCharCode(b);
-        if (b >= 0x21 && b <= 0x7e && b !== 0x3d) return String.fromCharCode(b);
-        return '=' + hex(b);
-      };
-      let t = token(line.length === 0);
-      if (line.length + t.length > (last ? QP_LINE : QP_LINE - 1)) {
-        out.push(line + '=');
-        line = '';
-        t = token(true);
-      }
-      line += t;
+  // Worst case: every octet escaped (3 characters) plus a soft break ("=" CRLF) every 75 characters.
+  const out = Buffer.allocUnsafe(Math.ceil((n * 3 * (QP_LINE + 2)) / (QP_LINE - 1)) + 8);
+  let o = 0;
+  let col = 0;
+  for (let i = 0; i < n; i++) {
+    const b = bytes[i]!;
+    if (b === 0x0d && bytes[i + 1] === 0x0a) {
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+      col = 0;
+      i++;
+      continue;
     }
-    out.push(line);
-    if (end >= n) break;
-    i = end + 2;
+    const lastInLine = i + 1 >= n || (bytes[i + 1] === 0x0d && bytes[i + 2] === 0x0a);
+    const literal = (b >= 0x21 && b <= 0x7e && b !== 0x3d) || ((b === 0x20 || b === 0x09) && !lastInLine);
+    if (col + (literal ? 1 : 3) > (lastInLine ? QP_LINE : QP_LINE - 1)) {
+      out[o++] = 0x3d;
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+      col = 0;
+    }
+    const lineStart = col === 0 && (b === 0x2e || (b === 0x46 && startsFrom(bytes, i, n)));
+    if (literal && !lineStart) {
+      out[o++] = b;
+      col += 1;
+    } else {
+      out[o++] = 0x3d;
+      out[o++] = HEX_OCTETS[b >> 4]!;
+      out[o++] = HEX_OCTETS[b & 15]!;
+      col += 3;
+    }
   }
-  return Buffer.from(out.join('\r\n'), 'latin1');
+  return out.subarray(0, o);
 }
 
-function hex(b: number): string {
-  return HEX[b >> 4]! + HEX[b & 15]!;
-}
-
-function startsFrom(b: Uint8Array, j: number, end: number): boolean {
-  return j + 5 <= end && b[j + 1] === 0x72 && b[j + 2] === 0x6f && b[j + 3] === 0x6d && b[j + 4] === 0x20;
+/** `From ` at index j (the space is on the same line by construction). */
+function startsFrom(b: Uint8Array, j: number, n: number): boolean {
+  return j + 4 < n && b[j + 1] === 0x72 && b[j + 2] === 0x6f && b[j + 3] === 0x6d && b[j + 4] === 0x20;
 }
 
 interface TextStats {
