@@ -16,7 +16,7 @@
 import type { EventBridgeEvent } from 'aws-lambda';
 import { deadlineFrom, deliverRequest } from '../send/deliver.ts';
 import { type ErrorCode, SendError } from '../send/errors.ts';
-import type { InvocationLog } from './log.ts';
+import { type InvocationLog, noteError } from './log.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
 export const SEND_EMAIL_DETAIL_TYPE = 'Send Email';
@@ -72,11 +72,8 @@ export async function handleEventBridge(
     });
   } catch (e) {
     if (!(e instanceof SendError)) throw e;
-    log.code = e.code;
-    if (e.smtp?.code !== undefined) log.trace.smtpCode = e.smtp.code;
-    if (e.smtp?.phase) log.trace.smtpPhase = e.smtp.phase;
+    noteError(log, e);
     if (e.code === 'delivery_unknown') {
-      log.outcome = 'unknown';
       return { ok: false, error: e.toJSON() };
     }
     log.outcome = e.transient ? 'failed' : 'rejected';
@@ -119,7 +116,8 @@ export async function handleEventBridge(
       index: r.index,
       status: r.status,
       errorCode: r.error.code,
-      detail: r.error.detail,
+      smtpCode: r.error.smtp?.code,
+      fieldErrors: r.error.errors?.slice(0, 10).map((e) => `${e.field}:${e.code}`),
     });
   }
   return { ok: true, results: out.results };

@@ -22,7 +22,7 @@ import {
   problemOf,
   toSendError,
 } from './http.ts';
-import type { InvocationLog } from './log.ts';
+import { type InvocationLog, noteError } from './log.ts';
 import { errorPage, escapeHtml, thankYouPage } from './pages.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
@@ -103,11 +103,7 @@ export async function handleForm(
   } catch (e) {
     const err = toSendError(e);
     if (err.code === 'internal_error') rt.logger.error('form handler failed', { error: e as Error });
-    log.code = err.code;
-    log.status = err.status;
-    log.outcome = err.code === 'delivery_unknown' ? 'unknown' : err.status >= 500 ? 'failed' : 'rejected';
-    if (err.smtp?.code !== undefined) log.trace.smtpCode = err.smtp.code;
-    if (err.smtp?.phase) log.trace.smtpPhase = err.smtp.phase;
+    noteError(log, err);
     const extra = err.code === 'method_not_allowed' ? { ...cors, allow: 'POST, OPTIONS' } : cors;
     if (asJson) return problem(err, extra, log.requestId);
     const p = problemOf(err);

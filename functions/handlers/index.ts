@@ -49,11 +49,7 @@ export function createHandler(opts: RuntimeOptions = {}): LambdaHandler {
       thrown = e;
       throw e;
     } finally {
-      writeSummary(
-        rt.logger,
-        log,
-        thrown ? { thrown: (thrown as Error).name, thrownMessage: (thrown as Error).message } : {},
-      );
+      writeSummary(rt.logger, log, thrown ? { thrown: (thrown as Error).name } : {});
     }
   };
   return Object.assign(fn, { runtime: rt, close: () => rt.transport.close() });

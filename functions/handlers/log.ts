@@ -16,6 +16,8 @@ export interface InvocationLog {
   code?: string;
   status?: number;
   messages?: number;
+  /** `field:code` of field errors (never values). */
+  fieldErrors?: string[];
   trace: DeliveryTrace;
   started: number;
 }
@@ -33,6 +35,7 @@ export function noteError(log: InvocationLog, err: SendError): void {
       : err.status >= 500 && err.code !== 'smtp_rejected'
         ? 'failed'
         : 'rejected';
+  if (err.errors?.length) log.fieldErrors = err.errors.slice(0, 10).map((e) => `${e.field}:${e.code}`);
   if (err.smtp?.code !== undefined) log.trace.smtpCode = err.smtp.code;
   if (err.smtp?.phase) log.trace.smtpPhase = err.smtp.phase;
 }
@@ -46,6 +49,7 @@ export function writeSummary(logger: Logger, log: InvocationLog, extra: Record<s
     code: log.code,
     status: log.status,
     messages: log.messages,
+    fieldErrors: log.fieldErrors,
     smtpCode: t.smtpCode,
     smtpPhase: t.smtpPhase,
     roundTrips: t.roundTrips,

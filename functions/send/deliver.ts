@@ -332,9 +332,13 @@ export function prepare(
   if (enforce && valid.from) {
     const allowed = policy.allowedSenders ?? [settings.from];
     if (!isAllowed(valid.from.address, allowed)) {
-      throw new SendError('sender_not_allowed', `sender ${valid.from.address} is not in allowedSenders`, {
-        errors: [{ field: 'from', code: 'sender_not_allowed', message: 'this sender is not allowed' }],
-      });
+      throw new SendError(
+        'sender_not_allowed',
+        `a sender at ${domainOf(valid.from.address)} is not in allowedSenders`,
+        {
+          errors: [{ field: 'from', code: 'sender_not_allowed', message: 'this sender is not allowed' }],
+        },
+      );
     }
   }
   if (enforce) {

@@ -389,3 +389,71 @@ describe('logging', () => {
     }
   });
 });
+
+describe('cold start and module scope', () => {
+  it('concurrent first invocations share one secret fetch', async () => {
+    const { createHandler } = await import('../../functions/handlers/index.ts');
+    const fresh = createHandler({
+      env: { SMTP_SECRET_ID: SECRET_ID, ENDPOINT_CONFIG: JSON.stringify(config) },
+    });
+    const before = h.sm.calls('GetSecretValue', SECRET_ID);
+    const results = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        fresh(sendEvent({ to: `p${i}@example.com`, subject: 's', text: 't' }), {
+          awsRequestId: `r${i}`,
+          getRemainingTimeInMillis: () => 20_000,
+        } as never),
+      ),
+    );
+    expect(results.map((r) => (r as HttpResult).statusCode)).toEqual([200, 200, 200, 200, 200]);
+    expect(h.sm.calls('GetSecretValue', SECRET_ID)).toBe(before + 1);
+    await fresh.close();
+  });
+
+  it('SMTP_REUSE=false opens a new session for every send', async () => {
+    const { createHandler } = await import('../../functions/handlers/index.ts');
+    const noReuse = createHandler({
+      env: { SMTP_SECRET_ID: SECRET_ID, ENDPOINT_CONFIG: JSON.stringify(config), SMTP_REUSE: 'false' },
+    });
+    const ctx = { awsRequestId: 'x', getRemainingTimeInMillis: () => 20_000 } as never;
+    const before = h.srv.connections;
+    for (let i = 0; i < 3; i++) {
+      const res = (await noReuse(
+        sendEvent({ to: 'a@example.com', subject: 's', text: 't' }),
+        ctx,
+      )) as HttpResult;
+      expect(res.statusCode).toBe(200);
+    }
+    expect(h.srv.connections - before).toBe(3);
+    await noReuse.close();
+  });
+
+  it('an invalid endpoint config: one ERROR line naming every bad path; every entry point answers configuration_error', async () => {
+    const { createHandler } = await import('../../functions/handlers/index.ts');
+    h.logs.length = 0;
+    const broken = createHandler({
+      env: {
+        SMTP_SECRET_ID: SECRET_ID,
+        ENDPOINT_CONFIG: JSON.stringify({ limits: { maxBatch: 0 }, forms: { c: { to: 'x', subject: 's' } } }),
+      },
+    });
+    const configLines = h.logs.filter((l) => l.code === 'configuration_error');
+    expect(configLines).toHaveLength(1);
+    expect(configLines[0]!.message).toContain('limits.maxBatch: must be at least 1');
+    expect(configLines[0]!.message).toContain('forms.c.to');
+    const ctx = { awsRequestId: 'x', getRemainingTimeInMillis: () => 20_000 } as never;
+    const send = (await broken(
+      sendEvent({ to: 'a@example.com', subject: 's', text: 't' }),
+      ctx,
+    )) as HttpResult;
+    expect(send.statusCode).toBe(500);
+    expect(bodyOf(send).code).toBe('configuration_error');
+    expect(bodyOf(send).detail).not.toContain('maxBatch'); // details stay in the log, not in public answers
+    const direct = (await broken({ to: 'a@example.com', subject: 's', text: 't' }, ctx)) as {
+      error: { code: string };
+    };
+    expect(direct.error.code).toBe('configuration_error');
+    expect(h.srv.mailFrom).toHaveLength(0);
+    await broken.close();
+  });
+});
