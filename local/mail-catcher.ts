@@ -72,16 +72,27 @@ export function addressText(a: ParsedMail['to']): string {
   return Array.isArray(a) ? a.map((x) => x.text).join(', ') : a.text;
 }
 
-/** In-memory store, newest first, bounded. Emits `message` with the new message. */
+/** In-memory store, newest first, bounded in count and in raw bytes. Emits `message` with the new message. */
 export class MessageStore extends EventEmitter {
   readonly #messages: CaughtMessage[] = [];
-  constructor(readonly limit = 200) {
+  #bytes = 0;
+  constructor(
+    readonly limit = 200,
+    readonly maxBytes = 256 * 1024 * 1024,
+  ) {
     super();
   }
   add(m: CaughtMessage): void {
     this.#messages.unshift(m);
-    if (this.#messages.length > this.limit) this.#messages.length = this.limit;
+    this.#bytes += m.raw.length;
+    while (this.#messages.length > this.limit || (this.#bytes > this.maxBytes && this.#messages.length > 1)) {
+      this.#bytes -= this.#messages.pop()!.raw.length;
+    }
     this.emit('message', m);
+  }
+  /** Raw bytes held. */
+  get bytes(): number {
+    return this.#bytes;
   }
   list(): CaughtMessage[] {
     return [...this.#messages];
@@ -91,6 +102,7 @@ export class MessageStore extends EventEmitter {
   }
   clear(): void {
     this.#messages.length = 0;
+    this.#bytes = 0;
     this.emit('clear');
   }
 }

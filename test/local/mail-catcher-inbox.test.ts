@@ -6,13 +6,16 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handleInbox } from '../../local/inbox.ts';
 import {
+  type CaughtMessage,
   DEV_SMTP_PASSWORD,
   DEV_SMTP_USER,
   DEV_TLS,
   type MailCatcher,
+  MessageStore,
   startMailCatcher,
 } from '../../local/mail-catcher.ts';
 
@@ -188,6 +191,30 @@ describe('mail catcher', () => {
     expect(list[0]!.session).toMatchObject({ secure: true, user: DEV_SMTP_USER });
     expect(list[0]!.envelope).toEqual({ mailFrom: 'noreply@example.com', rcptTo: ['team@example.com'] });
     expect(list[0]!.parsed.text).toContain('.leading dot line');
+  });
+});
+
+describe('message store', () => {
+  it('is bounded in raw bytes as well as in count (the newest message always stays)', async () => {
+    const store = new MessageStore(10, 250);
+    const make = async (n: number, size: number): Promise<CaughtMessage> => {
+      const raw = Buffer.from(`Subject: m${n}\r\n\r\n${'x'.repeat(size)}\r\n`);
+      return {
+        id: `00000000-0000-0000-0000-00000000000${n}`,
+        receivedAt: new Date().toISOString(),
+        envelope: { mailFrom: 'a@example.com', rcptTo: ['b@example.com'] },
+        session: { secure: true, user: 'dev', clientHostname: 'localhost' },
+        raw,
+        parsed: await simpleParser(raw),
+      };
+    };
+    for (let i = 1; i <= 3; i++) store.add(await make(i, 80));
+    expect(store.list().map((m) => m.parsed.subject)).toEqual(['m3', 'm2']);
+    expect(store.bytes).toBeLessThanOrEqual(250);
+    store.add(await make(4, 1000));
+    expect(store.list().map((m) => m.parsed.subject)).toEqual(['m4']);
+    store.clear();
+    expect(store.bytes).toBe(0);
   });
 });
 
