@@ -131,7 +131,7 @@ function eximAccount(): Account | string {
     return acct ?? 'no Debian-exim/exim/mail account in /etc/passwd';
   }
   const me = passwdEntry((_name, u) => u === uid);
-  return me ?? `uid ${uid} not in /etc/passwd`;
+  return me ? { ...me, gid: process.getgid?.() ?? me.gid } : `uid ${uid} not in /etc/passwd`;
 }
 
 function freePort(): Promise<number> {
@@ -240,6 +240,7 @@ export async function startChunkingServer(opts: ChunkingServerOptions = {}): Pro
           password,
           sizeLimit: opts.sizeLimit ?? 50 * 1024 * 1024,
           ...(tlsPort !== undefined ? { tlsOnConnectPort: tlsPort } : {}),
+          ...(process.getuid?.() !== 0 ? { unprivileged: { gid: acct.gid } } : {}),
         }),
       );
       if (process.getuid?.() === 0) {
@@ -273,9 +274,10 @@ async function launch(
   tlsPort: number | undefined,
   timeoutMs: number,
 ): Promise<{ server: true; child: ChildProcess } | { reason: string }> {
-  // -bdf: daemon in the foreground (our child; no double fork); -oP: the pid file. The ports come from
+  // -bdf: daemon in the foreground (our child; no double fork). The pid file is pid_file_path (-oP is refused
+  // for callers other than root and the Exim user). The ports come from
   // daemon_smtp_ports (-oX would replace that list). Deliveries start right after each message is accepted.
-  const child = spawn(exim, ['-C', confFile, '-bdf', '-oP', join(dir, 'exim.pid')], {
+  const child = spawn(exim, ['-C', confFile, '-bdf'], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
     // its own process group, so close() can signal the daemon and any delivery process it forked
