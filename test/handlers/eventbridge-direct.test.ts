@@ -183,3 +183,46 @@ describe('direct invoke', () => {
     expect(h.srv.mailFrom).toHaveLength(0);
   });
 });
+
+describe('bad input through EventBridge and direct invoke → typed failure, nothing sent', () => {
+  const bad: Array<[string, unknown, string]> = [
+    ['wrong type', { ...detail, to: 42 }, 'validation_failed'],
+    ['missing subject', { to: detail.to, text: 'x' }, 'validation_failed'],
+    ['missing body', { to: detail.to, subject: 's' }, 'validation_failed'],
+    ['CR/LF in subject', { ...detail, subject: 'a\r\nb' }, 'validation_failed'],
+    ['CR/LF in to', { ...detail, to: 'ops@example.com\r\nBcc: x@example.com' }, 'validation_failed'],
+    ['CR/LF in cc', { ...detail, cc: ['c@example.com\n'] }, 'validation_failed'],
+    ['CR/LF in bcc', { ...detail, bcc: 'c@example.com\r' }, 'validation_failed'],
+    ['CR/LF in replyTo', { ...detail, replyTo: 'r@example.com\nX: y' }, 'validation_failed'],
+    ['CR/LF in from', { ...detail, from: 'noreply@example.com\nX: y' }, 'validation_failed'],
+    ['CR/LF in a header', { ...detail, headers: { 'X-A': 'b\r\nc' } }, 'validation_failed'],
+    [
+      'CR/LF in a filename',
+      { ...detail, attachments: [{ filename: 'a\n', contentType: 'text/plain', content: 'YQ==' }] },
+      'validation_failed',
+    ],
+    [
+      'invalid base64',
+      { ...detail, attachments: [{ filename: 'a', contentType: 'text/plain', content: 'YQ' }] },
+      'validation_failed',
+    ],
+    ['lone surrogate (not valid Unicode)', { ...detail, subject: 'bad \ud800 text' }, 'validation_failed'],
+    ['text over maxBodyBytes', { ...detail, text: 'x'.repeat(1024 * 1024 + 1) }, 'payload_too_large'],
+    [
+      '1,000 recipients',
+      { ...detail, to: Array.from({ length: 1000 }, (_, i) => `u${i}@example.com`) },
+      'validation_failed',
+    ],
+  ];
+
+  it.each(bad)('%s', async (_name, payload, code) => {
+    const direct = (await h.invoke(payload)) as { ok: boolean; error: { code: string } };
+    expect(direct.ok).toBe(false);
+    expect(direct.error.code).toBe(code);
+    const err = await thrown(h.invoke(eventBridgeEvent(payload)));
+    expect(err).toBeInstanceOf(EventDeliveryError);
+    expect(err.code).toBe(code);
+    expect(err.transient).toBe(false);
+    expect(h.srv.mailFrom).toHaveLength(0);
+  });
+});
