@@ -167,7 +167,9 @@ class Composer {
       ),
     ];
     if (a.contentId !== undefined) {
-      fields.push(foldField('Content-ID', rawTokens(`<${a.contentId}>`), `${field}.contentId`));
+      fields.push(
+        foldField('Content-ID', rawTokens(`<${bareContentId(a.contentId)}>`), `${field}.contentId`),
+      );
     }
     return { kind: 'leaf', fields, body: encodeBase64(a.content), encoding: 'base64' };
   }
@@ -233,6 +235,11 @@ export function formatDate(d: Date): string {
   );
 }
 
+/** `logo@x` from `logo@x` or `<logo@x>` (the `cid:` URL form has no brackets, RFC 2392). */
+function bareContentId(id: string): string {
+  return id.startsWith('<') && id.endsWith('>') ? id.slice(1, -1) : id;
+}
+
 function validateAttachment(a: AttachmentInput, field: string): void {
   if (a === null || typeof a !== 'object')
     throw new MimeError(field, 'invalid_attachment', 'expected an object');
@@ -258,7 +265,7 @@ function validateAttachment(a: AttachmentInput, field: string): void {
     }
     assertNoLineBreak(a.contentId, `${field}.contentId`);
     // msg-id without the angle brackets (RFC 2392 cid: URLs refer to it).
-    if (!/^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.@]+$/.test(a.contentId)) {
+    if (!/^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.@]+$/.test(bareContentId(a.contentId))) {
       throw new MimeError(
         `${field}.contentId`,
         'invalid_content_id',

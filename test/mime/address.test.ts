@@ -217,6 +217,8 @@ describe('message fields', () => {
       field: 'attachments[0].content',
     });
     expect(compose(att({ contentType: 'text/csv; charset="utf-8"' })).headers).toBeDefined();
+    const cid = compose(att({ contentId: '<logo@example.com>' }));
+    expect(Buffer.from(cid.bytes).toString()).toContain('\r\nContent-ID: <logo@example.com>\r\n');
   });
 
   it('refuses lone surrogates instead of replacing them', () => {
