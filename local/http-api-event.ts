@@ -332,9 +332,11 @@ export function writeHttpApiResponse(res: ServerResponse, response: HttpApiRespo
   for (const [name, values] of grouped) {
     res.setHeader(name, values.length === 1 && name !== 'set-cookie' ? values[0]! : values);
   }
-  res.setHeader('content-length', String(response.body.length));
+  // RFC 9110 §8.6: no Content-Length (and no body) on 1xx, 204 and 304.
+  const bodiless = response.statusCode < 200 || response.statusCode === 204 || response.statusCode === 304;
+  if (!bodiless) res.setHeader('content-length', String(response.body.length));
   res.writeHead(response.statusCode);
-  res.end(headOnly ? undefined : response.body);
+  res.end(headOnly || bodiless ? undefined : response.body);
 }
 
 export type { IncomingHttpHeaders };

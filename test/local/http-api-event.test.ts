@@ -219,6 +219,15 @@ describe('Lambda result → HTTP response', () => {
     expect(r.headers['content-length']).toBe('4');
   });
 
+  it('sends no Content-Length and no body with a 204', async () => {
+    nextResult = { statusCode: 204, headers: { vary: 'Origin' }, body: '' };
+    const r = await send('OPTIONS', '/forms/contact', []);
+    expect(r.status).toBe(204);
+    expect(r.headers['content-length']).toBeUndefined();
+    expect(r.headers.vary).toBe('Origin');
+    expect(r.body.length).toBe(0);
+  });
+
   it('treats a result without statusCode as a 200 JSON body, as HTTP API does', async () => {
     nextResult = { ok: true };
     const r = await send('POST', '/send', [], '{}');
