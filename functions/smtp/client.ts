@@ -332,8 +332,8 @@ export class SmtpClient {
       await conn.run(budget);
       const stale = txs.filter(staleSessionFailure);
       if (stale.length > 0 && budget.remaining() > 0 && !budget.signal?.aborted) {
+        conn.note('kept session was dead before the message was accepted; reconnecting');
         conn.transport.destroy();
-        stats.transcript?.push({ t: 0, dir: 'I', line: 'kept session was dead; reconnecting' });
         const fresh = await this.fresh(
           options,
           budget,

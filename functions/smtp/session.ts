@@ -148,6 +148,7 @@ export function replyError(message: string, phase: Phase, reply: Reply, command:
 }
 
 const QUEUE_ID = [
+  /\bOK\s+\d+\s+(\S+)\s+-\s+gsmtp/i,
   /queued as ([A-Za-z0-9._\-@/+=]+)/i,
   /\bid=([A-Za-z0-9._\-@/+=]+)/i,
   /\bOK:?\s+<?([A-Za-z0-9._\-@/+=]{6,})>?/i,
