@@ -38,6 +38,8 @@ export class SecretStore {
   readonly #inflight = new Map<string, Promise<SecretValue>>();
   /** Number of GetSecretValue calls made (observability, tests). */
   fetches = 0;
+  /** Times a stale value was served because a refresh failed transiently. */
+  staleServed = 0;
 
   constructor(opts: SecretStoreOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 300_000;
@@ -53,11 +55,22 @@ export class SecretStore {
     return this.#client;
   }
 
-  /** The cached value while fresh; otherwise one fetch shared by every concurrent caller. */
+  /**
+   * The cached value while fresh; otherwise one fetch shared by every concurrent caller. When the TTL has run
+   * out and Secrets Manager is temporarily unavailable, the last good value is served (stale-if-error): an outage
+   * of the secret store must not stop mail that the cached credentials can still send. A 535 forces `refresh()`.
+   */
   get(id: string): Promise<SecretValue> {
     const cached = this.#cache.get(id);
     if (cached && this.#now() - cached.fetchedAt < this.ttlMs) return Promise.resolve(cached);
-    return this.#fetch(id);
+    if (!cached) return this.#fetch(id);
+    return this.#fetch(id).catch((e: unknown) => {
+      if (e instanceof SendError && e.transient) {
+        this.staleServed++;
+        return cached;
+      }
+      throw e;
+    });
   }
 
   /** Fetch again now (joins a fetch already in flight). */

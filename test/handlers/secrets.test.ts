@@ -104,6 +104,25 @@ describe('SecretStore with the real SDK client', () => {
     expect((await new SecretStore().get('smtp')).value).toContain('mailer');
   });
 
+  it('after the TTL, a transient Secrets Manager failure serves the last good value (stale-if-error)', async () => {
+    let now = 5_000_000;
+    const store = new SecretStore({ ttlMs: 1000, now: () => now });
+    const first = await store.get('smtp');
+    now += 5000;
+    sm.failNext({ type: 'InternalServiceError', status: 500, operation: 'GetSecretValue', times: 2 });
+    expect(await store.get('smtp')).toBe(first);
+    expect(store.staleServed).toBe(1);
+    // A permanent error is not hidden.
+    const other = new SecretStore({ ttlMs: 1000, now: () => now });
+    sm.setSecret('short-lived', 'v1');
+    await other.get('short-lived');
+    sm.deleteSecret('short-lived');
+    now += 5000;
+    expect(((await other.get('short-lived').catch((e: unknown) => e)) as SendError).code).toBe(
+      'configuration_error',
+    );
+  });
+
   it('SECRET_TTL_SECONDS is read from the environment (default 300)', () => {
     expect(secretTtlFromEnv({})).toBe(300_000);
     expect(secretTtlFromEnv({ SECRET_TTL_SECONDS: '30' })).toBe(30_000);
