@@ -176,7 +176,8 @@ function parseMultipart(contentType: string, body: Buffer, limits: FormBodyLimit
       stream.on('limit', () => {
         truncated = true;
       });
-      stream.on('close', () => {
+      // 'end' (not 'close'): busboy waits for every file stream's end before it emits its own 'close'.
+      stream.on('end', () => {
         const content = Buffer.concat(chunks);
         if (!info.filename && content.length === 0) return; // an unused file input
         if (limits.maxFiles === 0) {
