@@ -307,6 +307,13 @@ export function compose(input: MessageInput, opts: ComposeOptions = {}): Compose
     idDomain = parseDomain(String(input.messageIdDomain), 'messageIdDomain');
   }
   const extras = Object.entries(input.headers ?? {}).map(([name, value]) => extraField(name, value, rawUtf8));
+  const seenExtra = new Set<string>();
+  for (const x of extras) {
+    // Object keys are unique, but not case-insensitively: `List-Id` and `list-id` would be two fields.
+    const key = x.name.toLowerCase();
+    if (seenExtra.has(key)) throw new MimeError(x.field, 'duplicate_header', `${x.name} is given twice`);
+    seenExtra.add(key);
+  }
   const attachments = input.attachments ?? [];
   if (!Array.isArray(attachments)) {
     throw new MimeError('attachments', 'invalid_attachment', 'attachments must be an array');

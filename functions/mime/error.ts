@@ -12,6 +12,7 @@ export type MimeErrorCode =
   | 'missing_recipient'
   | 'invalid_header_name'
   | 'header_not_allowed'
+  | 'duplicate_header'
   | 'structural_header'
   | 'non_ascii_structured'
   | 'invalid_header_value'

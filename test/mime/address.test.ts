@@ -178,6 +178,14 @@ describe('message fields', () => {
     expect(err.field.startsWith('headers')).toBe(true);
   });
 
+  it('the same extra header twice (differing in case) is refused', () => {
+    expect(
+      errorOf(() =>
+        compose({ ...ok, headers: { 'List-Id': '<a.example.com>', 'list-id': '<b.example.com>' } }),
+      ),
+    ).toMatchObject({ field: 'headers.list-id', code: 'duplicate_header' });
+  });
+
   it('structured extra headers refuse non-ASCII unless SMTPUTF8; message ids are validated', () => {
     expect(
       errorOf(() => compose({ ...ok, headers: { 'List-Id': 'Ünï <list.example.com>' } }, fixedOptions())),
