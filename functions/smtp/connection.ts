@@ -234,8 +234,8 @@ export class Connection {
         const phaseMs =
           item.kind === 'greeting'
             ? this.options.timeouts.greeting
-            : item.endsData
-              ? this.options.timeouts.data
+            : this.session.awaitingDataEnd
+              ? Math.max(this.options.timeouts.data, this.options.timeouts.reply)
               : this.options.timeouts.reply;
         const lim = budget.limit(
           phaseMs,

@@ -234,6 +234,13 @@ export class Session {
         return this.quitWritten ? 'quit' : 'mail';
     }
   }
+  /**
+   * A message's last byte is among the written, unanswered items: replies before it may be held back by a server
+   * that answers only once it has read the whole write, so waits use the data timeout.
+   */
+  get awaitingDataEnd(): boolean {
+    return this.awaiting.some((i) => i.endsData);
+  }
   /** Ready for more transactions without reconnecting. */
   get usable(): boolean {
     return (

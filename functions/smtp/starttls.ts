@@ -55,6 +55,7 @@ export function upgradeToTls(transport: Transport, p: TlsParams): Promise<TlsInf
   const raw = transport.socket as import('node:net').Socket;
   return new Promise<TlsInfo>((resolve, reject) => {
     const secure = tls.connect(tlsConnectOptions(raw, p));
+    secure.on('error', () => {}); // late errors after a failure must not crash the process
     const timer = setTimeout(
       () => {
         cleanup();

@@ -185,3 +185,52 @@ describe('against smtp-server', () => {
     }
   });
 });
+
+describe('extensions against smtp-server', () => {
+  it('SMTPUTF8 for a non-ASCII address; clear error when not advertised', async () => {
+    const before = srv.messages.length;
+    const m = {
+      envelope: { from: 'sender@example.com', to: ['jürgen@bücher.example'] },
+      content: enc('Subject: ü\n\nx\n'),
+    };
+    await sendMail(opts, m);
+    expect(srv.messages.at(-1)!.envelope.to).toEqual(['jürgen@bücher.example']);
+    expect(srv.messages.at(-1)!.mailParams).toMatchObject({ SMTPUTF8: true });
+    expect(srv.messages.length).toBe(before + 1);
+    const plain = await startSmtpServer({ hideSMTPUTF8: true });
+    try {
+      await expect(sendMail({ ...opts, port: plain.port }, m)).rejects.toMatchObject({
+        phase: 'mail',
+        kind: 'usage',
+        delivery: 'not-sent',
+        message: expect.stringContaining('SMTPUTF8'),
+      });
+      expect(plain.mailFrom).toEqual([]);
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('SIZE: a message over the advertised limit is refused before MAIL', async () => {
+    const small = await startSmtpServer({ size: 1000 });
+    try {
+      const big = {
+        envelope: { from: 's@example.com', to: ['r@example.com'] },
+        content: enc(`Subject: x\n\n${'y'.repeat(2000)}`),
+      };
+      await expect(sendMail({ ...opts, port: small.port }, big)).rejects.toMatchObject({
+        phase: 'mail',
+        delivery: 'not-sent',
+      });
+      expect(small.mailFrom).toEqual([]);
+      const ok = {
+        envelope: { from: 's@example.com', to: ['r@example.com'] },
+        content: enc('Subject: x\n\nsmall'),
+      };
+      await sendMail({ ...opts, port: small.port }, ok);
+      expect(small.messages[0]!.mailParams).toMatchObject({ SIZE: '21' });
+    } finally {
+      await small.close();
+    }
+  });
+});
