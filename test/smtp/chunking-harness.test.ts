@@ -267,6 +267,28 @@ describe('Exim CHUNKING harness lifecycle', () => {
     }
   });
 
+  it('sizeLimit: SIZE is advertised and Exim itself refuses a larger BDAT body (552)', async (ctx) => {
+    const started = await startChunkingServer({ sizeLimit: 10_000 });
+    if (!started.server) return ctx.skip(started.reason);
+    const srv = started.server;
+    try {
+      const s = await connectRaw(srv.port);
+      await s.replies(1);
+      s.send('EHLO client.example\r\n');
+      expect((await s.replies(1))[0]).toMatch(/^250[- ]SIZE 10000$/m);
+      const body = Buffer.alloc(20_000, 'x\r\n');
+      s.send(`MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nBDAT ${body.length} LAST\r\n`);
+      s.send(body);
+      const [, , bdat] = await s.replies(3);
+      expect(bdat).toMatch(/^552 /m);
+      s.sock.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await srv.messages()).toHaveLength(0);
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('close() stops the daemon and its process group and removes the temp dir', async (ctx) => {
     const started = await startChunkingServer();
     if (!started.server) return ctx.skip(started.reason);

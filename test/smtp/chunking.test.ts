@@ -262,6 +262,35 @@ describe('our client against Exim (CHUNKING)', () => {
     expect(got!.raw.equals(Buffer.from(composed.bytes))).toBe(true);
   });
 
+  it('SIZE: a message over the advertised limit is refused by the client (not-sent, never arrives)', async (ctx) => {
+    const started = await startChunkingServer({ sizeLimit: 20_000 });
+    if (!started.server) return ctx.skip(started.reason);
+    const small = started.server;
+    try {
+      const big = rawMessage(['Subject: too big'], Buffer.alloc(30_000, 'a\r\n'));
+      const err = await sendMail(options(small), {
+        envelope: { from: 'a@example.org', to: ['b@example.com'] },
+        content: big,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SmtpError);
+      expect((err as SmtpError).delivery).toBe('not-sent');
+      expect((err as SmtpError).message).toMatch(/at most 20000/);
+      const fits = rawMessage(['Subject: fits'], Buffer.alloc(10_000, 'b\r\n'));
+      const ok = await sendMail(options(small), {
+        envelope: { from: 'a@example.org', to: ['b@example.com'] },
+        content: fits,
+      });
+      expect(clientLines(ok.transcript).some((l) => /^MAIL FROM:<a@example\.org> SIZE=\d+/.test(l))).toBe(
+        true,
+      );
+      const got = await small.waitForMessages(1);
+      expect(got).toHaveLength(1);
+      expect(got[0]!.raw.toString('latin1', 0, 13)).toBe('Subject: fits');
+    } finally {
+      await small.close();
+    }
+  });
+
   it('a batch of 20 messages over one session: 20 × BDAT LAST, one EHLO pair, all arrive', async (ctx) => {
     if (!server) return ctx.skip(skipReason);
     const tag = uniqueTag();
