@@ -30,11 +30,18 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import { EventBus, type EventPattern, type IEventBus, Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { PolicyDocument, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import {
+  Grant,
+  type IGrantable,
+  PolicyDocument,
+  PolicyStatement,
+  Role,
+  ServicePrincipal,
+} from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, type Code, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
@@ -371,6 +378,7 @@ export class SmtpSendEndpoint extends Construct {
               banner:
                 "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
               forceDockerBundling: false,
+              logLevel: LogLevel.WARNING, // esbuild's size summary is noise in `cdk synth`
               ...(configFile
                 ? {
                     commandHooks: {
@@ -534,6 +542,25 @@ export class SmtpSendEndpoint extends Construct {
         alarm.addOkAction(action);
       }
     }
+  }
+
+  /** The `execute-api` ARN of `POST /send` on the `$default` stage, for callers' IAM policies. */
+  get sendInvokeArn(): string {
+    return this.httpApi.arnForExecuteApi('POST', '/send', '$default');
+  }
+
+  /** Allow a principal (a role of another service) to call `POST /send` with SigV4. */
+  grantSend(grantee: IGrantable): Grant {
+    return Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:Invoke'],
+      resourceArns: [this.sendInvokeArn],
+    });
+  }
+
+  /** Allow a principal to invoke the function directly (`lambda:InvokeFunction`). */
+  grantInvoke(grantee: IGrantable): Grant {
+    return this.function.grantInvoke(grantee);
   }
 
   /** The stage URL, e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com/`. */

@@ -50,6 +50,10 @@ export class SmtpSendEndpointStack extends Stack {
       description: 'POST a send request here, signed with SigV4 (service execute-api)',
       value: `${endpoint.url}send`,
     });
+    new CfnOutput(this, 'SendInvokeArn', {
+      description: 'Resource for execute-api:Invoke in the IAM policy of /send callers',
+      value: endpoint.sendInvokeArn,
+    });
     new CfnOutput(this, 'FormUrlTemplate', {
       description: 'Form action URL: replace {formId} with a form id of the configuration',
       value: `${endpoint.url}forms/{formId}`,

@@ -5,6 +5,7 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { EventField } from 'aws-cdk-lib/aws-events';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Code } from 'aws-cdk-lib/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -455,6 +456,22 @@ describe('construct variants', () => {
       '{"to":<detail-customerEmail>,"subject":"Order <detail-orderId> shipped","text":"Tracking: <detail-tracking>"}',
     );
     expect(endpoint).toBeInstanceOf(SmtpSendEndpoint);
+  });
+
+  it('grantSend lets another role call POST /send on the $default stage, and nothing else', () => {
+    const app = new App({ outdir: `${work.dir}/out-${++outCount}`, builtinCloudFormationValidation: false });
+    const s = new Stack(app, 'Grants');
+    const e = new SmtpSendEndpoint(s, 'Endpoint', { config: SAMPLE_CONFIG, code: Code.fromAsset(bundleDir) });
+    const caller = new Role(s, 'Caller', { assumedBy: new ServicePrincipal('ecs-tasks.amazonaws.com') });
+    e.grantSend(caller);
+    const t = Template.fromStack(s);
+    const policies = Object.values(t.findResources('AWS::IAM::Policy')) as Resource[];
+    const callerPolicy = policies.find((p) => JSON.stringify(p.Properties.Roles).includes('Caller'))!;
+    const [statement] = callerPolicy.Properties.PolicyDocument.Statement;
+    expect(statement.Action).toBe('execute-api:Invoke');
+    const arn = JSON.stringify(s.resolve(statement.Resource));
+    expect(arn).toContain(':execute-api:');
+    expect(arn).toContain('/$default/POST/send');
   });
 
   it('delivers a large configuration as a file (and refuses to inline one over 4 KB)', () => {
