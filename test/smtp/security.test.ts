@@ -127,6 +127,22 @@ describe('STARTTLS downgrade', () => {
   });
 });
 
+describe('after STARTTLS', () => {
+  it('capabilities from before TLS are forgotten: EHLO again, only what is offered inside TLS is used', async () => {
+    scripted = await startScriptedServer({
+      extensionsBeforeTls: ['STARTTLS', 'PIPELINING', 'CHUNKING', 'AUTH PLAIN LOGIN'],
+      extensions: ['8BITMIME', 'AUTH LOGIN'],
+    });
+    const out = await sendMail({ host: 'localhost', port: scripted.port, ca: TEST_CA, auth: TEST_AUTH }, msg);
+    expect(out.capabilities.chunking).toBe(false);
+    const cmds = scripted.connections[0]!.commands.map((c) => c.split(' ')[0]);
+    expect(cmds.filter((c) => c === 'EHLO')).toHaveLength(2);
+    expect(cmds).toContain('DATA');
+    expect(cmds).not.toContain('BDAT');
+    expect(scripted.connections[0]!.commands).toContain('AUTH LOGIN');
+  });
+});
+
 describe('AUTH rules', () => {
   it('credentials given but AUTH not advertised after TLS → phase auth, no MAIL (smtp-server)', async () => {
     real = await startSmtpServer({ authMethods: [] });
