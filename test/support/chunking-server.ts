@@ -20,12 +20,13 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { eximConfig } from './exim/config.ts';
@@ -134,6 +135,27 @@ function eximAccount(): Account | string {
   return me ? { ...me, gid: process.getgid?.() ?? me.gid } : `uid ${uid} not in /etc/passwd`;
 }
 
+/**
+ * Where the per-server temp dir goes. As root, Exim's delivery processes run as the Exim user and must be able to
+ * traverse every parent directory: a private TMPDIR (e.g. /root/tmp, mode 0700) would break delivery, so fall
+ * back to /tmp then.
+ */
+function baseTempDir(): string {
+  const base = tmpdir();
+  if (process.getuid?.() !== 0) return base;
+  try {
+    let p = base;
+    for (;;) {
+      if ((statSync(p).mode & 0o001) === 0) return '/tmp';
+      const parent = dirname(p);
+      if (parent === p) return base;
+      p = parent;
+    }
+  } catch {
+    return '/tmp';
+  }
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -217,7 +239,7 @@ export async function startChunkingServer(opts: ChunkingServerOptions = {}): Pro
 
   let lastReason = 'not started';
   for (let attempt = 0; attempt < 3; attempt++) {
-    const dir = mkdtempSync(join(tmpdir(), 'exim-chunking-'));
+    const dir = mkdtempSync(join(baseTempDir(), 'exim-chunking-'));
     try {
       for (const sub of ['spool', 'log', 'maildir', 'tls']) mkdirSync(join(dir, sub));
       const certFile = join(dir, 'tls', 'localhost.pem');
