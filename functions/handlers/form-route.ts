@@ -187,9 +187,10 @@ async function submit(
   const result = await deliverValid(valid, rt.deps, { deadline, trace: log.trace, enforcePolicy: false });
   log.outcome = 'sent';
   log.messages = 1;
+  // The public answer is the same as for a honeypot hit (no Message-ID): a bot cannot tell it was caught.
   const res = success();
   log.status = res.statusCode;
-  if (asJson) res.body = JSON.stringify({ ok: true, messageId: result.messageId });
+  rt.logger.debug('form message sent', { messageId: result.messageId });
   return res;
 }
 
