@@ -35,6 +35,7 @@ const EXIT_CODES = `Exit codes:
      security refusal (no STARTTLS offered, AUTH not offered). Retrying will not help.
   4  transient failure: 4xx reply (e.g. 421, 451, 454), connection refused or reset, timeout.
      Retrying later may help.
+  130  interrupted (Ctrl-C); with send, the error line says whether the message may have gone out.
   Errors are printed as one line: the phase, the reply code and enhanced code, the server's text,
   whether it is transient, and what is known about delivery (not-sent / accepted / unknown).`;
 

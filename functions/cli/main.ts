@@ -269,7 +269,7 @@ function reportError(err: unknown, command: string | undefined, json: boolean, i
     line = err.message;
     detail = { type: 'usage', message: err.message };
   } else if (err instanceof PromptAborted) {
-    code = 130;
+    code = EXIT.interrupted;
     line = err.message;
     detail = { type: 'aborted', message: err.message };
   } else if (err instanceof MimeError) {

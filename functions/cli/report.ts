@@ -150,6 +150,7 @@ export function smtpErrorJson(e: SmtpError): Record<string, unknown> {
 
 export function smtpExitCode(e: SmtpError): number {
   if (e.kind === 'usage') return EXIT.usage;
+  if (e.kind === 'aborted') return EXIT.interrupted;
   return e.transient ? EXIT.transient : EXIT.permanent;
 }
 

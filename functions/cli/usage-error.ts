@@ -9,6 +9,8 @@ export const EXIT = {
   permanent: 3,
   /** Transient failure: 4xx, connection refused/reset, timeout; retrying later may work. */
   transient: 4,
+  /** Interrupted (Ctrl-C at the prompt or during the session): 128 + SIGINT, as shells do. */
+  interrupted: 130,
 } as const;
 
 /** A problem with what the user typed; printed as one line, exit code 2. */

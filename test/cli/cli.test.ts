@@ -20,6 +20,7 @@ import {
   runCli,
   runInProcess,
   startScriptedGreeter,
+  startSilentAfterGreeting,
 } from './run-cli.ts';
 
 const USER_IN_URL = encodeURIComponent(TEST_USER); // tester%40example.com
@@ -380,6 +381,37 @@ describe('smtp-send verify', { timeout: 60_000 }, () => {
       expect(greeter.connections()).toBe(1);
     } finally {
       await greeter.close();
+    }
+  });
+
+  it('a server that stops answering: Ctrl-C ends the session at once with exit 130; --timeout gives exit 4', async () => {
+    const silent = await startSilentAfterGreeting();
+    try {
+      const args = ['verify', '--host', '127.0.0.1', '--port', String(silent.port), '--security', 'none'];
+      const child = spawn(process.execPath, [BIN, ...args, '--timeout', '60'], { cwd: REPO, stdio: 'pipe' });
+      child.stdin.end();
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
+      const closed = new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+      const until = Date.now() + 30_000;
+      while (!silent.received().includes('EHLO') && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 25));
+      expect(silent.received()).toMatch(/^EHLO /);
+      child.kill('SIGINT');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const code = await closed;
+      clearTimeout(killer);
+      expect(code).toBe(130);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toMatch(/^smtp-send: error in ehlo: /);
+
+      const timed = await runCli([...args, '--timeout', '1']);
+      expect(timed.code).toBe(4);
+      expect(timed.stderr.trim()).toMatch(/^smtp-send: error in ehlo: .*— transient, delivery not-sent$/);
+    } finally {
+      await silent.close();
     }
   });
 
