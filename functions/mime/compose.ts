@@ -362,8 +362,7 @@ export function compose(input: MessageInput, opts: ComposeOptions = {}): Compose
       : main!;
 
   // 4. Header fields, fixed order.
-  const idDomainText = idDomain;
-  const messageId = `<${Buffer.from(c.random(16)).toString('hex')}@${idDomainText}>`;
+  const messageId = `<${Buffer.from(c.random(16)).toString('hex')}@${idDomain}>`;
   const rendered = c.render(root, 'body');
   const fields: FoldedField[] = [
     foldField('Date', rawTokens(formatDate(date)), 'date'),

@@ -122,6 +122,9 @@ describe('properties', () => {
           const wire = checkWire(m.bytes, smtpUtf8 === true);
           expect(wire.problems).toEqual([]);
           if (smtpUtf8 !== true) expect(m.smtpUtf8).toBe(false);
+          // Without 8BITMIME and SMTPUTF8 every octet of the message is 7-bit.
+          expect(m.eightBit).toBe(Buffer.from(m.bytes).some((b) => b > 127));
+          if (!eightBitMime && smtpUtf8 !== true) expect(m.eightBit).toBe(false);
           const p = await parse(m.bytes);
           const from = p.from!.value[0]!;
           expect(from.address).toBe('sender@example.com');

@@ -280,5 +280,12 @@ describe('round trip through mailparser', () => {
     );
     expect(m.envelope.to).toEqual(['b@example.com', 'c@example.com', 'secret@example.com']);
     expect(Buffer.from(m.bytes).toString()).not.toMatch(/secret|^bcc:/im);
+    const only = compose(
+      { from: 'a@example.com', bcc: 'secret@example.com', subject: 's', text: 'x' },
+      fixedOptions(),
+    );
+    expect(only.envelope.to).toEqual(['secret@example.com']);
+    expect(only.headers.map(([n]) => n)).not.toContain('To');
+    expect(Buffer.from(only.bytes).toString()).not.toMatch(/secret/);
   });
 });
