@@ -154,6 +154,30 @@ describe('faults', () => {
     expect(ms).toBeLessThan(3000);
   });
 
+  it('abort while waiting for the final reply → aborted, unknown', async () => {
+    const ac = new AbortController();
+    const { e } = await fail(
+      {
+        extensions: PC,
+        onMessage: () => {
+          setTimeout(() => ac.abort(), 100).unref();
+          return { silent: true };
+        },
+      },
+      { signal: ac.signal },
+    );
+    expect(e).toMatchObject({ phase: 'data', kind: 'aborted', delivery: 'unknown' });
+  });
+
+  it('TLS handshake never answered → phase starttls timeout', async () => {
+    const { e, ms } = await fail(
+      { onCommand: (c) => (c === 'STARTTLS' ? { reply: '220 Ready\r\n' } : undefined) },
+      { timeouts: { connect: 300 } },
+    );
+    expect(e).toMatchObject({ phase: 'starttls', kind: 'timeout', transient: true, delivery: 'not-sent' });
+    expect(ms).toBeLessThan(5000);
+  });
+
   it('an endless reply is cut at 64 KiB (protocol error)', async () => {
     const big = `${'250-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n'.repeat(1200)}250 end\r\n`;
     const { e } = await fail({ onCommand: (c) => (c.startsWith('EHLO') ? { reply: big } : undefined) });

@@ -22,7 +22,7 @@ import { TEST_CERTS } from './smtp-server.ts';
 export type ScriptAction =
   /** Write these bytes verbatim (may hold several replies, or garbage). `upgrade`: then start TLS (STARTTLS). */
   | { reply: string; upgrade?: boolean; close?: boolean }
-  /** Say nothing, keep the connection open. */
+  /** Say nothing, keep the connection open, and answer nothing after it (a hung server). */
   | { silent: true }
   /** Close (FIN) after writing `reply` if given. */
   | { close: true; reply?: string }
@@ -157,7 +157,10 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
         write(dflt);
         return;
       }
-      if ('silent' in a) return;
+      if ('silent' in a) {
+        paused = true; // a hung server answers nothing after this either
+        return;
+      }
       if ('reset' in a) {
         raw.resetAndDestroy();
         return;
