@@ -148,6 +148,19 @@ describe('message fields', () => {
     expect(m3.headers[0]).toEqual(['Date', 'Tue, 2 Jan 2001 03:04:05 +0000']);
   });
 
+  it('defaults: crypto random Message-ID and boundaries, current time', () => {
+    const before = Date.now();
+    const a = compose({ ...ok, html: '<p>x</p>' });
+    const b = compose({ ...ok, html: '<p>x</p>' });
+    expect(a.messageId).not.toBe(b.messageId);
+    expect(a.headers.find(([n]) => n === 'Content-Type')![1]).not.toBe(
+      b.headers.find(([n]) => n === 'Content-Type')![1],
+    );
+    const date = Date.parse(a.headers[0]![1]);
+    expect(date).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+    expect(date).toBeLessThanOrEqual(Date.now());
+  });
+
   it('refuses an invalid date', () => {
     expect(errorOf(() => compose({ ...ok, date: new Date(Number.NaN) }))).toMatchObject({ field: 'date' });
   });
