@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { startSecretsManagerEndpoint } from '../local/secrets-manager-endpoint.ts';
 import { type BundleInfo, buildCore, buildHandler, OUT_DIR, REPO, type Variant } from './bundle.ts';
 import { BENCH_FROM } from './message.ts';
-import { BENCH_AUTH, startSmtpServerPeer, TLS_MATERIAL } from './peers.ts';
+import { BENCH_AUTH, startSmtpServerPeer } from './peers.ts';
 import { fmtMs, type Summary, summarize } from './stats.ts';
 
 export interface ColdStartGoal {
@@ -148,7 +148,8 @@ export async function runColdStart(opts: {
         username: BENCH_AUTH.username,
         password: BENCH_AUTH.password,
         from: BENCH_FROM,
-        ca: TLS_MATERIAL.ca,
+        // No `ca` here: the dev CA is trusted through NODE_EXTRA_CA_CERTS (below), as a public CA is
+        // in production, so both handlers use Node's default trust store.
       },
     },
   });
@@ -158,6 +159,7 @@ export async function runColdStart(opts: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       NODE_ENV: 'production',
+      NODE_EXTRA_CA_CERTS: join(REPO, 'certs/dev/ca.pem'),
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'bench',
       AWS_SECRET_ACCESS_KEY: 'bench',

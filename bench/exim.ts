@@ -129,9 +129,10 @@ export async function startEximPeers(): Promise<EximPeers | string> {
       copyFileSync(join(CERTS, 'localhost.key'), keyFile);
       const plainPort = await freePort();
       const tlsPort = await freePort();
-      let config = eximConfig({
+      const config = eximConfig({
         dir,
         port: plainPort,
+        tlsOnConnectPort: tlsPort,
         certFile,
         keyFile,
         user: account.name,
@@ -139,11 +140,8 @@ export async function startEximPeers(): Promise<EximPeers | string> {
         username: BENCH_AUTH.username,
         password: BENCH_AUTH.password,
         sizeLimit: 50 * 1024 * 1024,
-      }).replace(
-        `daemon_smtp_ports = ${plainPort}\n`,
-        `daemon_smtp_ports = ${plainPort} : ${tlsPort}\ntls_on_connect_ports = ${tlsPort}\n`,
-      );
-      config = config.replace('queue_only = false\n', 'queue_only = true\n');
+        ...(process.getuid?.() === 0 ? {} : { unprivileged: { gid: account.gid } }),
+      }).replace('queue_only = false\n', 'queue_only = true\n');
       if (!config.includes('tls_on_connect_ports') || !config.includes('queue_only = true')) {
         return 'Exim configuration layout changed (test/support/exim/config.ts)';
       }
@@ -154,8 +152,8 @@ export async function startEximPeers(): Promise<EximPeers | string> {
           chownSync(join(dir, p), account.uid, account.gid);
         }
       }
-      // No -oX: the ports come from daemon_smtp_ports (-oX would replace the list).
-      child = spawn(exim, ['-C', confFile, '-bdf', '-oP', join(dir, 'exim.pid')], {
+      // No -oX: the ports come from daemon_smtp_ports (-oX would replace the list); the pid file is in the config.
+      child = spawn(exim, ['-C', confFile, '-bdf'], {
         cwd: dir,
         stdio: 'ignore',
         detached: true,

@@ -32,7 +32,11 @@ export interface Peer {
   close(): Promise<void>;
 }
 
-export async function startSmtpServerPeer(security: 'starttls' | 'tls'): Promise<Peer> {
+export async function startSmtpServerPeer(
+  security: 'starttls' | 'tls',
+  /** Receives each message's bytes (tests); the benchmark itself keeps nothing. */
+  onMessage?: (raw: Buffer) => void,
+): Promise<Peer> {
   let received = 0;
   const server = new SMTPServer({
     secure: security === 'tls',
@@ -53,9 +57,13 @@ export async function startSmtpServerPeer(security: 'starttls' | 'tls'): Promise
       }
     },
     onData(stream, _session, callback) {
-      stream.on('data', () => {});
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => {
+        if (onMessage) chunks.push(chunk);
+      });
       stream.on('end', () => {
         received++;
+        onMessage?.(Buffer.concat(chunks));
         callback(null, `Ok: queued as B${received}`);
       });
     },

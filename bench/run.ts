@@ -8,10 +8,8 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type BenchClient, type Endpoint, loadOurClient, nodemailerClient } from './clients.ts';
 import { type ColdStartResult, runColdStart } from './coldstart.ts';
-import { startEximPeers } from './exim.ts';
+import { type Lab, type LabPeer, type PeerId, startLab } from './lab.ts';
 import { benchMessage } from './message.ts';
-import { type Peer, startSmtpServerPeer } from './peers.ts';
-import { type LatencyProxy, startLatencyProxy } from './proxy.ts';
 import { fmtMs, mode, type Summary, summarize } from './stats.ts';
 
 const args = new Set(process.argv.slice(2));
@@ -49,10 +47,10 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 // ---------------------------------------------------------------------------------------------
 
 interface Case {
-  id: string;
+  id: PeerId;
   label: string;
-  peer: Peer;
-  proxy: LatencyProxy;
+  peer: LabPeer;
+  lab: Lab;
   /** Goals at 25 ms one-way: round trips (ours) and added-latency ratio ours/nodemailer. */
   goalRtt?: number;
   goalRatio?: number;
@@ -112,7 +110,7 @@ interface Goal {
 }
 
 function endpoint(c: Case): Endpoint {
-  return { port: c.proxy.port, security: c.peer.security };
+  return { port: c.peer.proxyPort, security: c.peer.security };
 }
 
 function errText(err: unknown): string {
@@ -120,7 +118,7 @@ function errText(err: unknown): string {
 }
 
 async function measureSingle(c: Case, clients: BenchClient[], delay: number): Promise<SingleRow[]> {
-  c.proxy.setDelay(delay);
+  await c.lab.setDelay(c.id, delay);
   const samples = new Map(
     clients.map((cl) => [
       cl.name,
@@ -133,7 +131,7 @@ async function measureSingle(c: Case, clients: BenchClient[], delay: number): Pr
     const order = run % 2 === 0 ? clients : [...clients].reverse();
     for (const client of order) {
       const s = samples.get(client.name)!;
-      c.proxy.reset();
+      await c.lab.reset(c.id);
       const t0 = performance.now();
       try {
         const result = await withTimeout(
@@ -142,7 +140,7 @@ async function measureSingle(c: Case, clients: BenchClient[], delay: number): Pr
           client.name,
         );
         const elapsed = performance.now() - t0;
-        const stats = c.proxy.snapshot();
+        const stats = await c.lab.snapshot(c.id);
         s.latency.push(elapsed);
         s.rtt.push(stats.roundTrips);
         if (result.ownRoundTrips !== undefined) s.own.push(result.ownRoundTrips);
@@ -168,7 +166,7 @@ async function measureSingle(c: Case, clients: BenchClient[], delay: number): Pr
 }
 
 async function measureBatch(c: Case, client: BenchClient): Promise<BatchRow> {
-  c.proxy.setDelay(HIGH);
+  await c.lab.setDelay(c.id, HIGH);
   const seconds: number[] = [];
   const failures: string[] = [];
   let delivered = 0;
@@ -176,12 +174,12 @@ async function measureBatch(c: Case, client: BenchClient): Promise<BatchRow> {
   let own: number | undefined;
   for (let run = 0; run < BATCH_RUNS; run++) {
     const msgs = Array.from({ length: BATCH_SIZE }, (_, i) => benchMessage(run * BATCH_SIZE + i));
-    c.proxy.reset();
+    await c.lab.reset(c.id);
     const t0 = performance.now();
     try {
       const r = await withTimeout(client.sendBatch(endpoint(c), msgs), OP_TIMEOUT_MS * 2, client.name);
       seconds.push((performance.now() - t0) / 1000);
-      rtt = c.proxy.snapshot().roundTrips;
+      rtt = (await c.lab.snapshot(c.id)).roundTrips;
       delivered = r.delivered;
       own = r.ownRoundTrips;
       if (r.delivered !== BATCH_SIZE) failures.push(`${BATCH_SIZE - r.delivered} message(s) not delivered`);
@@ -206,13 +204,13 @@ async function measureBatch(c: Case, client: BenchClient): Promise<BatchRow> {
 }
 
 async function measureWarm(c: Case, client: BenchClient, delay: number): Promise<WarmRow> {
-  c.proxy.setDelay(delay);
+  await c.lab.setDelay(c.id, delay);
   const latency: number[] = [];
   const rtt: number[] = [];
   const own: number[] = [];
   const failures: string[] = [];
   for (let run = 0; run < WARM_RUNS; run++) {
-    c.proxy.reset();
+    await c.lab.reset(c.id);
     let session: ReturnType<BenchClient['openWarm']> | undefined;
     try {
       session = client.openWarm(endpoint(c));
@@ -220,11 +218,11 @@ async function measureWarm(c: Case, client: BenchClient, delay: number): Promise
       // Let the session go idle, as between two Lambda invocations; anything the client does after
       // a send (e.g. RSET) belongs to the next send's cost only if it is still pending then.
       await sleep(3 * delay + 100);
-      const before = c.proxy.snapshot();
+      const before = await c.lab.snapshot(c.id);
       const t0 = performance.now();
       const r = await withTimeout(session.send(benchMessage(2 * run + 1)), OP_TIMEOUT_MS, client.name);
       const elapsed = performance.now() - t0;
-      const after = c.proxy.snapshot();
+      const after = await c.lab.snapshot(c.id);
       latency.push(elapsed);
       // Server flights during the second send (+1 per new connection: a fresh TCP handshake).
       const flights = (st: typeof before) => st.connections.reduce((n, x) => n + x.serverFlights, 0);
@@ -294,54 +292,27 @@ async function main(): Promise<void> {
     else clients.push(ours);
     clients.push(nodemailerClient);
 
-    // Peers and one proxy in front of each.
-    const cases: Case[] = [];
-    const addCase = async (
-      id: string,
-      label: string,
-      start: () => Promise<Peer | string>,
-      goals: { goalRtt?: number; goalRatio?: number },
-    ) => {
-      const peer = await start();
-      if (typeof peer === 'string') {
-        skipped.push(`${label}: skipped: ${peer}`);
-        return;
-      }
-      closers.push(() => peer.close());
-      const proxy = await startLatencyProxy(peer.port, 0);
-      closers.push(() => proxy.close());
-      cases.push({ id, label, peer, proxy, ...goals });
+    // Peers and one proxy in front of each, all in the lab process.
+    const lab = await startLab({ withSmtpServerTls: !QUICK });
+    closers.push(() => lab.close());
+    skipped.push(...lab.skipped);
+    const labels: Record<PeerId, [string, { goalRtt?: number; goalRatio?: number }]> = {
+      '587-pipelining': ['STARTTLS + AUTH, PIPELINING (smtp-server)', { goalRtt: 8, goalRatio: 0.92 }],
+      '587-chunking': ['STARTTLS + AUTH, PIPELINING + CHUNKING (Exim)', { goalRtt: 7, goalRatio: 0.8 }],
+      '465-chunking': ['implicit TLS + AUTH, PIPELINING + CHUNKING (Exim)', { goalRtt: 5, goalRatio: 0.78 }],
+      '465-pipelining': ['implicit TLS + AUTH, PIPELINING (smtp-server)', {}],
     };
-    await addCase(
-      '587-pipelining',
-      'STARTTLS + AUTH, PIPELINING (smtp-server)',
-      () => startSmtpServerPeer('starttls'),
-      {
-        goalRtt: 8,
-        goalRatio: 0.92,
-      },
-    );
-    const exim = await startEximPeers();
-    if (typeof exim !== 'string') closers.push(() => exim.starttls.close());
-    const eximPeer = (k: 'starttls' | 'tls') => async () => (typeof exim === 'string' ? exim : exim[k]);
-    await addCase('587-chunking', 'STARTTLS + AUTH, PIPELINING + CHUNKING (Exim)', eximPeer('starttls'), {
-      goalRtt: 7,
-      goalRatio: 0.8,
+    const order: PeerId[] = ['587-pipelining', '587-chunking', '465-chunking', '465-pipelining'];
+    const cases: Case[] = order.flatMap((id) => {
+      const peer = lab.peers.find((p) => p.id === id);
+      if (!peer) return [];
+      const [label, goals] = labels[id];
+      return [{ id, label, peer, lab, ...goals }];
     });
-    await addCase('465-chunking', 'implicit TLS + AUTH, PIPELINING + CHUNKING (Exim)', eximPeer('tls'), {
-      goalRtt: 5,
-      goalRatio: 0.78,
-    });
-    await addCase(
-      '465-pipelining',
-      'implicit TLS + AUTH, PIPELINING (smtp-server)',
-      () => startSmtpServerPeer('tls'),
-      {},
-    );
 
     // Warm-up (JIT, TLS contexts, Exim's first fork): one unrecorded send per client per case.
     for (const c of cases) {
-      c.proxy.setDelay(0);
+      await c.lab.setDelay(c.id, 0);
       for (const client of clients) {
         await withTimeout(client.sendOne(endpoint(c), benchMessage(9999)), OP_TIMEOUT_MS, client.name).catch(
           (err) => log(`warm-up ${client.name} on ${c.id}: ${errText(err)}`),
