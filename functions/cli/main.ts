@@ -58,8 +58,12 @@ export async function run(argv: string[], io: CliIo = processIo()): Promise<numb
       return EXIT.ok;
     }
     const options = await connectionOptions(command.connection, command.output, io);
-    const deadline: Deadline = { deadline: Date.now() + command.connection.timeoutMs };
-    if (io.signal) deadline.signal = io.signal;
+    // The clock starts when the session starts (after the prompt and after loading the client code).
+    const timeoutMs = command.connection.timeoutMs;
+    const deadline = (): Deadline => ({
+      deadline: Date.now() + timeoutMs,
+      ...(io.signal ? { signal: io.signal } : {}),
+    });
     const server: ServerView = {
       host: command.connection.host,
       port: command.connection.port,
@@ -133,14 +137,14 @@ async function credentials(c: ConnectionSpec, io: CliIo): Promise<Credentials> {
 
 async function runVerify(
   options: ConnectionOptions,
-  deadline: Deadline,
+  deadline: () => Deadline,
   server: ServerView,
   out: OutputSpec,
   io: CliIo,
 ): Promise<number> {
   // Loaded on demand: `--help` and usage errors work (and start fast) without the protocol layer.
   const { verify } = await import('../smtp/index.ts');
-  const result = await verify({ ...options, ...deadline });
+  const result = await verify({ ...options, ...deadline() });
   const authenticated = options.auth !== undefined;
   if (out.json) {
     io.stdout.write(
@@ -173,7 +177,7 @@ async function runVerify(
 
 async function runSend(
   options: ConnectionOptions,
-  deadline: Deadline,
+  deadline: () => Deadline,
   server: ServerView,
   m: MessageSpec,
   out: OutputSpec,
@@ -210,7 +214,7 @@ async function runSend(
     content: composed.bytes,
     info: { eightBit: composed.eightBit, smtpUtf8: composed.smtpUtf8 },
   };
-  const outcome = await sendMail({ ...options, ...deadline }, msg);
+  const outcome = await sendMail({ ...options, ...deadline() }, msg);
   const code =
     outcome.rejected.length === 0
       ? EXIT.ok
