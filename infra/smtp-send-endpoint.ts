@@ -28,7 +28,14 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
-import { EventBus, type EventPattern, type IEventBus, Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
+import {
+  EventBus,
+  EventField,
+  type EventPattern,
+  type IEventBus,
+  Rule,
+  RuleTargetInput,
+} from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import {
   Grant,
@@ -52,6 +59,9 @@ import type { EndpointConfigInput } from '../functions/config/endpoint.ts';
 
 /** Repository root (this file lives in `<root>/infra/`). */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The `detail-type` the function handles (functions/handlers/eventbridge.ts). */
+export const SEND_EMAIL_DETAIL_TYPE = 'Send Email';
 
 /** Name of the configuration file shipped next to the bundle when the config is delivered as a file. */
 export const CONFIG_FILE_NAME = 'endpoint-config.json';
@@ -184,8 +194,10 @@ export interface EventRuleOptions {
   /** Which events trigger a message. */
   readonly eventPattern: EventPattern;
   /**
-   * The send request the function receives instead of the event (an input transformer): any JSON object;
-   * `EventField.fromPath('$.detail.x')` inserts values of the event, also inside strings.
+   * The send request (`{ to, subject, text, ... }`) that becomes the `detail` of the "Send Email" event the
+   * function receives; `EventField.fromPath('$.detail.x')` inserts values of the matched event. As a whole value
+   * (`to: EventField.fromPath(...)`) it is inserted as JSON; inside a string EventBridge inserts it WITHOUT
+   * escaping, so only use fields there that cannot contain `"` or `\` (ids, names, states, times).
    */
   readonly message: Record<string, unknown>;
   /** @default the construct's event bus */
@@ -491,7 +503,7 @@ export class SmtpSendEndpoint extends Construct {
       description: 'Events with detail-type "Send Email" carry a send request in detail',
       eventBus: this.eventBus,
       eventPattern: {
-        detailType: ['Send Email'],
+        detailType: [SEND_EMAIL_DETAIL_TYPE],
         ...(props.eventSources?.length ? { source: [...props.eventSources] } : {}),
       },
       targets: [new LambdaFunction(this.function)],
@@ -570,14 +582,29 @@ export class SmtpSendEndpoint extends Construct {
 
   /**
    * Turn any event into an email: a rule on the bus whose target is the function, with an input transformer
-   * that replaces the event by `message` (a send request; `EventField.fromPath(...)` inserts event values).
+   * that replaces the event by a "Send Email" event whose `detail` is `message` (a send request;
+   * `EventField.fromPath(...)` inserts values of the matched event). The envelope keeps the event's id, source,
+   * time, account and region, so the function takes its EventBridge path: failures are thrown, retried twice
+   * and end in the dead-letter queue (a bare send request would take the direct-invoke path, which returns
+   * errors instead of throwing them).
    */
   addEventRule(id: string, options: EventRuleOptions): Rule {
+    const envelope = {
+      version: '0',
+      id: EventField.eventId,
+      'detail-type': SEND_EMAIL_DETAIL_TYPE,
+      source: EventField.source,
+      account: EventField.account,
+      time: EventField.time,
+      region: EventField.region,
+      resources: [],
+      detail: options.message,
+    };
     return new Rule(this, id, {
       eventBus: options.eventBus ?? this.eventBus,
       eventPattern: options.eventPattern,
       ...(options.description ? { description: options.description } : {}),
-      targets: [new LambdaFunction(this.function, { event: RuleTargetInput.fromObject(options.message) })],
+      targets: [new LambdaFunction(this.function, { event: RuleTargetInput.fromObject(envelope) })],
     });
   }
 

@@ -9,14 +9,27 @@ import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Code } from 'aws-cdk-lib/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  SEND_EMAIL_DETAIL_TYPE as HANDLED_DETAIL_TYPE,
+  isEventBridgeEvent,
+} from '../../functions/handlers/eventbridge.ts';
 import { buildApp } from '../../infra/app.ts';
 import {
   envSize,
   INLINE_ENV_BUDGET_BYTES,
+  SEND_EMAIL_DETAIL_TYPE,
   SmtpSendEndpoint,
   type SmtpSendEndpointProps,
 } from '../../infra/smtp-send-endpoint.ts';
-import { buildFixtureBundle, cdkJsonContext, largeConfig, SAMPLE_CONFIG, tempDir } from './helpers.ts';
+import {
+  ALARM_EVENT,
+  buildFixtureBundle,
+  cdkJsonContext,
+  largeConfig,
+  renderInputTransformer,
+  SAMPLE_CONFIG,
+  tempDir,
+} from './helpers.ts';
 import { removeIsolatedHome } from './isolate-home.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON, checked by the assertions below
@@ -276,15 +289,18 @@ describe('the stack', () => {
     expect(rule.EventPattern.source).toEqual(['aws.cloudwatch']);
     expect(rule.EventPattern['detail-type']).toEqual(['CloudWatch Alarm State Change']);
     expect(rule.EventPattern.resources).toHaveLength(3);
-    const t = rule.Targets[0].InputTransformer;
-    expect(t.InputPathsMap).toMatchObject({ 'detail-alarmName': '$.detail.alarmName' });
-    const sample = (t.InputTemplate as string)
-      .replaceAll('<detail-alarmName>', 'Errors')
-      .replaceAll(/<[\w-]+>/g, 'X');
-    expect(JSON.parse(sample)).toEqual({
-      to: 'ops@example.com',
-      subject: '[X] Errors',
-      text: 'Alarm Errors changed from X to X at X in X (account X).',
+    const delivered = renderInputTransformer(rule.Targets[0].InputTransformer, ALARM_EVENT);
+    // what the function receives: a "Send Email" event (EventBridge path: thrown failures → retries → DLQ)
+    expect(isEventBridgeEvent(delivered)).toBe(true);
+    expect(delivered).toMatchObject({
+      'detail-type': HANDLED_DETAIL_TYPE,
+      id: ALARM_EVENT.id,
+      source: 'aws.cloudwatch',
+      detail: {
+        to: 'ops@example.com',
+        subject: '[ALARM] SmtpSendEndpoint-Errors',
+        text: 'Alarm SmtpSendEndpoint-Errors changed from OK to ALARM at 2026-11-26T04:00:00Z in eu-west-1 (account 111122223333).',
+      },
     });
   });
 
@@ -446,15 +462,18 @@ describe('construct variants', () => {
     const t = Template.fromStack(s);
     const rules = Object.values(t.findResources('AWS::Events::Rule')) as Resource[];
     const rule = rules.find((r) => r.Properties.EventPattern.source?.[0] === 'shop.orders')!;
-    const target = rule.Properties.Targets[0];
-    expect(target.InputTransformer.InputPathsMap).toEqual({
-      'detail-customerEmail': '$.detail.customerEmail',
-      'detail-orderId': '$.detail.orderId',
-      'detail-tracking': '$.detail.tracking',
+    const delivered = renderInputTransformer(rule.Properties.Targets[0].InputTransformer, {
+      ...ALARM_EVENT,
+      source: 'shop.orders',
+      'detail-type': 'Order Shipped',
+      detail: { customerEmail: 'ann@example.com', orderId: 'A-17', tracking: 'ZX9-express' },
     });
-    expect(target.InputTransformer.InputTemplate).toBe(
-      '{"to":<detail-customerEmail>,"subject":"Order <detail-orderId> shipped","text":"Tracking: <detail-tracking>"}',
-    );
+    expect(isEventBridgeEvent(delivered)).toBe(true);
+    expect(delivered).toMatchObject({
+      'detail-type': HANDLED_DETAIL_TYPE,
+      source: 'shop.orders',
+      detail: { to: 'ann@example.com', subject: 'Order A-17 shipped', text: 'Tracking: ZX9-express' },
+    });
     expect(endpoint).toBeInstanceOf(SmtpSendEndpoint);
   });
 
@@ -472,6 +491,10 @@ describe('construct variants', () => {
     const arn = JSON.stringify(s.resolve(statement.Resource));
     expect(arn).toContain(':execute-api:');
     expect(arn).toContain('/$default/POST/send');
+  });
+
+  it('matches the detail-type the handler accepts', () => {
+    expect(SEND_EMAIL_DETAIL_TYPE).toBe(HANDLED_DETAIL_TYPE);
   });
 
   it('delivers a large configuration as a file (and refuses to inline one over 4 KB)', () => {

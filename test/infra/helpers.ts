@@ -79,3 +79,56 @@ export function largeConfig(forms = 40): EndpointConfigInput {
   }
   return { send: { allowedRecipients: ['*@example.com'] }, forms: out };
 }
+
+/**
+ * Render an EventBridge input transformer the way EventBridge does: a placeholder inside a JSON string is
+ * replaced by the raw value, one outside a string by the JSON value.
+ */
+export function renderInputTransformer(
+  transformer: { InputPathsMap: Record<string, string>; InputTemplate: string },
+  event: Record<string, unknown>,
+): unknown {
+  const valueAt = (path: string): unknown =>
+    path
+      .replace(/^\$\.?/, '')
+      .split('.')
+      .filter(Boolean)
+      .reduce<unknown>(
+        (o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined),
+        event,
+      );
+  const tpl = transformer.InputTemplate;
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < tpl.length; i++) {
+    const c = tpl[i]!;
+    if (c === '"' && tpl[i - 1] !== '\\') inString = !inString;
+    const m = c === '<' ? /^<([\w.-]+)>/.exec(tpl.slice(i)) : null;
+    const path = m ? transformer.InputPathsMap[m[1]!] : undefined;
+    if (m && path) {
+      const value = valueAt(path);
+      out += inString ? String(value) : JSON.stringify(value);
+      i += m[0].length - 1;
+      continue;
+    }
+    out += c;
+  }
+  return JSON.parse(out);
+}
+
+/** A CloudWatch alarm state change event as EventBridge delivers it. */
+export const ALARM_EVENT = {
+  version: '0',
+  id: 'c4c1c1c9-6542-e61b-6ef0-8c4d36933a92',
+  'detail-type': 'CloudWatch Alarm State Change',
+  source: 'aws.cloudwatch',
+  account: '111122223333',
+  time: '2026-11-26T04:00:00Z',
+  region: 'eu-west-1',
+  resources: ['arn:aws:cloudwatch:eu-west-1:111122223333:alarm:Errors'],
+  detail: {
+    alarmName: 'SmtpSendEndpoint-Errors',
+    state: { value: 'ALARM', reason: 'Threshold Crossed' },
+    previousState: { value: 'OK' },
+  },
+};
