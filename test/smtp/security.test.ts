@@ -85,6 +85,21 @@ describe('STARTTLS downgrade', () => {
     noAuthNoMail(scripted);
   });
 
+  it('bytes injected after "220 Ready" in a later segment → they hit the TLS layer and the handshake fails', async () => {
+    scripted = await startScriptedServer({
+      onCommand: (c, conn) => {
+        if (c !== 'STARTTLS') return undefined;
+        setTimeout(() => conn.write('250 injected\r\n'), 30).unref();
+        return { reply: '220 Ready\r\n' };
+      },
+    });
+    const e = await refused(
+      sendMail({ host: 'localhost', port: scripted.port, ca: TEST_CA, auth: TEST_AUTH }, msg),
+    );
+    expect(e).toMatchObject({ phase: 'starttls', delivery: 'not-sent' });
+    noAuthNoMail(scripted);
+  });
+
   it('certificate for the wrong name → refused (phase starttls, security)', async () => {
     scripted = await startScriptedServer({ cert: 'wrong' });
     const e = await refused(

@@ -1,4 +1,5 @@
 /** The state machine alone: which groups it writes for each server profile, and how it reads replies. */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SmtpError } from '../../functions/smtp/error.ts';
 import { makeReply } from '../../functions/smtp/reply.ts';
@@ -298,5 +299,47 @@ describe('Session groups', () => {
     s.abort(new SmtpError('gone', { phase: 'data', kind: 'network' }));
     expect(t1.error?.delivery).toBe('unknown');
     expect(t2.error?.delivery).toBe('not-sent');
+  });
+});
+
+describe('Session robustness (property)', () => {
+  it('any sequence of server replies ends the session with every transaction settled, never a throw', () => {
+    const codes = [220, 221, 235, 250, 251, 334, 354, 421, 450, 451, 452, 500, 503, 530, 535, 550, 552, 554];
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...codes), { minLength: 1, maxLength: 60 }),
+        fc.constantFrom(['PIPELINING'], ['PIPELINING', 'CHUNKING'], [] as string[]),
+        fc.integer({ min: 1, max: 3 }),
+        fc.boolean(),
+        (script, ext, n, keep) => {
+          const s = new Session(base);
+          const txs = Array.from({ length: n }, (_, i) =>
+            s.enqueue(msg([`r${i}@example.com`, 'x@example.com'])),
+          );
+          if (!keep) s.requestQuit();
+          let k = 0;
+          const reply = (c: string): Reply => {
+            // Mostly follow the happy path so deep states are reached; the script injects the rest.
+            const code = script[k++ % script.length]!;
+            if (k % 3 === 0) return r(code, '4.0.0 scripted');
+            return server(ext)(c);
+          };
+          let steps = 0;
+          for (;;) {
+            expect(++steps).toBeLessThan(500);
+            const a = s.next();
+            if (a.type === 'read') s.onReply(reply(a.item.kind === 'greeting' ? 'greeting' : a.item.command));
+            else if (a.type === 'starttls') s.tlsEstablished();
+            else if (a.type === 'idle' || a.type === 'done') break;
+          }
+          for (const tx of txs) {
+            expect(tx.settled).toBe(true);
+            if (tx.result) expect(tx.result.accepted.length).toBeGreaterThan(0);
+            if (tx.error) expect(['not-sent', 'unknown', 'accepted']).toContain(tx.error.delivery);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
   });
 });
