@@ -37,6 +37,18 @@ export interface BundleInfo {
   file: string;
   bytes: number;
   gzipBytes: number;
+  /** Minified bytes per package or source folder (from esbuild's metafile), largest first. */
+  parts: Array<{ part: string; bytes: number }>;
+}
+
+/** `node_modules/@scope/pkg/...` → `@scope/pkg`; `functions/smtp/x.ts` → `functions/smtp`. */
+function partOf(input: string): string {
+  const nm = input.lastIndexOf('node_modules/');
+  if (nm >= 0) {
+    const rest = input.slice(nm + 'node_modules/'.length).split('/');
+    return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
+  }
+  return input.split('/').slice(0, 2).join('/');
 }
 
 async function bundle(opts: {
@@ -49,8 +61,9 @@ async function bundle(opts: {
   mkdirSync(dirname(opts.out), { recursive: true });
   const base = esbuildOptions({ externalAwsSdk: opts.externalSdk });
   const { entryPoints: _entry, outfile: _out, sourcemap: _map, ...shared } = base;
-  await build({
+  const result = await build({
     ...shared,
+    metafile: true,
     ...(opts.entry
       ? { entryPoints: [opts.entry] }
       : { stdin: { contents: opts.stdin!, resolveDir: REPO, loader: 'ts', sourcefile: 'core-entry.ts' } }),
@@ -60,7 +73,22 @@ async function bundle(opts: {
     plugins: opts.twin ? [twinPlugin] : [],
   });
   const bytes = statSync(opts.out).size;
-  return { file: opts.out, bytes, gzipBytes: gzipSync(readFileSync(opts.out)).length };
+  const parts = new Map<string, number>();
+  for (const output of Object.values(result.metafile.outputs)) {
+    for (const [input, info] of Object.entries(output.inputs)) {
+      const part = partOf(input);
+      parts.set(part, (parts.get(part) ?? 0) + info.bytesInOutput);
+    }
+  }
+  return {
+    file: opts.out,
+    bytes,
+    gzipBytes: gzipSync(readFileSync(opts.out)).length,
+    parts: [...parts]
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([part, n]) => ({ part, bytes: n })),
+  };
 }
 
 export type Variant = 'ours' | 'twin';

@@ -217,6 +217,17 @@ export async function runColdStart(opts: {
   for (const [name, info] of Object.entries(sizes))
     lines.push(`| ${name} | ${kb(info.bytes)} | ${kb(info.gzipBytes)} |`);
   lines.push('');
+  const partsLine = (name: string) => {
+    const info = sizes[name];
+    if (!info) return;
+    const top = info.parts.slice(0, 8).map((p) => `${p.part} ${kb(p.bytes)}`);
+    lines.push(`- ${name}: ${top.join(', ')}`);
+  };
+  lines.push('Where the minified bytes are (largest parts):', '');
+  partsLine('ours SMTP + MIME core');
+  partsLine('ours handler, SDK external');
+  partsLine('twin handler, SDK external');
+  lines.push('');
   lines.push(
     `Fresh \`node\` process → import bundle → first request served (direct invoke, one message via STARTTLS + AUTH to local smtp-server, secret from the local Secrets Manager endpoint); ms, ${runs} runs each.`,
   );
