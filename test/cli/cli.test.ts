@@ -284,6 +284,44 @@ describe('smtp-send verify', { timeout: 60_000 }, () => {
     expect(implicit.authAttempts.at(-1)).toEqual({ method: 'LOGIN', username: TEST_USER });
   });
 
+  it('--auth xoauth2 takes the access token from --token-env', async () => {
+    const seen: Array<{ method: string; username?: string; accessToken?: string }> = [];
+    const oauth = await startSmtpServer({
+      authMethods: ['XOAUTH2'],
+      extra: {
+        onAuth(auth, _session, cb) {
+          seen.push({ method: auth.method, username: auth.username, accessToken: auth.accessToken });
+          if (auth.accessToken === 'ya29.test-token') cb(null, { user: auth.username });
+          else cb(Object.assign(new Error('Invalid token'), { responseCode: 535 }));
+        },
+      },
+    });
+    try {
+      const args = [
+        'verify',
+        '--url',
+        url(oauth.port),
+        '--auth',
+        'xoauth2',
+        '--token-env',
+        'TOKEN',
+        '--ca',
+        CA_FILE,
+      ];
+      const ok = await runCli(args, { env: { TOKEN: 'ya29.test-token' } });
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toMatch(/^Result: +OK, authenticated as tester@example\.com \(XOAUTH2\)$/m);
+      expect(seen[0]).toEqual({ method: 'XOAUTH2', username: TEST_USER, accessToken: 'ya29.test-token' });
+      const bad = await runCli(args, { env: { TOKEN: 'expired' } });
+      expect(bad.code).toBe(3);
+      expect(bad.stderr).toMatch(/^smtp-send: error in auth: 535 /);
+      expect(bad.stderr).not.toContain('expired');
+    } finally {
+      await oauth.close();
+    }
+  });
+
   it('--transcript prints the redacted dialogue', async () => {
     const r = await runCli(
       [
