@@ -216,7 +216,10 @@ export class Connection {
         if (a.type === 'write') {
           budget.check(a.items[0]!.phase);
           for (const it of a.items) for (const l of it.log) this.log('C', l);
-          this.transport.write(a.bytes, a.items[0]!.phase);
+          this.transport.write(
+            a.items.map((i) => i.bytes),
+            a.items[0]!.phase,
+          );
           if (a.items.some((i) => i.kind !== 'quit')) this.stats.roundTrips++;
           continue;
         }

@@ -23,7 +23,8 @@ export class DataEncoder {
   }
 
   push(chunk: Uint8Array): Uint8Array {
-    const out = new Uint8Array(chunk.length * 2);
+    // Exact size first (no 2x over-allocation kept alive by a subarray), then fill.
+    const out = new Uint8Array(this.measure(chunk));
     let o = 0;
     for (let i = 0; i < chunk.length; i++) {
       const b = chunk[i]!;
@@ -50,6 +51,33 @@ export class DataEncoder {
       out[o++] = b;
     }
     return out.subarray(0, o);
+  }
+
+  /** Output length for `chunk` from the current state, without changing it. */
+  private measure(chunk: Uint8Array): number {
+    let n = 0;
+    let atLineStart = this.atLineStart;
+    let prevCR = this.prevCR;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (b === CR) {
+        n += 2;
+        prevCR = true;
+        atLineStart = true;
+      } else if (b === LF) {
+        if (prevCR) prevCR = false;
+        else {
+          n += 2;
+          atLineStart = true;
+        }
+      } else {
+        prevCR = false;
+        if (atLineStart && this.dotStuff && b === DOT) n++;
+        atLineStart = false;
+        n++;
+      }
+    }
+    return n;
   }
 
   /** The tail: CRLF if the content did not end with a line break, then `.CRLF` for DATA. */

@@ -88,8 +88,8 @@ export interface Item {
 export type Action =
   /** Wait for the reply to `item` (the greeting, or the oldest written item). */
   | { type: 'read'; item: Item }
-  /** Write these items in ONE write; their replies then come as `read` actions. */
-  | { type: 'write'; items: Item[]; bytes: Uint8Array }
+  /** Write these items in ONE write (corked); their replies then come as `read` actions. */
+  | { type: 'write'; items: Item[] }
   /** The server said 220 to STARTTLS: upgrade the socket now, then call `tlsEstablished()`. */
   | { type: 'starttls' }
   /** Nothing left to do; the session is open and authenticated (warm reuse possible). */
@@ -301,20 +301,11 @@ export class Session {
   }
 
   private write(items: Item[]): Action {
-    const parts = items.map((i) => i.bytes);
-    let n = 0;
-    for (const p of parts) n += p.length;
-    const bytes = new Uint8Array(n);
-    let o = 0;
-    for (const p of parts) {
-      bytes.set(p, o);
-      o += p.length;
-    }
     for (const it of items) {
       if (it.endsData && it.tx) it.tx.dataEndWritten = true;
       this.awaiting.push(it);
     }
-    return { type: 'write', items, bytes };
+    return { type: 'write', items };
   }
 
   private get pipelining(): boolean {

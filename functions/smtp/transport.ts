@@ -203,10 +203,15 @@ export class Transport {
     });
   }
 
-  /** Write bytes; throws when the connection is already known to be gone (nothing was written then). */
-  write(bytes: Uint8Array, phase: Phase): void {
+  /**
+   * Write a group as one write (corked: small commands and a large body leave together, without copying them into
+   * one buffer). Throws when the connection is already known to be gone (nothing was written then).
+   */
+  write(parts: Uint8Array[], phase: Phase): void {
     if (this.failure) throw this.toError(this.failure, phase);
-    this.socket.write(bytes);
+    this.socket.cork();
+    for (const p of parts) if (p.length > 0) this.socket.write(p);
+    this.socket.uncork();
   }
 
   /** Keep / stop keeping the event loop alive (idle kept sessions are unref'd). */
