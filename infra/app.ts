@@ -17,7 +17,7 @@
  * - `cfnValidation`       `true`: also run aws-cdk-lib's built-in CloudFormation schema validation (WASM engine,
  *                         ~7 s CPU: off by default to keep `cdk synth` fast; the infra tests run it)
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -28,7 +28,6 @@ import {
   Tags,
   Validations,
 } from 'aws-cdk-lib';
-import type { Code } from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { type EndpointConfig, parseEndpointConfigText } from '../functions/config/endpoint.ts';
 import { PROJECT_ROOT, type SmtpSecretSource, type SmtpSendEndpointProps } from './smtp-send-endpoint.ts';
@@ -130,8 +129,16 @@ export function loadConfig(path?: string): EndpointConfig {
   return parseEndpointConfigText(readFileSync(abs, 'utf8'), file);
 }
 
-export type { Code };
+/** Run as the CDK app (`npx tsx infra/app.ts`), not when imported by tests or another app. */
+function isMain(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(process.argv[1]);
+  } catch {
+    return false;
+  }
+}
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (isMain()) {
   buildApp().app.synth();
 }

@@ -612,7 +612,12 @@ export class SmtpSendEndpoint extends Construct {
     source: SmtpSecretSource,
     removalPolicy: RemovalPolicy,
   ): { secret: ISecret; secretId: string } {
-    if ('secret' in source) return { secret: source.secret, secretId: source.secret.secretArn };
+    if ('secret' in source) {
+      // A complete ARN when known; an imported-by-name secret is addressed by its name (its partial ARN is not
+      // a valid SecretId when another secret's name shares the prefix).
+      const { secret } = source;
+      return { secret, secretId: secret.secretFullArn ?? secret.secretName };
+    }
     if ('secretArn' in source) {
       const secret = Secret.fromSecretCompleteArn(this, 'SmtpSecret', source.secretArn);
       return { secret, secretId: source.secretArn };
