@@ -1,16 +1,16 @@
-// The real NodejsFunction path, once: esbuild bundles the product handler (ESM + createRequire banner, minified,
-// source map), a configuration too large for the environment ships as a file through the afterBundling hook,
-// and the bundled handler — loaded from the asset directory like Lambda would — answers a form preflight from it.
+// `npx cdk synth` through the CLI and cdk.json, offline, no AWS credentials — and the real NodejsFunction path,
+// once: esbuild bundles the product handler (ESM + createRequire banner, minified, source map), a configuration
+// too large for the environment ships as a file through the afterBundling hook, and the bundled handler — loaded
+// from the asset directory like Lambda would — answers a form preflight from it.
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEndpointConfig, parseEndpointConfig } from '../../functions/config/endpoint.ts';
-import { buildApp } from '../../infra/app.ts';
 import { CONFIG_FILE_NAME } from '../../infra/smtp-send-endpoint.ts';
-import { cdkJsonContext, largeConfig, tempDir } from './helpers.ts';
+import { largeConfig, ROOT, tempDir } from './helpers.ts';
 import { removeIsolatedHome } from './isolate-home.ts';
 
 const work = tempDir('bundling');
@@ -18,29 +18,75 @@ const config = largeConfig();
 let assetDir: string;
 let env: Record<string, string>;
 let handlerName: string;
+// biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON
+let template: any;
+let report: { pluginReports: unknown[] };
+type FnProps = { Environment: { Variables: Record<string, string> }; Handler: string; Runtime: string };
 
 type Handler = (
   event: unknown,
   context: unknown,
 ) => Promise<{ statusCode: number; headers: Record<string, string> }>;
 
-beforeAll(() => {
-  const outdir = join(work.dir, 'out');
-  const { stack } = buildApp({ outdir, nag: false, context: cdkJsonContext(), endpoint: { config } });
-  const template = Template.fromStack(stack);
-  const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0] as {
-    Properties: { Environment: { Variables: Record<string, string> }; Handler: string };
+/** `npx cdk synth` exactly as a user runs it (cdk.json → `npx tsx infra/app.ts`), offline and without AWS. */
+function cdkSynth(args: string[], home: string): Promise<{ code: number | null; stderr: string }> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: home,
+    CDK_DISABLE_VERSION_CHECK: '1',
+    npm_config_update_notifier: 'false',
+    AWS_EC2_METADATA_DISABLED: 'true',
   };
+  for (const k of ['AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'])
+    delete env[k];
+  return new Promise((resolveRun) => {
+    const child = spawn('npx', ['cdk', 'synth', '--quiet', ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < 100_000) stderr += d.toString();
+    });
+    child.on('close', (code) => resolveRun({ code, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  const outdir = join(work.dir, 'out');
+  const configFile = join(work.dir, 'large-endpoint.json');
+  writeFileSync(configFile, JSON.stringify(config));
+  mkdirSync(join(work.dir, 'home'));
+  const run = await cdkSynth(['-o', outdir, '-c', `config=${configFile}`], join(work.dir, 'home'));
+  expect(run.stderr).not.toMatch(/error|warning/i);
+  expect(run.code).toBe(0);
+  template = JSON.parse(readFileSync(join(outdir, 'SmtpSendEndpoint.template.json'), 'utf8'));
+  const fn = Object.values(template.Resources as Record<string, { Type: string; Properties: FnProps }>).find(
+    (r) => r.Type === 'AWS::Lambda::Function',
+  )!;
   env = fn.Properties.Environment.Variables;
   handlerName = fn.Properties.Handler;
+  report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'));
   const assets = readdirSync(outdir).filter((d) => d.startsWith('asset.'));
   expect(assets).toHaveLength(1);
   assetDir = join(outdir, assets[0]!);
-}, 180_000);
+}, 300_000);
 
 afterAll(() => {
   work.cleanup();
   removeIsolatedHome();
+});
+
+describe('npx cdk synth', () => {
+  it('synthesizes offline with cdk-nag passing and the function on nodejs24.x / arm64', () => {
+    expect(report.pluginReports).toEqual([]);
+    const fn = Object.values(
+      template.Resources as Record<string, { Type: string; Properties: FnProps }>,
+    ).find((r) => r.Type === 'AWS::Lambda::Function')!;
+    expect(fn.Properties.Runtime).toBe('nodejs24.x');
+    expect(template.Parameters).toHaveProperty('BootstrapVersion');
+  });
 });
 
 describe('bundling the product handler with NodejsFunction', () => {
@@ -71,9 +117,8 @@ describe('bundling the product handler with NodejsFunction', () => {
       createHandler: (opts: { env: Record<string, string> }) => Handler & { close(): Promise<void> };
     };
     expect(typeof mod.handler).toBe('function');
-    const handler = mod.createHandler({
-      env: { ...env, LAMBDA_TASK_ROOT: assetDir, POWERTOOLS_LOG_LEVEL: 'ERROR' },
-    });
+    process.env.POWERTOOLS_LOG_LEVEL = 'SILENT'; // the Logger reads process.env; this test process only
+    const handler = mod.createHandler({ env: { ...env, LAMBDA_TASK_ROOT: assetDir } });
     const preflight = (formId: string, origin: string) =>
       handler(
         {
