@@ -109,8 +109,8 @@ export interface SmtpSendEndpointProps {
   /** The SMTP credentials secret. @default { create: true } */
   readonly smtpSecret?: SmtpSecretSource;
   /**
-   * Customer-managed KMS key that encrypts the SMTP/CAPTCHA secrets. Only when given does the function get
-   * `kms:Decrypt` (restricted to calls made through Secrets Manager). Secrets under the AWS-managed
+   * Customer-managed KMS key that encrypts the SMTP/CAPTCHA secrets (and a created secret). Only when given does
+   * the function get `kms:Decrypt` (restricted to calls made through Secrets Manager). Secrets under the AWS-managed
    * `aws/secretsmanager` key need no grant.
    * @default - secrets use the AWS-managed key
    */
@@ -230,7 +230,11 @@ export class SmtpSendEndpoint extends Construct {
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
 
     // --- secrets --------------------------------------------------------------------------------------------
-    const { secret, secretId } = this.resolveSmtpSecret(props.smtpSecret ?? { create: true }, removalPolicy);
+    const { secret, secretId } = this.resolveSmtpSecret(
+      props.smtpSecret ?? { create: true },
+      removalPolicy,
+      props.secretsKey,
+    );
     this.smtpSecret = secret;
     this.smtpSecretId = secretId;
     const secretArns = [secretArnForPolicy(secret)];
@@ -611,6 +615,7 @@ export class SmtpSendEndpoint extends Construct {
   private resolveSmtpSecret(
     source: SmtpSecretSource,
     removalPolicy: RemovalPolicy,
+    encryptionKey: IKey | undefined,
   ): { secret: ISecret; secretId: string } {
     if ('secret' in source) {
       // A complete ARN when known; an imported-by-name secret is addressed by its name (its partial ARN is not
@@ -631,6 +636,7 @@ export class SmtpSendEndpoint extends Construct {
     const secret = new Secret(this, 'SmtpSecret', {
       ...(source.secretName ? { secretName: source.secretName } : {}),
       description: 'SMTP credentials of the send endpoint: fill host, username, password and from',
+      ...(encryptionKey ? { encryptionKey } : {}),
       generateSecretString: {
         secretStringTemplate: JSON.stringify({
           host: '',

@@ -375,6 +375,7 @@ describe('construct variants', () => {
     expect(tmpl).toEqual({ host: '', port: 587, security: 'starttls', username: '', from: '' });
     expect(secret.Properties.GenerateSecretString.GenerateStringKey).toBe('password');
     expect(secret.DeletionPolicy).toBe('Retain');
+    expect(JSON.stringify(secret.Properties.KmsKeyId)).toContain('Key');
     const [[, fn]] = ofType('AWS::Lambda::Function', res) as [[string, Resource]];
     expect(fn.Properties.Environment.Variables.SMTP_SECRET_ID).toEqual({ Ref: secretId });
     const statements = allStatements(res);
