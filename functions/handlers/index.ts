@@ -3,7 +3,8 @@
  * 1. HTTP API 2.0 `POST /send` (IAM-authenticated) — JSON, one message or a batch;
  * 2. HTTP API 2.0 `POST|OPTIONS /forms/{formId}` (public) — urlencoded, multipart or JSON form posts;
  * 3. EventBridge `detail-type: "Send Email"`;
- * 4. direct invoke with the `/send` shape.
+ * 4. direct invoke with the `/send` shape;
+ * 5. SQS records from the dead-letter queue (redrive of failed asynchronous invocations, `sqs.ts`).
  * Module scope (configuration, secret cache, warm SMTP session) survives between invocations of a warm instance.
  */
 import type { Context } from 'aws-lambda';
@@ -15,6 +16,7 @@ import { type HttpEvent, type HttpResult, isHttpEvent, problem, route, toSendErr
 import { type EntryPoint, type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.ts';
 import { handleSend } from './send-route.ts';
+import { handleSqsRedrive, isSqsEvent } from './sqs.ts';
 
 export type LambdaHandler = ((event: unknown, context: Context) => Promise<unknown>) & {
   runtime: Runtime;
@@ -29,9 +31,11 @@ export function createHandler(opts: RuntimeOptions = {}): LambdaHandler {
   const fn = async (event: unknown, context: Context): Promise<unknown> => {
     const entryPoint: EntryPoint = isHttpEvent(event)
       ? 'http_other'
-      : isEventBridgeEvent(event)
-        ? 'eventbridge'
-        : 'direct_invoke';
+      : isSqsEvent(event)
+        ? 'sqs_redrive'
+        : isEventBridgeEvent(event)
+          ? 'eventbridge'
+          : 'direct_invoke';
     const log = newInvocationLog(entryPoint);
     rt.logger.resetKeys();
     if (context?.awsRequestId) {
@@ -43,6 +47,7 @@ export function createHandler(opts: RuntimeOptions = {}): LambdaHandler {
     let thrown: unknown;
     try {
       if (isHttpEvent(event)) return await http(event, remaining(), rt, log);
+      if (isSqsEvent(event)) return await handleSqsRedrive(event, remaining, rt, log);
       if (isEventBridgeEvent(event)) return await handleEventBridge(event, remaining(), rt, log);
       return await directInvoke(event, remaining(), rt, log);
     } catch (e) {

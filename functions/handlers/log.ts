@@ -6,7 +6,13 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SendError } from '../send/errors.ts';
 import type { DeliveryTrace } from '../send/types.ts';
 
-export type EntryPoint = 'http_send' | 'http_form' | 'http_other' | 'eventbridge' | 'direct_invoke';
+export type EntryPoint =
+  | 'http_send'
+  | 'http_form'
+  | 'http_other'
+  | 'eventbridge'
+  | 'direct_invoke'
+  | 'sqs_redrive';
 
 export interface InvocationLog {
   entryPoint: EntryPoint;
@@ -16,6 +22,8 @@ export interface InvocationLog {
   code?: string;
   status?: number;
   messages?: number;
+  /** Per-invocation counts of a batch entry point (SQS redrive: records by disposition). */
+  counts?: Record<string, number>;
   /** `field:code` of field errors (never values). */
   fieldErrors?: string[];
   trace: DeliveryTrace;
@@ -59,6 +67,7 @@ export function writeSummary(logger: Logger, log: InvocationLog, extra: Record<s
     recipientDomains: t.recipientDomains,
     sizeBytes: t.size,
     durationMs: Date.now() - log.started,
+    ...log.counts,
     ...extra,
   };
   for (const k of Object.keys(item)) if (item[k] === undefined) delete item[k];

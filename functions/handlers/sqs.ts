@@ -1,0 +1,347 @@
+/**
+ * SQS: redriving the dead-letter queue. The function's asynchronous invocations (EventBridge "Send Email",
+ * `aws lambda invoke --invocation-type Event`) that still fail after Lambda's retries land in an SQS queue as
+ * Lambda destination records (the on-failure destination):
+ *
+ * ```json
+ * { "version": "1.0", "timestamp": "…",
+ *   "requestContext": { "requestId", "functionArn", "condition": "RetriesExhausted" | "EventAgeExceeded",
+ *                       "approximateInvokeCount" },
+ *   "requestPayload": <the original event>,
+ *   "responseContext": { "statusCode", "executedVersion", "functionError": "Unhandled" },
+ *   "responsePayload": { "errorType", "errorMessage", "trace" } }
+ * ```
+ *
+ * An SQS event source mapping from that queue to this function (disabled until an operator enables it, with
+ * `ReportBatchItemFailures`) redrives them: each record's `requestPayload` goes through the SAME path as its
+ * original entry point (`handleEventBridge` for an EventBridge event, `handleDirect` for a direct-invoke payload).
+ *
+ * Per record (the answer is `{ batchItemFailures: [{ itemIdentifier: messageId }] }`):
+ * - sent → deleted from the queue;
+ * - transient failure (`smtp_unavailable`, not enough time left, …) → listed: it stays for the next receive;
+ * - permanent failure (`validation_failed`, `recipient_not_allowed`, `smtp_rejected`, `configuration_error`, a
+ *   malformed body, …) → ALSO listed: dropping it would lose it, keeping it is what the queue's own redrive policy
+ *   (`maxReceiveCount`) is for — after that many receives SQS moves it to the "parked" queue for a human;
+ * - `delivery_unknown` → NOT listed (a retry could deliver it twice): deleted, logged at ERROR;
+ * - a batch that was partly delivered → NOT listed (a retry would resend the delivered ones); each failed message
+ *   is logged at ERROR with `batch_partial_failure`.
+ *
+ * Bodies sent to the queue by hand are accepted too: a bare EventBridge event (also what an EventBridge target's
+ * own DLQ holds) or a bare `/send` request (also what a classic Lambda `DeadLetterConfig` queue holds). Refusing
+ * them would protect nothing: whoever may send to the queue can wrap the same payload in a destination record.
+ *
+ * The handler never throws: a thrown error would return the WHOLE batch to the queue, delivered records included.
+ * One log line per record (`entryPoint: "sqs_redrive"`, `sqsMessageId`, `disposition`, code, SMTP details,
+ * recipient domains) and one summary line with the counts; never a body, a subject or an address's local part.
+ */
+import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { DEADLINE_SAFETY_MS, DEFAULT_RETRY } from '../send/deliver.ts';
+import { ERROR_CODES, type ErrorCode, type SendErrorBody } from '../send/errors.ts';
+import type { BatchItemOutcome } from '../send/types.ts';
+import { handleDirect } from './direct.ts';
+import { EventDeliveryError, handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
+import { isHttpEvent } from './http.ts';
+import { type InvocationLog, newInvocationLog, writeSummary } from './log.ts';
+import type { Runtime } from './runtime.ts';
+
+export const SQS_EVENT_SOURCE = 'aws:sqs';
+
+/**
+ * Do not start a record with less than this left: one SMTP attempt needs `minAttemptMs` before the send deadline,
+ * which itself stops `DEADLINE_SAFETY_MS` before Lambda's. A record not started is listed as a failure (retried);
+ * a function timeout instead would return the whole batch, delivered records included.
+ */
+export const MIN_RECORD_BUDGET_MS = DEADLINE_SAFETY_MS + DEFAULT_RETRY.minAttemptMs + 1500;
+
+/** Stable codes of the redrive itself (the use case's codes are used as they are). */
+export type RedriveCode =
+  /** The body is not JSON, not an object, or a destination record without `requestPayload`. */
+  | 'redrive_malformed_body'
+  /** The payload is an HTTP API or SQS event: never an asynchronous invocation of this function. */
+  | 'redrive_unsupported_payload'
+  /** Not started: too little time left in this invocation. Retried. */
+  | 'redrive_deadline'
+  /** The same original invocation appeared earlier in this batch and was delivered: skipped, deleted. */
+  | 'redrive_duplicate';
+
+/**
+ * What happens to the SQS message:
+ * `sent` deleted · `partial` deleted (a batch partly delivered) · `unknown` deleted (delivery unknown) ·
+ * `retry` listed (transient) · `park` listed (permanent; the queue's maxReceiveCount parks it).
+ */
+export type Disposition = 'sent' | 'partial' | 'unknown' | 'retry' | 'park';
+
+export function isSqsEvent(event: unknown): event is SQSEvent {
+  const records = (event as { Records?: unknown } | null)?.Records;
+  return (
+    Array.isArray(records) &&
+    records.length > 0 &&
+    records.every((r) => isObject(r) && r.eventSource === SQS_EVENT_SOURCE)
+  );
+}
+
+/** Where a record's payload came from and what the original failure was (for the log; never the payload). */
+interface Origin {
+  source: 'destination_record' | 'eventbridge_event' | 'send_request';
+  /** The entry point whose path re-processes it. */
+  via: 'eventbridge' | 'direct_invoke';
+  /** The original asynchronous invocation's request id (destination record or classic DLQ `RequestID`). */
+  originalRequestId?: string;
+  condition?: string;
+  approximateInvokeCount?: number;
+  /** `errorType` of the original failure, and the stable code from an `EventDeliveryError` message (`[code] …`). */
+  originalErrorType?: string;
+  originalCode?: string;
+  eventId?: string;
+}
+
+type Unwrapped =
+  | { ok: true; payload: unknown; origin: Origin }
+  | { ok: false; code: RedriveCode; detail: string };
+
+/** Parse one SQS body into the payload to re-process. Never throws. */
+export function unwrapRecord(record: Pick<SQSRecord, 'body' | 'messageAttributes'>): Unwrapped {
+  let body: unknown;
+  try {
+    body = JSON.parse(record.body);
+  } catch {
+    return { ok: false, code: 'redrive_malformed_body', detail: 'the body is not JSON' };
+  }
+  if (!isObject(body)) {
+    return { ok: false, code: 'redrive_malformed_body', detail: 'the body is not a JSON object' };
+  }
+  if (isDestinationRecord(body)) {
+    if (!('requestPayload' in body) || body.requestPayload === undefined) {
+      return {
+        ok: false,
+        code: 'redrive_malformed_body',
+        detail: 'a destination record without requestPayload',
+      };
+    }
+    const rc = body.requestContext as Record<string, unknown>;
+    const response = isObject(body.responsePayload) ? body.responsePayload : {};
+    const origin: Origin = { source: 'destination_record', via: 'direct_invoke' };
+    setString(origin, 'originalRequestId', rc.requestId);
+    setString(origin, 'condition', rc.condition);
+    if (typeof rc.approximateInvokeCount === 'number')
+      origin.approximateInvokeCount = rc.approximateInvokeCount;
+    setString(origin, 'originalErrorType', response.errorType);
+    const code =
+      typeof response.errorMessage === 'string' ? /^\[([a-z_]{1,40})\] /u.exec(response.errorMessage) : null;
+    if (code) origin.originalCode = code[1]!;
+    return classifyPayload(body.requestPayload, origin);
+  }
+  const origin: Origin = { source: 'send_request', via: 'direct_invoke' };
+  // A classic Lambda DeadLetterConfig queue carries the bare event with these attributes.
+  setString(origin, 'originalRequestId', record.messageAttributes?.RequestID?.stringValue);
+  setString(origin, 'originalCode', record.messageAttributes?.ErrorCode?.stringValue);
+  if (isEventBridgeEvent(body)) origin.source = 'eventbridge_event';
+  return classifyPayload(body, origin);
+}
+
+function classifyPayload(payload: unknown, origin: Origin): Unwrapped {
+  if (isHttpEvent(payload) || isSqsEvent(payload)) {
+    return {
+      ok: false,
+      code: 'redrive_unsupported_payload',
+      detail: `a ${isHttpEvent(payload) ? 'HTTP API' : 'SQS'} event is never an asynchronous invocation; not redriven`,
+    };
+  }
+  if (isEventBridgeEvent(payload)) {
+    origin.via = 'eventbridge';
+    origin.eventId = payload.id.slice(0, 100);
+  }
+  return { ok: true, payload, origin };
+}
+
+/** Lambda's destination record: `requestContext` with the invocation's condition / function ARN. */
+function isDestinationRecord(body: Record<string, unknown>): boolean {
+  const rc = body.requestContext;
+  return (
+    isObject(rc) &&
+    !isHttpEvent(body) &&
+    (typeof rc.condition === 'string' || typeof rc.functionArn === 'string' || 'requestPayload' in body)
+  );
+}
+
+export async function handleSqsRedrive(
+  event: SQSEvent,
+  remainingMs: () => number,
+  rt: Runtime,
+  log: InvocationLog,
+): Promise<SQSBatchResponse> {
+  const batchItemFailures: SQSBatchItemFailure[] = [];
+  const counts: Record<Disposition, number> = { sent: 0, partial: 0, unknown: 0, retry: 0, park: 0 };
+  /** Original invocations delivered (or maybe delivered) in this batch: a duplicate is not sent again. */
+  const delivered = new Set<string>();
+  const domains = new Set<string>();
+  for (const record of event.Records) {
+    const rec = newInvocationLog('sqs_redrive');
+    if (log.requestId) rec.requestId = log.requestId;
+    const messageId = typeof record.messageId === 'string' ? record.messageId : '';
+    const receiveCount = Number(record.attributes?.ApproximateReceiveCount);
+    const fields: Record<string, unknown> = {
+      sqsMessageId: messageId,
+      receiveCount: Number.isFinite(receiveCount) ? receiveCount : undefined,
+    };
+    let disposition: Disposition;
+    try {
+      disposition = await redriveRecord(record, remainingMs, rt, rec, fields, delivered);
+    } catch (e) {
+      // A bug, not a request problem: keep the record (the receive count parks it if it keeps failing).
+      rt.logger.error('sqs redrive record failed', { error: e as Error, sqsMessageId: messageId });
+      rec.outcome = 'failed';
+      rec.code = 'internal_error';
+      rec.status = 500;
+      disposition = 'retry';
+    }
+    counts[disposition]++;
+    log.trace.attempts += rec.trace.attempts;
+    log.trace.roundTrips += rec.trace.roundTrips;
+    for (const d of rec.trace.recipientDomains ?? []) domains.add(d);
+    const failed = disposition === 'retry' || disposition === 'park';
+    // A record without a messageId cannot be listed (Lambda would fail the whole batch): logged only.
+    if (failed && messageId) batchItemFailures.push({ itemIdentifier: messageId });
+    writeSummary(rt.logger, rec, { ...fields, disposition, batchItemFailure: failed });
+  }
+  const records = event.Records.length;
+  if (domains.size) log.trace.recipientDomains = [...domains].slice(0, 20);
+  log.messages = records;
+  log.counts = { records, ...counts, batchItemFailures: batchItemFailures.length };
+  log.outcome =
+    counts.sent === records
+      ? 'sent'
+      : counts.unknown > 0
+        ? 'unknown'
+        : counts.sent === 0 && counts.park === 0
+          ? 'failed'
+          : counts.sent === 0 && counts.retry === 0
+            ? 'rejected'
+            : 'partial';
+  return { batchItemFailures };
+}
+
+async function redriveRecord(
+  record: SQSRecord,
+  remainingMs: () => number,
+  rt: Runtime,
+  rec: InvocationLog,
+  fields: Record<string, unknown>,
+  delivered: Set<string>,
+): Promise<Disposition> {
+  if (remainingMs() < MIN_RECORD_BUDGET_MS) {
+    rec.outcome = 'failed';
+    rec.code = 'redrive_deadline';
+    rec.status = 503;
+    return 'retry';
+  }
+  const u: Unwrapped =
+    typeof record.body === 'string'
+      ? unwrapRecord(record)
+      : { ok: false, code: 'redrive_malformed_body', detail: 'the record has no body' };
+  if (!u.ok) {
+    rec.outcome = 'rejected';
+    rec.code = u.code;
+    fields.detail = u.detail;
+    return 'park';
+  }
+  const { origin, payload } = u;
+  Object.assign(fields, origin);
+  const key = origin.originalRequestId
+    ? `request:${origin.originalRequestId}`
+    : origin.eventId
+      ? `event:${origin.eventId}`
+      : undefined;
+  if (key && delivered.has(key)) {
+    rec.outcome = 'sent';
+    rec.code = 'redrive_duplicate';
+    return 'sent';
+  }
+  const disposition =
+    origin.via === 'eventbridge'
+      ? await viaEventBridge(payload, remainingMs(), rt, rec)
+      : await viaDirect(payload, remainingMs(), rt, rec);
+  if (key && disposition !== 'retry' && disposition !== 'park') delivered.add(key);
+  return disposition;
+}
+
+/** The EventBridge path: a thrown `EventDeliveryError` is a failure, transient or not; a return is done. */
+async function viaEventBridge(
+  payload: unknown,
+  remainingMs: number,
+  rt: Runtime,
+  rec: InvocationLog,
+): Promise<Disposition> {
+  try {
+    await handleEventBridge(payload as Parameters<typeof handleEventBridge>[0], remainingMs, rt, rec);
+  } catch (e) {
+    if (!(e instanceof EventDeliveryError)) throw e;
+    return e.transient ? 'retry' : 'park';
+  }
+  // Returned: sent, delivery unknown, or a partly delivered batch (each failure logged by the EventBridge path).
+  return rec.outcome === 'sent' ? 'sent' : rec.outcome === 'partial' ? 'partial' : 'unknown';
+}
+
+type DirectAnswer = { ok: true; results?: BatchItemOutcome[] } | { ok: false; error: SendErrorBody };
+
+/**
+ * The direct-invoke path answers `{ ok: false, error }` instead of throwing; read it with the asynchronous
+ * failure policy (the one the EventBridge path applies), since only an asynchronous invocation reaches the DLQ.
+ */
+async function viaDirect(
+  payload: unknown,
+  remainingMs: number,
+  rt: Runtime,
+  rec: InvocationLog,
+): Promise<Disposition> {
+  const out = (await handleDirect(payload, remainingMs, rt, rec)) as DirectAnswer;
+  if (!out.ok) {
+    if (out.error.code === 'delivery_unknown') return 'unknown';
+    return isTransient(out.error.code) ? 'retry' : 'park';
+  }
+  if (!out.results) return 'sent';
+  const failed = out.results.filter((r) => r.status === 'rejected' || r.status === 'not_sent');
+  const delivered = out.results.filter((r) => r.status === 'accepted' || r.status === 'unknown');
+  if (failed.length === 0) {
+    if (delivered.some((r) => r.status === 'unknown')) {
+      rec.outcome = 'unknown';
+      rec.code = 'delivery_unknown';
+      return 'unknown';
+    }
+    return 'sent';
+  }
+  if (delivered.length === 0) {
+    // Nothing went out: safe to retry the whole batch if any failure was transient.
+    const transient = failed.some((r) => r.status === 'not_sent');
+    rec.outcome = transient ? 'failed' : 'rejected';
+    rec.code = 'batch_failed';
+    return transient ? 'retry' : 'park';
+  }
+  rec.outcome = 'partial';
+  rec.code = 'batch_partial_failure';
+  for (const r of failed) {
+    if (!('error' in r)) continue;
+    rt.logger.error('batch message not delivered', {
+      code: 'batch_partial_failure',
+      entryPoint: 'sqs_redrive',
+      index: r.index,
+      status: r.status,
+      errorCode: r.error.code,
+      smtpCode: r.error.smtp?.code,
+      fieldErrors: r.error.errors?.slice(0, 10).map((e) => `${e.field}:${e.code}`),
+    });
+  }
+  return 'partial';
+}
+
+function isTransient(code: string): boolean {
+  return ERROR_CODES[code as ErrorCode]?.transient === true || code === 'internal_error';
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function setString<K extends keyof Origin>(o: Origin, k: K, v: unknown): void {
+  if (typeof v === 'string' && v) (o as unknown as Record<string, unknown>)[k] = v.slice(0, 200);
+}
