@@ -38,7 +38,7 @@ afterAll(() => {
   removeIsolatedHome();
 });
 
-describe('endpoint configuration', () => {
+describe('endpoint configuration', { timeout: 90_000 }, () => {
   it('reads config/endpoint.json through the schema and hands it to the function', () => {
     const fromFile = parseEndpointConfig(
       JSON.parse(readFileSync(join(ROOT, 'config', 'endpoint.json'), 'utf8')),
@@ -63,7 +63,7 @@ describe('endpoint configuration', () => {
   });
 });
 
-describe('context keys', () => {
+describe('context keys', { timeout: 90_000 }, () => {
   it('secretArn and createSecret choose the SMTP secret', () => {
     const arn = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/smtp-a1B2c3';
     expect(synth({ secretArn: arn }).env.SMTP_SECRET_ID).toBe(arn);

@@ -364,7 +364,7 @@ describe('the stack', () => {
   });
 });
 
-describe('construct variants', () => {
+describe('construct variants', { timeout: 90_000 }, () => {
   it('creates a placeholder secret and decrypts with a given CMK only through Secrets Manager', () => {
     const { template: t } = synthConstruct({ smtpSecret: { create: true } }, (s) => ({
       secretsKey: new Key(s, 'Key', { enableKeyRotation: true }),
