@@ -102,3 +102,33 @@ const stop = (signal: string) => {
 };
 process.on('SIGINT', () => stop('SIGINT'));
 process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGHUP', () => stop('SIGHUP'));
+watchLauncher(() => stop('launcher exited'));
+
+/**
+ * `npm start` runs `sh -c "tsx local/start.ts"`; on SIGTERM npm signals `sh`, which dies without passing it on,
+ * and tsx + this process would live on as orphans holding the ports. On Linux, watch the parent's parent (the
+ * `sh` under npm, or the shell that ran tsx): once it is gone (the parent is re-parented), stop too.
+ */
+function watchLauncher(onGone: () => void): void {
+  const parentOf = (pid: number): number | undefined => {
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid …" — comm may contain spaces and parentheses.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return undefined;
+    }
+  };
+  const parent = process.ppid;
+  const launcher = parentOf(parent);
+  if (launcher === undefined || launcher <= 1) return;
+  const timer = setInterval(() => {
+    const now = parentOf(parent);
+    if (now !== undefined && now !== launcher) {
+      clearInterval(timer);
+      onGone();
+    }
+  }, 1000);
+  timer.unref();
+}
