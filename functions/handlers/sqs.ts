@@ -175,6 +175,7 @@ export async function handleSqsRedrive(
   /** Original invocations delivered (or maybe delivered) in this batch: a duplicate is not sent again. */
   const delivered = new Set<string>();
   const domains = new Set<string>();
+  let messages = 0;
   for (const record of event.Records) {
     const rec = newInvocationLog('sqs_redrive');
     if (log.requestId) rec.requestId = log.requestId;
@@ -198,6 +199,7 @@ export async function handleSqsRedrive(
     counts[disposition]++;
     log.trace.attempts += rec.trace.attempts;
     log.trace.roundTrips += rec.trace.roundTrips;
+    messages += rec.messages ?? 0;
     for (const d of rec.trace.recipientDomains ?? []) domains.add(d);
     const failed = disposition === 'retry' || disposition === 'park';
     // A record without a messageId cannot be listed (Lambda would fail the whole batch): logged only.
@@ -206,7 +208,7 @@ export async function handleSqsRedrive(
   }
   const records = event.Records.length;
   if (domains.size) log.trace.recipientDomains = [...domains].slice(0, 20);
-  log.messages = records;
+  log.messages = messages;
   log.counts = { records, ...counts, batchItemFailures: batchItemFailures.length };
   log.outcome =
     counts.sent === records

@@ -166,7 +166,14 @@ describe('redriving destination records', () => {
       recipientDomains: ['example.com'],
       receiveCount: 1,
     });
-    expect(summaryLog()).toMatchObject({ records: 1, sent: 1, retry: 0, park: 0, batchItemFailures: 0 });
+    expect(summaryLog()).toMatchObject({
+      records: 1,
+      messages: 1,
+      sent: 1,
+      retry: 0,
+      park: 0,
+      batchItemFailures: 0,
+    });
     // Logs carry domains, never local parts, subjects or bodies.
     const lines = h.rawLog.join('\n');
     expect(lines).not.toContain('ops@');
@@ -216,7 +223,14 @@ describe('redriving destination records', () => {
         smtpCode: 451,
       });
     }
-    expect(summaryLog()).toMatchObject({ records: 4, sent: 2, retry: 2, outcome: 'partial' });
+    expect(summaryLog()).toMatchObject({
+      records: 4,
+      messages: 2,
+      sent: 2,
+      retry: 2,
+      outcome: 'partial',
+      recipientDomains: ['example.com'],
+    });
   });
 
   it('an invalid request is listed (parked by the receive count) and nothing is sent', async () => {
