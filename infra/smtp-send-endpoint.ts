@@ -49,7 +49,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, type Code, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { FilterPattern, LogGroup, MetricFilter, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -548,6 +548,28 @@ export class SmtpSendEndpoint extends Construct {
         threshold: 0,
         evaluationPeriods: 1,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+      // A send whose outcome is unknown (the connection died after the message data was sent) is deliberately
+      // NOT retried (a retry could deliver twice), so it never reaches the DLQ: a human has to check it.
+      new Alarm(this, 'DeliveryUnknownAlarm', {
+        alarmDescription:
+          'A message may or may not have been delivered (outcome "unknown"); it was not retried. Check the ' +
+          'function log for the Message-ID before resending.',
+        metric: new MetricFilter(this, 'DeliveryUnknownFilter', {
+          logGroup: this.logGroup,
+          filterPattern: FilterPattern.any(
+            FilterPattern.stringValue('$.outcome', '=', 'unknown'),
+            FilterPattern.stringValue('$.code', '=', 'delivery_unknown'),
+          ),
+          // one namespace per stack: two copies of the endpoint in an account must not share the count
+          metricNamespace: `SmtpSendEndpoint/${stack.stackName}`,
+          metricName: 'DeliveryUnknown',
+          metricValue: '1',
+        }).metric({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
     ];

@@ -130,7 +130,8 @@ describe('the stack', () => {
       'AWS::SNS::Topic': 1,
       'AWS::SNS::TopicPolicy': 1,
       'AWS::SNS::Subscription': 1,
-      'AWS::CloudWatch::Alarm': 3,
+      'AWS::CloudWatch::Alarm': 4,
+      'AWS::Logs::MetricFilter': 1,
     });
   });
 
@@ -288,7 +289,7 @@ describe('the stack', () => {
     const rule = resources[logicalIdOf('AWS::Events::Rule', 'AlarmEmailRule')]!.Properties;
     expect(rule.EventPattern.source).toEqual(['aws.cloudwatch']);
     expect(rule.EventPattern['detail-type']).toEqual(['CloudWatch Alarm State Change']);
-    expect(rule.EventPattern.resources).toHaveLength(3);
+    expect(rule.EventPattern.resources).toHaveLength(4);
     const delivered = renderInputTransformer(rule.Targets[0].InputTransformer, ALARM_EVENT);
     // what the function receives: a "Send Email" event (EventBridge path: thrown failures → retries → DLQ)
     expect(isEventBridgeEvent(delivered)).toBe(true);
@@ -328,11 +329,12 @@ describe('the stack', () => {
     expect(send.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': [queueId, 'Arn'] }]);
   });
 
-  it('alarms on errors, throttles and DLQ depth > 0, notifying the topic', () => {
+  it('alarms on errors, throttles, DLQ depth > 0 and unknown deliveries, notifying the topic', () => {
     const topicId = logicalIdOf('AWS::SNS::Topic', 'AlarmTopic');
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
     expect(alarms.map((a) => a.MetricName).sort()).toEqual([
       'ApproximateNumberOfMessagesVisible',
+      'DeliveryUnknown',
       'Errors',
       'Throttles',
     ]);
@@ -347,6 +349,31 @@ describe('the stack', () => {
       Protocol: 'email',
       Endpoint: 'ops@example.com',
     });
+  });
+
+  it('counts unknown deliveries from the function log summary lines', () => {
+    const [[, filter]] = ofType('AWS::Logs::MetricFilter') as [[string, Resource]];
+    expect(filter.Properties.LogGroupName).toEqual({
+      Ref: logicalIdOf('AWS::Logs::LogGroup', 'FunctionLogs'),
+    });
+    expect(filter.Properties.FilterPattern).toBe(
+      '{ ($.outcome = "unknown") || ($.code = "delivery_unknown") }',
+    );
+    const [transformation] = filter.Properties.MetricTransformations;
+    expect(transformation).toEqual({
+      MetricNamespace: 'SmtpSendEndpoint/SmtpSendEndpoint',
+      MetricName: 'DeliveryUnknown',
+      MetricValue: '1',
+    });
+    const alarm = ofType('AWS::CloudWatch::Alarm')
+      .map(([, a]) => a.Properties)
+      .find((a) => a.MetricName === 'DeliveryUnknown')!;
+    expect(alarm).toMatchObject({
+      Namespace: 'SmtpSendEndpoint/SmtpSendEndpoint',
+      Statistic: 'Sum',
+      Threshold: 1,
+    });
+    expect(alarm.Dimensions).toBeUndefined();
   });
 
   it('outputs the API URL and the names needed to operate the endpoint', () => {
