@@ -430,7 +430,7 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
       );
     }
     if (isRead && rawPath === '/_local/health') {
-      return sendJson(res, 200, { ok: true, formIds: s.formIds, smtpPort: s.smtpPort });
+      return sendJson(res, 200, { ok: true, formIds: s.formIds, smtpPort: s.smtpPort, pid: process.pid });
     }
     writeHttpApiResponse(res, gatewayError(404, 'Not Found'));
   }

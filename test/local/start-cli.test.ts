@@ -54,8 +54,8 @@ function run(
 }
 
 /** Start `npm start` in the background and wait (bounded) for its banner; returns the API port. */
-function startInBackground(env: Record<string, string>, timeoutMs = 90_000) {
-  const child = spawn(tsx, ['local/start.ts'], {
+function startInBackground(env: Record<string, string>, timeoutMs = 90_000, viaNpm = false) {
+  const child = spawn(viaNpm ? 'npm' : tsx, viaNpm ? ['start', '--silent'] : ['local/start.ts'], {
     cwd: repo,
     env: { ...process.env, ...env, POWERTOOLS_LOG_LEVEL: 'ERROR', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -122,6 +122,40 @@ describe('npm start on a busy port', () => {
       await new Promise<void>((r) => probe.close(() => r()));
     } finally {
       if (first.child.exitCode === null) first.child.kill('SIGKILL');
+    }
+  }, 180_000);
+
+  it('SIGTERM to npm itself (whose sh does not pass it on) still stops the server and frees the port', async () => {
+    const npm = startInBackground({ PORT: '0', SMTP_PORT: '0' }, 90_000, true);
+    let serverPid: number | undefined;
+    try {
+      const port = await npm.port;
+      serverPid = ((await (await fetch(`http://127.0.0.1:${port}/_local/health`)).json()) as { pid: number })
+        .pid;
+      expect(serverPid).not.toBe(npm.child.pid);
+      npm.child.kill('SIGTERM');
+      await Promise.race([npm.exited, new Promise((r) => setTimeout(r, 20_000))]);
+      // The server process is a grandchild of npm; poll (bounded) until its port can be taken.
+      let free = false;
+      for (let i = 0; i < 40 && !free; i++) {
+        const probe = createServer();
+        free = await new Promise<boolean>((resolve) => {
+          probe.once('error', () => resolve(false));
+          probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+        });
+        if (!free) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(free).toBe(true);
+    } finally {
+      if (npm.child.exitCode === null) npm.child.kill('SIGKILL');
+      // Never leave an orphan behind, even when the test fails.
+      if (serverPid !== undefined) {
+        try {
+          process.kill(serverPid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
     }
   }, 180_000);
 
