@@ -126,15 +126,13 @@ export function unwrapRecord(record: Pick<SQSRecord, 'body' | 'messageAttributes
     if (typeof rc.approximateInvokeCount === 'number')
       origin.approximateInvokeCount = rc.approximateInvokeCount;
     setString(origin, 'originalErrorType', response.errorType);
-    const code =
-      typeof response.errorMessage === 'string' ? /^\[([a-z_]{1,40})\] /u.exec(response.errorMessage) : null;
-    if (code) origin.originalCode = code[1]!;
+    setCode(origin, response.errorMessage);
     return classifyPayload(body.requestPayload, origin);
   }
   const origin: Origin = { source: 'send_request', via: 'direct_invoke' };
   // A classic Lambda DeadLetterConfig queue carries the bare event with these attributes.
   setString(origin, 'originalRequestId', record.messageAttributes?.RequestID?.stringValue);
-  setString(origin, 'originalCode', record.messageAttributes?.ErrorCode?.stringValue);
+  setCode(origin, record.messageAttributes?.ErrorMessage?.stringValue);
   if (isEventBridgeEvent(body)) origin.source = 'eventbridge_event';
   return classifyPayload(body, origin);
 }
@@ -338,6 +336,12 @@ async function viaDirect(
 
 function isTransient(code: string): boolean {
   return ERROR_CODES[code as ErrorCode]?.transient === true || code === 'internal_error';
+}
+
+/** The stable code of an `EventDeliveryError` message (`[smtp_unavailable] …`). */
+function setCode(o: Origin, errorMessage: unknown): void {
+  const m = typeof errorMessage === 'string' ? /^\[([a-z_]{1,40})\] /u.exec(errorMessage) : null;
+  if (m) o.originalCode = m[1]!;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -361,7 +361,10 @@ describe('bodies sent to the queue by hand', () => {
     expect(await subjects()).toEqual(['by hand', 'by hand event', 'classic dlq']);
     expect(recordLog(send)).toMatchObject({ source: 'send_request', via: 'direct_invoke' });
     expect(recordLog(event)).toMatchObject({ source: 'eventbridge_event', via: 'eventbridge' });
-    expect(recordLog(classic)).toMatchObject({ originalRequestId: 'f0e1d2c3-0000-4000-8000-000000000001' });
+    expect(recordLog(classic)).toMatchObject({
+      originalRequestId: 'f0e1d2c3-0000-4000-8000-000000000001',
+      originalCode: 'smtp_unavailable',
+    });
   });
 
   it('a bare request that is not valid is listed, nothing sent', async () => {
