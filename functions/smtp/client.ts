@@ -12,7 +12,7 @@ import {
   resolveOptions,
 } from './connection.ts';
 import { SmtpError } from './error.ts';
-import type { Transaction } from './session.ts';
+import { asSmtpError, type Transaction } from './session.ts';
 import type {
   BatchItemResult,
   Capabilities,
@@ -77,27 +77,88 @@ function precheck(msg: OutgoingMessage): void {
   for (const to of msg.envelope.to) cmd.rcpt(to);
 }
 
-function itemResult(tx: Transaction, fallback?: SmtpError): BatchItemResult {
-  if (tx.result) return { ok: true, ...tx.result };
-  return {
-    ok: false,
-    error: tx.error ?? fallback ?? new SmtpError('message was not sent', { phase: 'mail', kind: 'network' }),
-  };
+/**
+ * Give an error that leaves the public API its operation's context: the round trips so far and, with
+ * `transcript: true`, the redacted transcript (the CLI prints it on failure, the Lambda logs the round trips).
+ * Anything that is not an `SmtpError` (e.g. Node's RangeError for a bad port) becomes a `usage` error.
+ */
+function withContext(e: unknown, stats: OperationStats): SmtpError {
+  const err = asSmtpError(e, 'connect');
+  err.roundTrips = stats.roundTrips;
+  if (stats.transcript) err.transcript = stats.transcript;
+  return err;
 }
 
-/** Open a connection and run it with `msgs` (QUIT at the end). Failures land in the transactions. */
-async function oneSession(
+const notSent = () => new SmtpError('message was not sent', { phase: 'mail', kind: 'network' });
+
+/** The message's result, or the error that ended it (the session's own error when it never started). */
+function resultOf(tx: Transaction, conn: Connection): TransactionResult {
+  if (tx.result) return tx.result;
+  throw tx.error ?? conn.session.fatal ?? notSent();
+}
+
+/**
+ * Open a connection and run it with `msgs`; with `quit`, QUIT at the end and close. Failures land in the
+ * transactions (and in `session.fatal`).
+ */
+async function runSession(
   options: ResolvedOptions,
   budget: Budget,
   stats: OperationStats,
   msgs: OutgoingMessage[],
+  quit: boolean,
 ): Promise<{ conn: Connection; txs: Transaction[] }> {
   const conn = await Connection.open(options, budget, stats);
   const txs = msgs.map((m) => conn.session.enqueue(m));
-  conn.session.requestQuit();
+  if (quit) conn.session.requestQuit();
   await conn.run(budget);
-  conn.transport.destroy();
+  if (quit) conn.transport.destroy();
   return { conn, txs };
+}
+
+/**
+ * A batch never throws: messages that fail the precheck get their error at once, the others are given to `run`
+ * (one session); when `run` fails as a whole (connect, bad options), every one of them gets that error. Every
+ * error carries the operation's context.
+ */
+async function runBatch(
+  msgs: OutgoingMessage[],
+  stats: OperationStats,
+  run: (msgs: OutgoingMessage[]) => Promise<{ conn: Connection; txs: Transaction[] }>,
+): Promise<BatchItemResult[]> {
+  const results: BatchItemResult[] = new Array(msgs.length);
+  const toSend: OutgoingMessage[] = [];
+  const index: number[] = [];
+  msgs.forEach((m, i) => {
+    try {
+      precheck(m);
+      toSend.push(m);
+      index.push(i);
+    } catch (e) {
+      results[i] = { ok: false, error: e as SmtpError };
+    }
+  });
+  if (toSend.length > 0) {
+    try {
+      const { conn, txs } = await run(toSend);
+      txs.forEach((tx, k) => {
+        results[index[k]!] = tx.result
+          ? { ok: true, ...tx.result }
+          : { ok: false, error: tx.error ?? conn.session.fatal ?? notSent() };
+      });
+    } catch (e) {
+      const error = asSmtpError(e, 'connect');
+      for (const i of index) results[i] = { ok: false, error };
+    }
+  }
+  for (const r of results) if (!r.ok) withContext(r.error, stats);
+  return results;
+}
+
+function batchOutcome(results: BatchItemResult[], stats: OperationStats, reused: boolean): BatchOutcome {
+  const out: BatchOutcome = { results, roundTrips: stats.roundTrips, reused };
+  if (stats.transcript) out.transcript = stats.transcript;
+  return out;
 }
 
 function sendOutcome(
@@ -120,24 +181,22 @@ function sendOutcome(
 
 /**
  * Connect, EHLO, STARTTLS, AUTH, send one message, QUIT. Resolves when the server accepted the message for at
- * least one recipient (others are listed in `rejected`); otherwise throws `SmtpError` with phase and delivery.
+ * least one recipient (others are listed in `rejected`); otherwise throws `SmtpError` with phase, delivery,
+ * `roundTrips` and (with `transcript: true`) the transcript so far.
  */
 export async function sendMail(
   opts: ConnectionOptions & Deadline,
   msg: OutgoingMessage,
 ): Promise<SendOutcome> {
-  const options = resolveOptions(opts);
-  precheck(msg);
-  const budget = new Budget(opts);
-  const stats = newStats(!!opts.transcript);
-  const { conn, txs } = await oneSession(options, budget, stats, [msg]);
-  const tx = txs[0]!;
-  if (tx.result) return sendOutcome(tx.result, conn, stats, false);
-  throw (
-    tx.error ??
-    conn.session.fatal ??
-    new SmtpError('message was not sent', { phase: 'mail', kind: 'network' })
-  );
+  const stats = newStats(!!opts?.transcript);
+  try {
+    const options = resolveOptions(opts);
+    precheck(msg);
+    const { conn, txs } = await runSession(options, new Budget(opts), stats, [msg], true);
+    return sendOutcome(resultOf(txs[0]!, conn), conn, stats, false);
+  } catch (e) {
+    throw withContext(e, stats);
+  }
 }
 
 /**
@@ -150,61 +209,34 @@ export async function sendBatch(
   opts: ConnectionOptions & Deadline,
   msgs: OutgoingMessage[],
 ): Promise<BatchOutcome> {
-  const stats = newStats(!!opts.transcript);
-  const results: (BatchItemResult | undefined)[] = new Array(msgs.length);
-  const toSend: OutgoingMessage[] = [];
-  const index: number[] = [];
-  msgs.forEach((m, i) => {
-    try {
-      precheck(m);
-      toSend.push(m);
-      index.push(i);
-    } catch (e) {
-      results[i] = { ok: false, error: e as SmtpError };
-    }
-  });
-  const done = (): BatchOutcome => {
-    const out: BatchOutcome = {
-      results: results as BatchItemResult[],
-      roundTrips: stats.roundTrips,
-      reused: false,
-    };
-    if (stats.transcript) out.transcript = stats.transcript;
-    return out;
-  };
-  if (toSend.length === 0) return done();
-  try {
-    const options = resolveOptions(opts);
-    const { conn, txs } = await oneSession(options, new Budget(opts), stats, toSend);
-    txs.forEach((tx, k) => {
-      results[index[k]!] = itemResult(tx, conn.session.fatal);
-    });
-  } catch (e) {
-    const err = e instanceof SmtpError ? e : new SmtpError(String(e), { phase: 'connect', kind: 'network' });
-    for (const i of index) results[i] = { ok: false, error: err };
-  }
-  return done();
+  const stats = newStats(!!opts?.transcript);
+  const results = await runBatch(msgs, stats, (toSend) =>
+    runSession(resolveOptions(opts), new Budget(opts), stats, toSend, true),
+  );
+  return batchOutcome(results, stats, false);
 }
 
 /** Connect, EHLO, STARTTLS, AUTH (when credentials are given), QUIT. Throws `SmtpError` on any failure. */
 export async function verify(opts: ConnectionOptions & Deadline): Promise<VerifyResult> {
-  const options = resolveOptions(opts);
-  const budget = new Budget(opts);
-  const stats = newStats(!!opts.transcript);
-  const { conn } = await oneSession(options, budget, stats, []);
-  const s = conn.session;
-  if (s.fatal && s.fatal.phase !== 'quit') throw s.fatal;
-  if (!s.capabilities) throw new SmtpError('session ended before EHLO', { phase: 'ehlo', kind: 'network' });
-  const out: VerifyResult = {
-    capabilities: s.capabilities,
-    roundTrips: stats.roundTrips,
-    timings: stats.timings,
-    greeting: s.greeting?.text ?? '',
-  };
-  if (conn.tls) out.tls = conn.tls;
-  if (s.authMechanism) out.authMechanism = s.authMechanism;
-  if (stats.transcript) out.transcript = stats.transcript;
-  return out;
+  const stats = newStats(!!opts?.transcript);
+  try {
+    const { conn } = await runSession(resolveOptions(opts), new Budget(opts), stats, [], true);
+    const s = conn.session;
+    if (s.fatal && s.fatal.phase !== 'quit') throw s.fatal;
+    if (!s.capabilities) throw new SmtpError('session ended before EHLO', { phase: 'ehlo', kind: 'network' });
+    const out: VerifyResult = {
+      capabilities: s.capabilities,
+      roundTrips: stats.roundTrips,
+      timings: stats.timings,
+      greeting: s.greeting?.text ?? '',
+    };
+    if (conn.tls) out.tls = conn.tls;
+    if (s.authMechanism) out.authMechanism = s.authMechanism;
+    if (stats.transcript) out.transcript = stats.transcript;
+    return out;
+  } catch (e) {
+    throw withContext(e, stats);
+  }
 }
 
 /** A kept session died before this message was accepted in any part: resending is safe. */
@@ -247,54 +279,27 @@ export class SmtpClient {
 
   send(msg: OutgoingMessage, d: Deadline = {}): Promise<SendOutcome> {
     return this.exclusive(async () => {
-      precheck(msg);
-      const { txs, conn, stats, reused } = await this.transact([msg], d);
-      const tx = txs[0]!;
-      if (tx.result) return sendOutcome(tx.result, conn, stats, reused);
-      throw (
-        tx.error ??
-        conn.session.fatal ??
-        new SmtpError('message was not sent', { phase: 'mail', kind: 'network' })
-      );
+      const stats = newStats(!!this.options.transcript);
+      try {
+        precheck(msg);
+        const { txs, conn, reused } = await this.transact([msg], d, stats);
+        return sendOutcome(resultOf(txs[0]!, conn), conn, stats, reused);
+      } catch (e) {
+        throw withContext(e, stats);
+      }
     });
   }
 
   sendBatch(msgs: OutgoingMessage[], d: Deadline = {}): Promise<BatchOutcome> {
     return this.exclusive(async () => {
       const stats = newStats(!!this.options.transcript);
-      const results: (BatchItemResult | undefined)[] = new Array(msgs.length);
-      const toSend: OutgoingMessage[] = [];
-      const index: number[] = [];
-      msgs.forEach((m, i) => {
-        try {
-          precheck(m);
-          toSend.push(m);
-          index.push(i);
-        } catch (e) {
-          results[i] = { ok: false, error: e as SmtpError };
-        }
-      });
       let reused = false;
-      let roundTrips = 0;
-      let transcript: TranscriptLine[] | undefined = stats.transcript;
-      if (toSend.length > 0) {
-        try {
-          const r = await this.transact(toSend, d);
-          reused = r.reused;
-          roundTrips = r.stats.roundTrips;
-          transcript = r.stats.transcript;
-          r.txs.forEach((tx, k) => {
-            results[index[k]!] = itemResult(tx, r.conn.session.fatal);
-          });
-        } catch (e) {
-          const err =
-            e instanceof SmtpError ? e : new SmtpError(String(e), { phase: 'connect', kind: 'network' });
-          for (const i of index) results[i] = { ok: false, error: err };
-        }
-      }
-      const out: BatchOutcome = { results: results as BatchItemResult[], roundTrips, reused };
-      if (transcript) out.transcript = transcript;
-      return out;
+      const results = await runBatch(msgs, stats, async (toSend) => {
+        const r = await this.transact(toSend, d, stats);
+        reused = r.reused;
+        return r;
+      });
+      return batchOutcome(results, stats, reused);
     });
   }
 
@@ -315,10 +320,11 @@ export class SmtpClient {
   private async transact(
     msgs: OutgoingMessage[],
     d: Deadline,
-  ): Promise<{ txs: Transaction[]; conn: Connection; stats: OperationStats; reused: boolean }> {
+    stats: OperationStats,
+  ): Promise<{ txs: Transaction[]; conn: Connection; reused: boolean }> {
     const options = resolveOptions(this.options);
     const budget = new Budget(d);
-    const stats = newStats(!!options.transcript);
+    const quit = !this.reuse;
     let conn = await this.takeWarm();
     let reused = !!conn;
     let txs: Transaction[];
@@ -328,17 +334,18 @@ export class SmtpClient {
       conn.session.prune();
       conn.session.markReused();
       txs = msgs.map((m) => conn!.session.enqueue(m));
-      if (!this.reuse) conn.session.requestQuit();
+      if (quit) conn.session.requestQuit();
       await conn.run(budget);
       const stale = txs.filter(staleSessionFailure);
       if (stale.length > 0 && budget.remaining() > 0 && !budget.signal?.aborted) {
         conn.note('kept session was dead before the message was accepted; reconnecting');
         conn.transport.destroy();
-        const fresh = await this.fresh(
+        const fresh = await runSession(
           options,
           budget,
           stats,
           stale.map((t) => t.message),
+          quit,
         );
         conn = fresh.conn;
         reused = false;
@@ -346,31 +353,18 @@ export class SmtpClient {
         txs = txs.map((t) => replaced.get(t) ?? t);
       }
     } else {
-      const fresh = await this.fresh(options, budget, stats, msgs);
-      conn = fresh.conn;
-      txs = fresh.txs;
+      ({ conn, txs } = await runSession(options, budget, stats, msgs, quit));
     }
     this.keepOrClose(conn);
-    return { txs, conn, stats, reused };
-  }
-
-  private async fresh(
-    options: ResolvedOptions,
-    budget: Budget,
-    stats: OperationStats,
-    msgs: OutgoingMessage[],
-  ): Promise<{ conn: Connection; txs: Transaction[] }> {
-    const conn = await Connection.open(options, budget, stats);
-    const txs = msgs.map((m) => conn.session.enqueue(m));
-    if (!this.reuse) conn.session.requestQuit();
-    await conn.run(budget);
-    return { conn, txs };
+    return { txs, conn, reused };
   }
 
   private keepOrClose(conn: Connection): void {
     if (this.reuse && conn.session.usable && conn.transport.alive) {
       this.conn = conn;
       conn.idleSince = Date.now();
+      // What happens while it idles (the idle QUIT) belongs to no caller's outcome or error.
+      conn.stats = newStats(false);
       conn.transport.unref();
       this.clearIdle();
       this.idleTimer = setTimeout(() => {

@@ -214,12 +214,17 @@ export class Connection {
           return;
         }
         if (a.type === 'write') {
-          budget.check(a.items[0]!.phase);
+          try {
+            budget.check(a.items[0]!.phase);
+            this.transport.write(
+              a.items.map((i) => i.bytes),
+              a.items[0]!.phase,
+            );
+          } catch (e) {
+            this.session.notWritten(a.items); // nothing of this group left us: no message end was written
+            throw e;
+          }
           for (const it of a.items) for (const l of it.log) this.log('C', l);
-          this.transport.write(
-            a.items.map((i) => i.bytes),
-            a.items[0]!.phase,
-          );
           if (a.items.some((i) => i.kind !== 'quit')) this.stats.roundTrips++;
           continue;
         }

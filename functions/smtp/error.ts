@@ -3,7 +3,7 @@
  * (`code`, `enhancedCode`, `serverText`), whether trying again later may help (`transient`) and what we know about
  * the message (`delivery`). `command` is always redacted (AUTH payloads never appear).
  */
-import type { Delivery, Phase } from './types.ts';
+import type { Delivery, Phase, TranscriptLine } from './types.ts';
 
 /** Broad cause, for callers that want to branch without parsing messages. */
 export type SmtpErrorKind =
@@ -31,6 +31,8 @@ export interface SmtpErrorInit {
   serverText?: string;
   transient?: boolean;
   delivery?: Delivery;
+  roundTrips?: number;
+  transcript?: TranscriptLine[];
   cause?: unknown;
 }
 
@@ -45,6 +47,13 @@ export class SmtpError extends Error {
   serverText?: string;
   transient: boolean;
   delivery: Delivery;
+  /** Round trips of the operation up to the failure (set on every error `sendMail`/`verify`/`send` throw). */
+  roundTrips?: number;
+  /**
+   * The redacted transcript of the operation up to the failure (only with `transcript: true`). Not in `toJSON()`:
+   * it names every address of the envelope; print it on purpose (CLI `--transcript`), never log it by default.
+   */
+  transcript?: TranscriptLine[];
 
   constructor(message: string, init: SmtpErrorInit) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -57,6 +66,8 @@ export class SmtpError extends Error {
     this.transient =
       init.transient ?? (init.code !== undefined ? init.code >= 400 && init.code < 500 : false);
     this.delivery = init.delivery ?? 'not-sent';
+    if (init.roundTrips !== undefined) this.roundTrips = init.roundTrips;
+    if (init.transcript !== undefined) this.transcript = init.transcript;
   }
 
   /** A copy with another delivery verdict (the verdict is only known by whoever tracks the message). */
@@ -67,15 +78,17 @@ export class SmtpError extends Error {
   }
 
   private init(): SmtpErrorInit {
-    const init: SmtpErrorInit = { phase: this.phase, kind: this.kind, transient: this.transient };
-    if (this.command !== undefined) init.command = this.command;
-    if (this.code !== undefined) init.code = this.code;
-    if (this.enhancedCode !== undefined) init.enhancedCode = this.enhancedCode;
-    if (this.serverText !== undefined) init.serverText = this.serverText;
+    const { phase, kind, transient, command, code, enhancedCode, serverText, roundTrips, transcript } = this;
+    const init: SmtpErrorInit = { phase, kind, transient, command, code, enhancedCode, serverText };
+    if (roundTrips !== undefined) init.roundTrips = roundTrips;
+    if (transcript !== undefined) init.transcript = transcript;
     return init;
   }
 
-  /** Safe to log: no secrets are ever stored on the error (commands are redacted when built). */
+  /**
+   * Safe to log: no secrets are ever stored on the error (commands are redacted when built). The transcript is
+   * left out (addresses); `roundTrips` is in.
+   */
   toJSON(): Record<string, unknown> {
     return {
       name: this.name,
@@ -88,6 +101,7 @@ export class SmtpError extends Error {
       serverText: this.serverText,
       transient: this.transient,
       delivery: this.delivery,
+      roundTrips: this.roundTrips,
     };
   }
 }

@@ -308,6 +308,11 @@ export class Session {
     return { type: 'write', items };
   }
 
+  /** The driver could not write `items` (the connection was already gone, or the deadline passed). */
+  notWritten(items: Item[]): void {
+    for (const it of items) if (it.endsData && it.tx) it.tx.dataEndWritten = false;
+  }
+
   private get pipelining(): boolean {
     return !!this.caps?.pipelining && this.opts.pipelining !== false;
   }
