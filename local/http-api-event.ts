@@ -142,6 +142,17 @@ function traceId(epochMs: number): string {
   return `Root=1-${Math.floor(epochMs / 1000).toString(16)}-${randomBytes(12).toString('hex')}`;
 }
 
+/** RFC 9110 §7.6.1 connection-specific fields (and their common relatives). */
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+];
+
 export interface HttpRequestSnapshot {
   method: string;
   /** Request target as sent (`/forms/contact?x=1`). */
@@ -167,6 +178,8 @@ export function toHttpApiEvent(
   const rawPath = queryAt === -1 ? req.url : req.url.slice(0, queryAt);
   const rawQueryString = queryAt === -1 ? '' : req.url.slice(queryAt + 1);
   const headers = joinHeaders(req.rawHeaders);
+  // Hop-by-hop headers end at API Gateway's edge; they never reach the function.
+  for (const name of HOP_BY_HOP) delete headers[name];
   // API Gateway moves the Cookie header(s) into `cookies` and drops it from `headers`.
   delete headers.cookie;
   const cookies: string[] = [];

@@ -103,6 +103,7 @@ describe('request → payload format 2.0 event', () => {
         ['x-custom', 'two'],
         ['Cookie', 'a=1; b=2'],
         ['User-Agent', 'test-agent/1.0'],
+        ['Connection', 'keep-alive'],
       ],
       '{"name":"Ada"}',
     );
@@ -114,6 +115,7 @@ describe('request → payload format 2.0 event', () => {
     expect(e.pathParameters).toEqual({ formId: 'contact' });
     expect(e.cookies).toEqual(['a=1', 'b=2']);
     expect(e.headers.cookie).toBeUndefined();
+    expect(e.headers.connection).toBeUndefined();
     expect(e.headers['x-custom']).toBe('one,two');
     expect(e.headers['content-type']).toBe('application/json');
     expect(e.headers['x-forwarded-for']).toBe('127.0.0.1');
