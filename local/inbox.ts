@@ -132,7 +132,7 @@ function inboxPage(opts: InboxOptions): string {
   <div class="inbox-head">
     <h1>Inbox <span id="count" class="badge">${count}</span></h1>
     <p class="muted">Messages caught by the local SMTP server (newest first, last ${opts.store.limit} kept in memory).
-    <span id="live" class="live">live</span></p>
+    <span id="live" class="live">live</span> <button id="clear" type="button" class="secondary">Clear</button></p>
   </div>
   <ul id="messages" class="messages">${listItems(opts.store)}</ul>
 </section>`,

@@ -68,3 +68,8 @@ if (list && 'EventSource' in window) {
 } else if (list) {
   poll();
 }
+
+document.getElementById('clear')?.addEventListener('click', async () => {
+  await fetch('/inbox/api/messages', { method: 'DELETE' }).catch(() => {});
+  await refresh().catch(() => {});
+});

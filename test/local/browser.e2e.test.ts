@@ -126,6 +126,7 @@ describe('npm start in a real browser', () => {
     // The inbox page, never reloaded, shows the new message.
     const subject = expectedSubject({ name: 'Grace Hopper' });
     await inbox.locator('#messages a.msg', { hasText: subject }).first().waitFor({ timeout: 15_000 });
+    expect(Number(await inbox.textContent('#count'))).toBe(stack.catcher!.store.list().length);
     await inbox.close();
     await page.close();
     expect(pageErrors).toEqual([]);
@@ -167,6 +168,14 @@ describe('npm start in a real browser', () => {
     const inner = page.frames().find((f) => f.url().endsWith('/html'));
     expect(inner).toBeDefined();
     expect(await inner!.title()).not.toBe('pwned');
+
+    // Clear empties the inbox (and the live list).
+    await page.goto(`${stack.url}/inbox`);
+    await page.locator('#live.on').waitFor({ timeout: 15_000 });
+    await page.click('#clear');
+    await page.locator('#messages li.empty').waitFor({ timeout: 15_000 });
+    expect(await page.textContent('#count')).toBe('0');
+    expect(stack.catcher!.store.list()).toEqual([]);
     await page.close();
   }, 90_000);
 });
