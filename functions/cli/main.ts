@@ -73,12 +73,8 @@ export async function run(argv: string[], io: CliIo = processIo()): Promise<numb
     if (command.kind === 'verify') return await runVerify(options, deadline, server, command.output, io);
     return await runSend(options, deadline, server, command.message, command.output, io);
   } catch (err) {
-    return reportError(
-      err,
-      command?.kind,
-      wantsJson || (command !== undefined && 'output' in command && command.output.json),
-      io,
-    );
+    const output = command !== undefined && 'output' in command ? command.output : undefined;
+    return reportError(err, command?.kind, wantsJson || !!output?.json, io, !!output?.transcript);
   }
 }
 
@@ -264,7 +260,13 @@ async function runSend(
   return code;
 }
 
-function reportError(err: unknown, command: string | undefined, json: boolean, io: CliIo): number {
+function reportError(
+  err: unknown,
+  command: string | undefined,
+  json: boolean,
+  io: CliIo,
+  transcript = false,
+): number {
   let code: number;
   let line: string;
   let detail: Record<string, unknown>;
@@ -283,7 +285,9 @@ function reportError(err: unknown, command: string | undefined, json: boolean, i
   } else if (err instanceof SmtpError) {
     code = smtpExitCode(err);
     line = smtpErrorLine(err);
-    detail = smtpErrorJson(err);
+    detail = smtpErrorJson(err, transcript);
+    // --transcript: the dialogue up to the failure, on stdout as after a success (the error line goes to stderr)
+    if (transcript && !json) io.stdout.write(transcriptText(err.transcript));
   } else {
     code = EXIT.internal;
     line = `internal error: ${oneLine(err instanceof Error ? `${err.name}: ${err.message}` : String(err))}`;

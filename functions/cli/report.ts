@@ -133,7 +133,8 @@ export function smtpErrorLine(e: SmtpError): string {
   return `${parts.join(' ')} — ${tail.join(', ')}`;
 }
 
-export function smtpErrorJson(e: SmtpError): Record<string, unknown> {
+/** The error as JSON; with `transcript` (the `--transcript` flag) the redacted transcript up to the failure. */
+export function smtpErrorJson(e: SmtpError, transcript = false): Record<string, unknown> {
   return {
     type: 'smtp',
     phase: e.phase,
@@ -145,6 +146,8 @@ export function smtpErrorJson(e: SmtpError): Record<string, unknown> {
     message: oneLine(e.message),
     transient: e.transient,
     delivery: e.delivery,
+    roundTrips: e.roundTrips,
+    ...(transcript ? { transcript: e.transcript ?? [] } : {}),
   };
 }
 

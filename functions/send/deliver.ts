@@ -120,6 +120,7 @@ export async function deliverValid(
       return result;
     } catch (e) {
       const err = asSmtpError(e);
+      trace.roundTrips += err.roundTrips ?? 0; // the failed attempt's round trips count too
       trace.smtpCode = err.code;
       trace.smtpPhase = err.phase;
       if (err.delivery === 'accepted') {
@@ -191,6 +192,7 @@ export async function deliverBatch(
     } catch (e) {
       // The session itself failed (connect, TLS, AUTH...).
       const err = asSmtpError(e);
+      trace.roundTrips += err.roundTrips ?? 0;
       trace.smtpCode = err.code;
       trace.smtpPhase = err.phase;
       if (err.delivery === 'not-sent') {

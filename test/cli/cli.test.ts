@@ -379,6 +379,28 @@ describe('smtp-send verify', { timeout: 60_000 }, () => {
     });
   });
 
+  it('--transcript on a failure: the dialogue up to the 535 (stdout, redacted), the error line on stderr; --json has it too', async () => {
+    const args = ['verify', '--url', url(starttls.port), '--password-env', 'SMTP_PASSWORD', '--ca', CA_FILE];
+    const env = { SMTP_PASSWORD: 'wrong password' };
+    const r = await runInProcess([...args, '--transcript'], env);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/^ +\d+ ms C: AUTH PLAIN \*\*\*$/m);
+    expect(r.stdout).toMatch(/^ +\d+ ms S: 535 5\.7\.8 /m);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^smtp-send: error in auth: 535 /);
+    const b64 = (pw: string) => Buffer.from(`\0${TEST_USER}\0${pw}`).toString('base64');
+    expect(r.stdout + r.stderr).not.toContain('wrong password');
+    expect(r.stdout + r.stderr).not.toContain(b64('wrong password'));
+    const j = await runInProcess([...args, '--transcript', '--json'], env);
+    const out = JSON.parse(j.stdout);
+    expect(out.error).toMatchObject({ type: 'smtp', phase: 'auth', code: 535 });
+    expect(out.error.roundTrips).toBeGreaterThanOrEqual(6);
+    expect(out.error.transcript.map((l: { line: string }) => l.line)).toContain('AUTH PLAIN ***');
+    expect(j.stdout).not.toContain(b64('wrong password'));
+    // without --transcript: nothing on stdout
+    expect((await runInProcess(args, env)).stdout).toBe('');
+  });
+
   it('certificate not trusted (no --ca): exit 3, in the TLS phase, not transient', async () => {
     const r = await runCli(['verify', '--url', url(starttls.port), '--password-env', 'SMTP_PASSWORD'], {
       env: ENV,

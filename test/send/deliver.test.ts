@@ -79,6 +79,17 @@ describe('deliver: retry policy', () => {
     expect(srv.connections).toBe(3);
   });
 
+  it('failed attempts count their round trips in the trace (the invocation log reports them)', async () => {
+    const busy = await setup(() => 'busy');
+    const trace: DeliveryTrace = { attempts: 0, roundTrips: 0 };
+    await failure(deliver(message, busy.deps, { deadline: Date.now() + 20_000, trace }));
+    expect(trace.roundTrips).toBe(6); // 3 attempts × (TCP connect + the 421 greeting)
+    const dropped = await setup(() => 'drop-after-data');
+    const t2: DeliveryTrace = { attempts: 0, roundTrips: 0 };
+    await failure(deliver(message, dropped.deps, { deadline: Date.now() + 20_000, trace: t2 }));
+    expect(t2.roundTrips).toBeGreaterThanOrEqual(4); // TCP, greeting, EHLO, …, the body
+  });
+
   it('no retry when the deadline does not leave room for another attempt', async () => {
     const { srv, deps } = await setup(() => 'busy');
     const trace: DeliveryTrace = { attempts: 0, roundTrips: 0 };
