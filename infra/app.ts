@@ -13,7 +13,9 @@
  * - `reservedConcurrency` integer; `0`/unset = no reservation (default unset)
  * - `rateLimit`, `burstLimit`, `formsRateLimit`, `formsBurstLimit`   HTTP API throttling
  * - `logLevel`            POWERTOOLS_LOG_LEVEL (default INFO)
- * - `destroyData`         `true`: delete log groups, DLQ and a created secret on `cdk destroy` (default retain)
+ * - `redriveEnabled`      `true`: create the dead-letter redrive mapping enabled (default disabled; operators
+ *                         toggle it with `aws lambda update-event-source-mapping`, see docs/deploy.md)
+ * - `destroyData`         `true`: delete log groups, both queues and a created secret on `cdk destroy` (default retain)
  * - `cfnValidation`       `true`: also run aws-cdk-lib's built-in CloudFormation schema validation (WASM engine,
  *                         ~7 s CPU: off by default to keep `cdk synth` fast; the infra tests run it)
  */
@@ -96,6 +98,7 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: Smtp
       : {}),
     ...(logLevel ? { logLevel: logLevel as SmtpSendEndpointProps['logLevel'] } : {}),
     ...(alarmEmail ? { alarmEmails: [alarmEmail] } : {}),
+    ...(ctx('redriveEnabled') === 'true' ? { redriveEnabled: true } : {}),
     ...(ctx('destroyData') === 'true' ? { removalPolicy: RemovalPolicy.DESTROY } : {}),
     ...overrides,
   };

@@ -7,7 +7,9 @@
  * - an EventBridge rule (`detail-type: "Send Email"`) plus `addEventRule()` for any other event,
  * - direct `lambda:InvokeFunction`.
  * Asynchronous invocations (EventBridge, `--invocation-type Event`) retry twice and end in an encrypted SQS
- * dead-letter queue; alarms watch errors, throttles and the DLQ depth.
+ * dead-letter queue. An SQS event source mapping from that queue back to the function (disabled until an operator
+ * enables it) redrives it; a record the redrive keeps failing is moved after 3 receives to the "parked" queue (the
+ * DLQ's own dead-letter queue). Alarms watch errors, throttles, unknown deliveries and both queues' depth.
  */
 
 import { createHash } from 'node:crypto';
@@ -48,6 +50,7 @@ import {
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, type Code, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { FilterPattern, LogGroup, MetricFilter, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -71,6 +74,15 @@ export const CONFIG_FILE_NAME = 'endpoint-config.json';
  * only while the whole environment stays under this budget; above it the config ships as a file in the bundle.
  */
 export const INLINE_ENV_BUDGET_BYTES = 3 * 1024;
+
+/** Receives of a DLQ message (redrive attempts) before SQS moves it to the parked queue. */
+export const PARKED_MAX_RECEIVE_COUNT = 3;
+/** The DLQ's visibility timeout is this many times the function timeout (Lambda's advice for SQS sources). */
+export const REDRIVE_VISIBILITY_FACTOR = 6;
+/** Records per redrive invocation. */
+export const REDRIVE_BATCH_SIZE = 5;
+/** Concurrent redrive invocations (2 is the minimum Lambda accepts). */
+export const REDRIVE_MAX_CONCURRENCY = 2;
 
 /** Where the SMTP credentials (`{ host, port?, security?, username, password, from, ... }`) come from. */
 export type SmtpSecretSource =
@@ -141,7 +153,14 @@ export interface SmtpSendEndpointProps {
   /** Retention of the function's and the API's log groups. @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
   /**
-   * Removal policy of the stateful parts: the log groups, the dead-letter queue and a created secret.
+   * Create the dead-letter redrive mapping (DLQ → function) enabled. Leave it disabled and let an operator enable it
+   * once the cause of the failures is fixed (`aws lambda update-event-source-mapping --uuid … --enabled`, see
+   * docs/deploy.md): enabled all the time it would retry every failure for as long as the cause lasts.
+   * @default false
+   */
+  readonly redriveEnabled?: boolean;
+  /**
+   * Removal policy of the stateful parts: the log groups, the dead-letter and parked queues and a created secret.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -213,6 +232,10 @@ export class SmtpSendEndpoint extends Construct {
   readonly stage: HttpStage;
   readonly accessLogGroup: LogGroup;
   readonly deadLetterQueue: Queue;
+  /** The DLQ's own dead-letter queue: records the redrive failed {@link PARKED_MAX_RECEIVE_COUNT} times. */
+  readonly parkedQueue: Queue;
+  /** The SQS event source (DLQ → function) that redrives the dead-letter queue. */
+  readonly redriveEventSource: SqsEventSource;
   readonly sendEmailRule: Rule;
   readonly eventBus: IEventBus;
   /** The SMTP secret; `smtpSecretId` is what the function receives in `SMTP_SECRET_ID`. */
@@ -300,7 +323,8 @@ export class SmtpSendEndpoint extends Construct {
     // every log group of the account).
     this.role = new Role(this, 'Role', {
       assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
-      description: 'SMTP send endpoint function: own logs, its secrets, its dead-letter queue',
+      description:
+        'SMTP send endpoint function: own logs, its secrets, its dead-letter queue (send, and receive for redrive)',
       inlinePolicies: { SmtpSendEndpoint: new PolicyDocument({ statements }) },
     });
     if (props.vpc) {
@@ -349,6 +373,7 @@ export class SmtpSendEndpoint extends Construct {
 
     // --- function ---------------------------------------------------------------------------------------------
     const runtime = props.runtime ?? Runtime.NODEJS_24_X;
+    const functionTimeout = props.timeout ?? Duration.seconds(30);
     const projectRoot = props.projectRoot ?? PROJECT_ROOT;
     this.function = new NodejsFunction(this, 'Function', {
       description: 'SMTP send endpoint: HTTP API /send + /forms, EventBridge, direct invoke',
@@ -361,7 +386,7 @@ export class SmtpSendEndpoint extends Construct {
       // 30 s = API Gateway's integration timeout, and longer than the send deadline budget the handler gives the
       // SMTP client (derived from the remaining invocation time), so a slow server ends in a classified SmtpError
       // (not-sent / unknown) reported to the caller instead of Lambda killing the invocation mid-transaction.
-      timeout: props.timeout ?? Duration.seconds(30),
+      timeout: functionTimeout,
       role: this.role,
       logGroup: this.logGroup,
       environment,
@@ -411,17 +436,24 @@ export class SmtpSendEndpoint extends Construct {
     });
 
     // --- asynchronous invocations: retries, then the dead-letter queue ----------------------------------------
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+    // The parked queue is the DLQ's own dead-letter queue: what the redrive failed to deliver
+    // PARKED_MAX_RECEIVE_COUNT times waits there for a human. SQS keeps a message's original enqueue time when it
+    // moves it, so the parked queue gets the same (maximum) retention as the DLQ.
+    this.parkedQueue = new Queue(this, 'ParkedQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
       removalPolicy,
     });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        "This queue IS the dead-letter queue: the on-failure destination of the function's asynchronous " +
-        'invocations (EventBridge, Event invokes). It is drained by an operator, not by a consumer.',
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      // Lambda's advice for an SQS event source: at least 6× the function timeout, so that a batch still being
+      // processed (or retried after a throttle) does not become visible to a second poller.
+      visibilityTimeout: Duration.seconds(REDRIVE_VISIBILITY_FACTOR * functionTimeout.toSeconds()),
+      deadLetterQueue: { queue: this.parkedQueue, maxReceiveCount: PARKED_MAX_RECEIVE_COUNT },
+      removalPolicy,
     });
     this.function.configureAsyncInvoke({
       retryAttempts: 2,
@@ -429,6 +461,17 @@ export class SmtpSendEndpoint extends Construct {
       maxEventAge: Duration.hours(1),
       onFailure: new SqsDestination(this.deadLetterQueue),
     });
+    // Redrive: DLQ → the same function (functions/handlers/sqs.ts), which re-runs each record through its original
+    // entry point and answers { batchItemFailures }. Disabled by default: an operator enables it after fixing the
+    // cause. A small batch keeps each record's share of the 30 s (the handler stops starting records when too little
+    // time is left), and 2 concurrent batches (the minimum) keep the load on the mail server low.
+    this.redriveEventSource = new SqsEventSource(this.deadLetterQueue, {
+      enabled: props.redriveEnabled ?? false,
+      reportBatchItemFailures: true,
+      batchSize: REDRIVE_BATCH_SIZE,
+      maxConcurrency: REDRIVE_MAX_CONCURRENCY,
+    });
+    this.function.addEventSource(this.redriveEventSource);
 
     // --- HTTP API -----------------------------------------------------------------------------------------------
     // No API-level CORS (corsPreflight): API Gateway would answer every OPTIONS itself without calling the
@@ -550,6 +593,16 @@ export class SmtpSendEndpoint extends Construct {
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
+      new Alarm(this, 'ParkedQueueAlarm', {
+        alarmDescription:
+          'Messages are parked: the dead-letter redrive failed on them 3 times (permanent failures, or a cause that ' +
+          'outlasted the retries). Fix the cause or the request, then move them back to the DLQ.',
+        metric: this.parkedQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
       // A send whose outcome is unknown (the connection died after the message data was sent) is deliberately
       // NOT retried (a retry could deliver twice), so it never reaches the DLQ: a human has to check it.
       new Alarm(this, 'DeliveryUnknownAlarm', {
@@ -580,6 +633,11 @@ export class SmtpSendEndpoint extends Construct {
         alarm.addOkAction(action);
       }
     }
+  }
+
+  /** UUID of the redrive event source mapping (`aws lambda update-event-source-mapping --uuid`). */
+  get redriveMappingId(): string {
+    return this.redriveEventSource.eventSourceMappingId;
   }
 
   /** The `execute-api` ARN of `POST /send` on the `$default` stage, for callers' IAM policies. */

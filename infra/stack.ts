@@ -68,6 +68,23 @@ export class SmtpSendEndpointStack extends Stack {
       description: 'Failed asynchronous sends (EventBridge, Event invokes) after 2 retries',
       value: endpoint.deadLetterQueue.queueUrl,
     });
+    new CfnOutput(this, 'DeadLetterQueueArn', {
+      description: 'Destination of aws sqs start-message-move-task (moving parked messages back)',
+      value: endpoint.deadLetterQueue.queueArn,
+    });
+    new CfnOutput(this, 'RedriveMappingId', {
+      description:
+        'Dead-letter redrive (DLQ -> function), disabled by default: aws lambda update-event-source-mapping --uuid <this> --enabled | --no-enabled',
+      value: endpoint.redriveMappingId,
+    });
+    new CfnOutput(this, 'ParkedQueueUrl', {
+      description: 'Messages the redrive failed on 3 times, waiting for a human',
+      value: endpoint.parkedQueue.queueUrl,
+    });
+    new CfnOutput(this, 'ParkedQueueArn', {
+      description: 'Source of aws sqs start-message-move-task (moving parked messages back to the DLQ)',
+      value: endpoint.parkedQueue.queueArn,
+    });
     new CfnOutput(this, 'SmtpSecretId', {
       description: 'SMTP_SECRET_ID of the function',
       value: endpoint.smtpSecretId,

@@ -74,7 +74,7 @@ describe('context keys', { timeout: 90_000 }, () => {
     expect(created.env.SMTP_SECRET_ID).toEqual({ Ref: secrets[0] });
   });
 
-  it('sets throttles, reserved concurrency, log level, stack name and removal policy', () => {
+  it('sets throttles, reserved concurrency, log level, stack name, removal policy and the redrive state', () => {
     const { template, fn, stack, env } = synth({
       stackName: 'MailProd',
       rateLimit: '25',
@@ -82,7 +82,9 @@ describe('context keys', { timeout: 90_000 }, () => {
       reservedConcurrency: '4',
       logLevel: 'debug',
       destroyData: 'true',
+      redriveEnabled: 'true',
     });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { Enabled: true });
     expect(stack.stackName).toBe('MailProd');
     expect(fn.Properties.ReservedConcurrentExecutions).toBe(4);
     expect(env.POWERTOOLS_LOG_LEVEL).toBe('DEBUG');
@@ -95,8 +97,10 @@ describe('context keys', { timeout: 90_000 }, () => {
     }
   });
 
-  it('leaves concurrency unreserved by default and with reservedConcurrency=0', () => {
-    expect(synth({}).fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+  it('leaves concurrency unreserved and the redrive disabled by default, unreserved with reservedConcurrency=0', () => {
+    const defaults = synth({});
+    expect(defaults.fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+    defaults.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { Enabled: false });
     expect(synth({ reservedConcurrency: '0' }).fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
   });
 

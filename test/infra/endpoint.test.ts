@@ -13,6 +13,7 @@ import {
   SEND_EMAIL_DETAIL_TYPE as HANDLED_DETAIL_TYPE,
   isEventBridgeEvent,
 } from '../../functions/handlers/eventbridge.ts';
+import { MIN_RECORD_BUDGET_MS } from '../../functions/handlers/sqs.ts';
 import { buildApp } from '../../infra/app.ts';
 import {
   envSize,
@@ -120,8 +121,9 @@ describe('the stack', () => {
       'AWS::Lambda::Function': 1,
       'AWS::Lambda::EventInvokeConfig': 1,
       'AWS::Lambda::Permission': 5,
-      'AWS::SQS::Queue': 1,
-      'AWS::SQS::QueuePolicy': 1,
+      'AWS::Lambda::EventSourceMapping': 1,
+      'AWS::SQS::Queue': 2,
+      'AWS::SQS::QueuePolicy': 2,
       'AWS::ApiGatewayV2::Api': 1,
       'AWS::ApiGatewayV2::Integration': 1,
       'AWS::ApiGatewayV2::Route': 3,
@@ -130,7 +132,7 @@ describe('the stack', () => {
       'AWS::SNS::Topic': 1,
       'AWS::SNS::TopicPolicy': 1,
       'AWS::SNS::Subscription': 1,
-      'AWS::CloudWatch::Alarm': 4,
+      'AWS::CloudWatch::Alarm': 5,
       'AWS::Logs::MetricFilter': 1,
     });
   });
@@ -289,7 +291,7 @@ describe('the stack', () => {
     const rule = resources[logicalIdOf('AWS::Events::Rule', 'AlarmEmailRule')]!.Properties;
     expect(rule.EventPattern.source).toEqual(['aws.cloudwatch']);
     expect(rule.EventPattern['detail-type']).toEqual(['CloudWatch Alarm State Change']);
-    expect(rule.EventPattern.resources).toHaveLength(4);
+    expect(rule.EventPattern.resources).toHaveLength(5);
     const delivered = renderInputTransformer(rule.Targets[0].InputTransformer, ALARM_EVENT);
     // what the function receives: a "Send Email" event (EventBridge path: thrown failures → retries → DLQ)
     expect(isEventBridgeEvent(delivered)).toBe(true);
@@ -329,22 +331,36 @@ describe('the stack', () => {
     expect(send.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': [queueId, 'Arn'] }]);
   });
 
-  it('alarms on errors, throttles, DLQ depth > 0 and unknown deliveries, notifying the topic', () => {
+  it('alarms on errors, throttles, DLQ and parked depth > 0 and unknown deliveries, notifying the topic', () => {
     const topicId = logicalIdOf('AWS::SNS::Topic', 'AlarmTopic');
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
     expect(alarms.map((a) => a.MetricName).sort()).toEqual([
+      'ApproximateNumberOfMessagesVisible',
       'ApproximateNumberOfMessagesVisible',
       'DeliveryUnknown',
       'Errors',
       'Throttles',
     ]);
     for (const a of alarms) expect(a.AlarmActions).toEqual([{ Ref: topicId }]);
-    const dlq = alarms.find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible')!;
-    expect(dlq).toMatchObject({
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-      Namespace: 'AWS/SQS',
-    });
+    const depthOf = (queuePath: string) => {
+      const queueId = logicalIdOf('AWS::SQS::Queue', queuePath);
+      const found = alarms.filter(
+        (a) =>
+          a.MetricName === 'ApproximateNumberOfMessagesVisible' &&
+          JSON.stringify(a.Dimensions) ===
+            JSON.stringify([{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }]),
+      );
+      expect(found, queuePath).toHaveLength(1);
+      return found[0]!;
+    };
+    for (const queue of ['DeadLetterQueue', 'ParkedQueue']) {
+      expect(depthOf(queue)).toMatchObject({
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        Namespace: 'AWS/SQS',
+        EvaluationPeriods: 1,
+      });
+    }
     template.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',
       Endpoint: 'ops@example.com',
@@ -383,6 +399,10 @@ describe('the stack', () => {
       'SendUrl',
       'FunctionName',
       'DeadLetterQueueUrl',
+      'DeadLetterQueueArn',
+      'ParkedQueueUrl',
+      'ParkedQueueArn',
+      'RedriveMappingId',
       'SmtpSecretId',
       'AlarmTopicArn',
     ]) {
@@ -391,7 +411,104 @@ describe('the stack', () => {
   });
 });
 
+describe('dead-letter redrive', () => {
+  const dlqArn = () => ({ 'Fn::GetAtt': [logicalIdOf('AWS::SQS::Queue', 'DeadLetterQueue'), 'Arn'] });
+  const parkedArn = () => ({ 'Fn::GetAtt': [logicalIdOf('AWS::SQS::Queue', 'ParkedQueue'), 'Arn'] });
+
+  it('maps the DLQ to the function, disabled, 5 records a batch, 2 at a time, reporting item failures', () => {
+    const [[mappingId, mapping]] = ofType('AWS::Lambda::EventSourceMapping') as [[string, Resource]];
+    expect(mapping.Properties).toMatchObject({
+      EventSourceArn: dlqArn(),
+      FunctionName: { Ref: logicalIdOf('AWS::Lambda::Function', '') },
+      Enabled: false,
+      BatchSize: 5,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+    // a batching window would add to the time a message stays invisible; none is set
+    expect(mapping.Properties.MaximumBatchingWindowInSeconds).toBeUndefined();
+    // the output operators pass to `aws lambda update-event-source-mapping --uuid` (Ref of a mapping = its UUID)
+    expect(template.toJSON().Outputs.RedriveMappingId.Value).toEqual({ Ref: mappingId });
+    expect(template.toJSON().Outputs.ParkedQueueUrl.Value).toEqual({
+      Ref: logicalIdOf('AWS::SQS::Queue', 'ParkedQueue'),
+    });
+    expect(template.toJSON().Outputs.ParkedQueueArn.Value).toEqual(parkedArn());
+    expect(template.toJSON().Outputs.DeadLetterQueueArn.Value).toEqual(dlqArn());
+  });
+
+  it('gives the DLQ a visibility timeout of 6x the function timeout, enough for one record', () => {
+    const [[, fn]] = ofType('AWS::Lambda::Function') as [[string, Resource]];
+    const timeout = fn.Properties.Timeout as number;
+    const dlq = resources[logicalIdOf('AWS::SQS::Queue', 'DeadLetterQueue')]!.Properties;
+    expect(dlq.VisibilityTimeout).toBe(6 * timeout);
+    expect(dlq.VisibilityTimeout).toBe(180);
+    // the handler starts no record with less than MIN_RECORD_BUDGET_MS left: an invocation must fit one
+    expect(MIN_RECORD_BUDGET_MS).toBeLessThan(timeout * 1000);
+  });
+
+  it('parks what the redrive failed on 3 times in an encrypted, TLS-only queue kept 14 days', () => {
+    const dlq = resources[logicalIdOf('AWS::SQS::Queue', 'DeadLetterQueue')]!;
+    expect(dlq.Properties.RedrivePolicy).toEqual({ deadLetterTargetArn: parkedArn(), maxReceiveCount: 3 });
+    const parkedId = logicalIdOf('AWS::SQS::Queue', 'ParkedQueue');
+    const parked = resources[parkedId]!;
+    expect(parked.Properties).toMatchObject({ MessageRetentionPeriod: 1209600, SqsManagedSseEnabled: true });
+    // the end of the line: no further dead-letter queue
+    expect(parked.Properties.RedrivePolicy).toBeUndefined();
+    expect(parked.DeletionPolicy).toBe('Retain');
+    const policies = ofType('AWS::SQS::QueuePolicy').map(([, p]) => p.Properties);
+    const parkedPolicy = policies.find(
+      (p) => JSON.stringify(p.Queues) === JSON.stringify([{ Ref: parkedId }]),
+    );
+    expect(parkedPolicy?.PolicyDocument.Statement).toEqual([
+      {
+        Action: 'sqs:*',
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Resource: parkedArn(),
+      },
+    ]);
+  });
+
+  it('lets the function receive and delete on the DLQ only, and send to it only (never the parked queue)', () => {
+    const sqs = allStatements(resources).filter((s) =>
+      asList<string>(s.Action).some((a) => a.startsWith('sqs:')),
+    );
+    const consume = sqs.filter((s) => asList<string>(s.Action).includes('sqs:ReceiveMessage'));
+    expect(consume).toHaveLength(1);
+    expect(consume[0]).toMatchObject({ Effect: 'Allow', Resource: dlqArn() });
+    expect(consume[0]!.Action).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
+    expect(consume[0]!.Condition).toBeUndefined();
+    for (const s of sqs) {
+      expect(s.Resource).toEqual(dlqArn());
+      expect(asList<string>(s.Action)).not.toContain('sqs:*');
+      // only what the destination (send) and the event source (consume) need
+      for (const a of asList<string>(s.Action)) {
+        expect([
+          'sqs:SendMessage',
+          'sqs:ReceiveMessage',
+          'sqs:DeleteMessage',
+          'sqs:ChangeMessageVisibility',
+          'sqs:GetQueueAttributes',
+          'sqs:GetQueueUrl',
+        ]).toContain(a);
+      }
+    }
+    expect(JSON.stringify(allStatements(resources))).not.toContain(
+      logicalIdOf('AWS::SQS::Queue', 'ParkedQueue'),
+    );
+  });
+});
+
 describe('construct variants', { timeout: 90_000 }, () => {
+  it('scales the DLQ visibility timeout with the function timeout, and can create the mapping enabled', () => {
+    const { template: t, endpoint } = synthConstruct({ timeout: Duration.seconds(60), redriveEnabled: true });
+    t.hasResourceProperties('AWS::Lambda::Function', { Timeout: 60 });
+    t.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 360 });
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', { Enabled: true, BatchSize: 5 });
+    expect(endpoint.parkedQueue).toBeDefined();
+  });
+
   it('creates a placeholder secret and decrypts with a given CMK only through Secrets Manager', () => {
     const { template: t } = synthConstruct({ smtpSecret: { create: true } }, (s) => ({
       secretsKey: new Key(s, 'Key', { enableKeyRotation: true }),
