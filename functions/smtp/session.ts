@@ -23,7 +23,7 @@
 import { parseCapabilities } from './capability.ts';
 import type { Command } from './command.ts';
 import * as cmd from './command.ts';
-import { encodeData, frameBdat, hasEightBit, normalizeCrlf } from './data.ts';
+import { encodeData, frameBdat, hasEightBit, normalizedSize } from './data.ts';
 import { SmtpError } from './error.ts';
 import { formatReply } from './reply.ts';
 import { chooseMechanism, loginResponses, plainInitialResponse, xoauth2InitialResponse } from './sasl.ts';
@@ -425,8 +425,7 @@ export class Session {
       const utf8 = !!info?.smtpUtf8 || [envelope.from, ...envelope.to].some(cmd.isNonAscii);
       const chunking = this.chunking;
       const params: cmd.EsmtpParam[] = [];
-      const normalized = normalizeCrlf(content);
-      tx.size = normalized.length;
+      tx.size = normalizedSize(content);
       if (caps.size !== undefined) {
         if (caps.size > 0 && tx.size > caps.size) {
           notSent(`message is ${tx.size} octets; the server accepts at most ${caps.size}`);
@@ -455,11 +454,11 @@ export class Session {
       for (const to of envelope.to) steps.push(item(cmd.rcpt(to), 'rcpt', { tx, address: to }));
       const note = `[message: ${tx.size} octets]`;
       if (chunking) {
-        const c = cmd.bdat(normalized.length, true);
+        const c = cmd.bdat(tx.size, true);
         steps.push({
           kind: 'bdat',
           phase: 'data',
-          bytes: frameBdat(normalized, c.line),
+          bytes: frameBdat(content, c.line, tx.size),
           log: [c.redacted, note],
           command: c.redacted,
           tx,
