@@ -1,5 +1,5 @@
 /**
- * CDK app (`cdk.json`: `npx tsx infra/app.ts`). Reads the endpoint configuration file, validates it with the
+ * CDK app (`cdk.json`: `node --import tsx infra/app.ts`). Reads the endpoint configuration file, validates it with the
  * same schema the function uses, and builds an environment-agnostic stack checked by cdk-nag.
  *
  * Context keys (`npx cdk deploy -c key=value`, or the "context" block of cdk.json):
@@ -132,7 +132,7 @@ export function loadConfig(path?: string): EndpointConfig {
   return parseEndpointConfigText(readFileSync(abs, 'utf8'), file);
 }
 
-/** Run as the CDK app (`npx tsx infra/app.ts`), not when imported by tests or another app. */
+/** Run as the CDK app (`node --import tsx infra/app.ts`), not when imported by tests or another app. */
 function isMain(): boolean {
   if (!process.argv[1]) return false;
   try {

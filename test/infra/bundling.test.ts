@@ -28,7 +28,7 @@ type Handler = (
   context: unknown,
 ) => Promise<{ statusCode: number; headers: Record<string, string> }>;
 
-/** `npx cdk synth` exactly as a user runs it (cdk.json → `npx tsx infra/app.ts`), offline and without AWS. */
+/** `npx cdk synth` exactly as a user runs it (cdk.json → `node --import tsx infra/app.ts`), offline and without AWS. */
 function cdkSynth(args: string[], home: string): Promise<{ code: number | null; stderr: string }> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
