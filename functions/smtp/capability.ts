@@ -38,18 +38,3 @@ export function parseCapabilities(reply: Reply): Capabilities {
   }
   return caps;
 }
-
-/** Capabilities of a server that said nothing (before EHLO, or after STARTTLS until the new EHLO). */
-export function emptyCapabilities(): Capabilities {
-  return {
-    keywords: new Map(),
-    pipelining: false,
-    chunking: false,
-    binaryMime: false,
-    startTls: false,
-    smtpUtf8: false,
-    eightBitMime: false,
-    enhancedStatusCodes: false,
-    auth: [],
-  };
-}

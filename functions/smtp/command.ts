@@ -19,7 +19,6 @@ export type CommandKind =
   | 'data'
   | 'bdat'
   | 'rset'
-  | 'noop'
   | 'quit';
 
 export interface Command {
@@ -158,7 +157,6 @@ export function bdat(octets: number, last: boolean): Command {
 }
 
 export const rset = (): Command => plain('rset', 'rset', 'RSET');
-export const noop = (): Command => plain('noop', 'rset', 'NOOP');
 export const quit = (): Command => plain('quit', 'quit', 'QUIT');
 
 const encoder = new TextEncoder();

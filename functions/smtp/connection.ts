@@ -95,7 +95,7 @@ export class Budget {
   check(phase: Phase): void {
     if (this.signal?.aborted) throw abortError(phase, this.signal);
     if (this.remaining() <= 0) {
-      throw new SmtpError(`deadline exceeded (${phase})`, { phase, kind: 'timeout', transient: true });
+      throw new SmtpError(`deadline exceeded (${phase})`, { phase, kind: 'timeout' });
     }
   }
 }
@@ -104,7 +104,6 @@ export function abortError(phase: Phase, signal?: AbortSignal): SmtpError {
   return new SmtpError('operation aborted by the caller', {
     phase,
     kind: 'aborted',
-    transient: true,
     cause: signal?.reason,
   });
 }
@@ -281,9 +280,7 @@ export class Connection {
       for (const l of formatReply(reply).split('\n')) this.log('S', l);
       this.session.onReply(reply);
     } catch {
-      this.session.abort(
-        new SmtpError('no reply to QUIT', { phase: 'quit', kind: 'timeout', transient: true }),
-      );
+      this.session.abort(new SmtpError('no reply to QUIT', { phase: 'quit', kind: 'timeout' }));
     }
     this.transport.destroy();
   }

@@ -63,8 +63,12 @@ export class SmtpError extends Error {
     if (init.code !== undefined) this.code = init.code;
     if (init.enhancedCode !== undefined) this.enhancedCode = init.enhancedCode;
     if (init.serverText !== undefined) this.serverText = init.serverText;
+    // Default: a 4xx reply, or trouble on the way (network, timeout, abort) that a later try may not meet.
     this.transient =
-      init.transient ?? (init.code !== undefined ? init.code >= 400 && init.code < 500 : false);
+      init.transient ??
+      (init.code !== undefined
+        ? init.code >= 400 && init.code < 500
+        : init.kind === 'network' || init.kind === 'timeout' || init.kind === 'aborted');
     this.delivery = init.delivery ?? 'not-sent';
     if (init.roundTrips !== undefined) this.roundTrips = init.roundTrips;
     if (init.transcript !== undefined) this.transcript = init.transcript;

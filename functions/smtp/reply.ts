@@ -126,7 +126,3 @@ export function makeReply(code: number, lines: string[]): Reply {
 export function formatReply(reply: Reply): string {
   return reply.lines.map((l, i) => `${reply.code}${i === reply.lines.length - 1 ? ' ' : '-'}${l}`).join('\n');
 }
-
-export const isPositive = (r: Reply): boolean => r.code >= 200 && r.code < 300;
-export const isIntermediate = (r: Reply): boolean => r.code >= 300 && r.code < 400;
-export const isTransient = (r: Reply): boolean => r.code >= 400 && r.code < 500;

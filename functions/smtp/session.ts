@@ -134,17 +134,15 @@ export class Transaction {
 }
 
 export function replyError(message: string, phase: Phase, reply: Reply, command: string): SmtpError {
-  const init: ConstructorParameters<typeof SmtpError>[1] = {
+  const { code, enhancedCode, text: serverText } = reply;
+  return new SmtpError(`${message}: ${formatReply(reply)}`, {
     phase,
     kind: 'reply',
     command,
-    code: reply.code,
-    serverText: reply.text,
-    transient: reply.code >= 400 && reply.code < 500,
-    delivery: 'not-sent',
-  };
-  if (reply.enhancedCode) init.enhancedCode = reply.enhancedCode;
-  return new SmtpError(`${message}: ${formatReply(reply)}`, init);
+    code,
+    enhancedCode,
+    serverText,
+  });
 }
 
 const QUEUE_ID = [
@@ -650,23 +648,15 @@ export class Session {
 
   private allRejected(tx: Transaction, fallback?: Reply): SmtpError {
     const first = tx.rejected[0];
-    const init: ConstructorParameters<typeof SmtpError>[1] = {
+    const list = tx.rejected.map((r) => `${r.address} (${r.code})`).join(', ');
+    return new SmtpError(`all recipients were rejected: ${list || 'no recipient accepted'}`, {
       phase: 'rcpt',
       kind: 'reply',
-      delivery: 'not-sent',
-    };
-    const code = first?.code ?? fallback?.code;
-    if (code !== undefined) {
-      init.code = code;
-      init.transient = code >= 400 && code < 500;
-    }
-    const enhanced = first?.enhancedCode ?? fallback?.enhancedCode;
-    if (enhanced) init.enhancedCode = enhanced;
-    const text = first?.message ?? fallback?.text;
-    if (text !== undefined) init.serverText = text;
-    if (first) init.command = `RCPT TO:<${first.address}>`;
-    const list = tx.rejected.map((r) => `${r.address} (${r.code})`).join(', ');
-    return new SmtpError(`all recipients were rejected: ${list || 'no recipient accepted'}`, init);
+      command: first && `RCPT TO:<${first.address}>`,
+      code: first?.code ?? fallback?.code,
+      enhancedCode: first?.enhancedCode ?? fallback?.enhancedCode,
+      serverText: first?.message ?? fallback?.text,
+    });
   }
 
   private setFatal(err: SmtpError): void {

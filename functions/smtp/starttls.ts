@@ -64,7 +64,6 @@ export function upgradeToTls(transport: Transport, p: TlsParams): Promise<TlsInf
           new SmtpError(p.timeoutMessage ?? `TLS handshake timed out after ${p.timeoutMs} ms`, {
             phase: p.phase,
             kind: 'timeout',
-            transient: true,
           }),
         );
       },
@@ -80,7 +79,6 @@ export function upgradeToTls(transport: Transport, p: TlsParams): Promise<TlsInf
           {
             phase: p.phase,
             kind: certificate ? 'security' : 'network',
-            transient: !certificate,
             cause: e,
           },
         ),

@@ -135,7 +135,6 @@ export class Transport {
       {
         phase: 'starttls',
         kind: 'protocol',
-        transient: false,
       },
     );
   }
@@ -157,12 +156,7 @@ export class Transport {
   }
 
   private toError(f: Failure, phase: Phase): SmtpError {
-    return new SmtpError(f.message, {
-      phase,
-      kind: f.kind,
-      transient: f.kind !== 'protocol',
-      cause: f.cause,
-    });
+    return new SmtpError(f.message, { phase, kind: f.kind, cause: f.cause });
   }
 
   /** Fail the transport from outside (abort, deadline); pending reads reject with `error`. */
@@ -193,7 +187,6 @@ export class Transport {
           const err = new SmtpError(opts.timeoutMessage ?? `no reply within ${opts.timeoutMs} ms`, {
             phase: opts.phase,
             kind: 'timeout',
-            transient: true,
           });
           reject(err);
         },
@@ -257,7 +250,6 @@ export function connectTcp(opts: ConnectOptions): Promise<net.Socket> {
           new SmtpError(opts.timeoutMessage ?? `TCP connect timed out after ${opts.timeoutMs} ms`, {
             phase: 'connect',
             kind: 'timeout',
-            transient: true,
           }),
         );
       },
@@ -270,7 +262,6 @@ export function connectTcp(opts: ConnectOptions): Promise<net.Socket> {
         new SmtpError(`cannot connect to ${opts.host}:${opts.port}: ${e.message}`, {
           phase: 'connect',
           kind: 'network',
-          transient: true,
           cause: e,
         }),
       );
