@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ArnFormat, Duration, RemovalPolicy, Stack, Stage, Validations } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, RemovalPolicy, Stack, Stage, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   type CfnStage,
@@ -472,6 +472,16 @@ export class SmtpSendEndpoint extends Construct {
       maxConcurrency: REDRIVE_MAX_CONCURRENCY,
     });
     this.function.addEventSource(this.redriveEventSource);
+    if (props.reservedConcurrency !== undefined && props.reservedConcurrency < REDRIVE_MAX_CONCURRENCY) {
+      // A throttled SQS batch goes back to the queue and its receive still counts toward maxReceiveCount: with less
+      // reserved concurrency than the mapping's maximum, the redrive would park messages it never ran.
+      Annotations.of(this).addWarningV2(
+        'smtp-send-endpoint:redriveThrottled',
+        `reservedConcurrency ${props.reservedConcurrency} is below the redrive mapping's maximum concurrency ` +
+          `(${REDRIVE_MAX_CONCURRENCY}): redrive batches will be throttled, and each throttled receive counts ` +
+          `toward the ${PARKED_MAX_RECEIVE_COUNT} that park a message.`,
+      );
+    }
 
     // --- HTTP API -----------------------------------------------------------------------------------------------
     // No API-level CORS (corsPreflight): API Gateway would answer every OPTIONS itself without calling the

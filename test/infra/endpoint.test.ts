@@ -509,6 +509,16 @@ describe('construct variants', { timeout: 90_000 }, () => {
     expect(endpoint.parkedQueue).toBeDefined();
   });
 
+  it('warns when reserved concurrency is below the redrive mapping maximum (throttled receives park messages)', () => {
+    const warningsOf = (reservedConcurrency: number) =>
+      Annotations.fromStack(synthConstruct({ reservedConcurrency }).stack).findWarning(
+        '*',
+        Match.stringLikeRegexp('redrive'),
+      );
+    expect(warningsOf(1)).toHaveLength(1);
+    expect(warningsOf(2)).toEqual([]);
+  });
+
   it('creates a placeholder secret and decrypts with a given CMK only through Secrets Manager', () => {
     const { template: t } = synthConstruct({ smtpSecret: { create: true } }, (s) => ({
       secretsKey: new Key(s, 'Key', { enableKeyRotation: true }),
