@@ -110,6 +110,8 @@ export class Transaction {
   mailAccepted = false;
   /** The last byte of the message (`.` or BDAT LAST chunk) was handed to the socket. */
   dataEndWritten = false;
+  /** The reply to that last byte came. */
+  dataEndAnswered = false;
   /** Octets after CRLF normalisation (what SIZE= announces and BDAT carries). */
   size = 0;
   /** Steps not yet written. `message` waits for the 354. */
@@ -498,6 +500,8 @@ export class Session {
       err.transient = true;
       this.canTalk = false;
       this.setFatal(err);
+      // Nothing written after the command it answers was processed: those messages stay not-sent.
+      this.awaiting.length = 0;
       return;
     }
     switch (it.kind) {
@@ -593,8 +597,30 @@ export class Session {
 
   private onTransactionReply(reply: Reply, it: Item): void {
     const tx = it.tx!;
+    const ok = reply.code >= 200 && reply.code < 300;
+    if (it.kind === 'rcpt') {
+      // Counted even after the transaction failed on our side: the server may still hold the recipients.
+      tx.rcptReplies++;
+      const r: RecipientResult = { address: it.address!, code: reply.code, message: reply.text };
+      if (reply.enhancedCode) r.enhancedCode = reply.enhancedCode;
+      (ok ? tx.accepted : tx.rejected).push(r);
+      return;
+    }
+    if (it.endsData) tx.dataEndAnswered = true;
     if (it.kind === 'data' && reply.code === 354) {
       tx.got354 = true;
+      if (tx.settled && tx.accepted.length > 0) {
+        // Failed on our side (e.g. AUTH refused with MAIL, RCPT, DATA pipelined behind it) but the server took
+        // the recipients: a `.` now would deliver an empty message. Close instead: a server discards a message
+        // whose data never ended (RFC 5321 §4.1.1.4).
+        this.abort(
+          new SmtpError('closed the connection in DATA to abandon a transaction that had already failed', {
+            phase: 'data',
+            kind: 'protocol',
+          }),
+        );
+        return;
+      }
       if (tx.settled || tx.accepted.length === 0) {
         // A server that says 354 with nothing to deliver to (or after a failure): end the data at once,
         // keep the failure. The `.` goes out before anything else.
@@ -604,23 +630,19 @@ export class Session {
       return;
     }
     if (tx.settled) {
-      // Replies to pipelined commands after a failure (503/554): expected, nothing to learn.
-      if (it.endsData) tx.mailAccepted = false;
+      // Replies to pipelined commands after a failure (503/554): expected. But a server that accepted the data
+      // of a transaction we had given up on has the message: say so (it must never be resent).
+      if (it.endsData) {
+        tx.mailAccepted = false;
+        if (ok && tx.accepted.length > 0 && tx.error) tx.error = tx.error.withDelivery('accepted', 'data');
+      }
       return;
     }
-    const ok = reply.code >= 200 && reply.code < 300;
     switch (it.kind) {
       case 'mail':
         if (ok) tx.mailAccepted = true;
         else tx.fail(replyError('sender refused', 'mail', reply, it.command));
         return;
-      case 'rcpt': {
-        tx.rcptReplies++;
-        const r: RecipientResult = { address: it.address!, code: reply.code, message: reply.text };
-        if (reply.enhancedCode) r.enhancedCode = reply.enhancedCode;
-        (ok ? tx.accepted : tx.rejected).push(r);
-        return;
-      }
       case 'data':
         // DATA refused (no 354).
         if (tx.accepted.length === 0) tx.fail(this.allRejected(tx, reply));
@@ -671,9 +693,12 @@ export class Session {
    */
   abort(err: SmtpError): void {
     for (const tx of this.txs) {
-      if (tx.settled) continue;
-      // Last byte written, no final reply: the message's fate is decided in its data phase, and unknown.
-      tx.fail(tx.dataEndWritten ? err.withDelivery('unknown', 'data') : err.withDelivery('not-sent'));
+      // Last byte written, no final reply: the message's fate is decided in its data phase, and unknown. That
+      // holds for a transaction already failed by a session error too (its BDAT went out behind a refused AUTH).
+      const unknown = tx.dataEndWritten && !tx.dataEndAnswered;
+      if (!tx.settled) tx.fail(unknown ? err.withDelivery('unknown', 'data') : err.withDelivery('not-sent'));
+      else if (unknown && tx.error?.delivery === 'not-sent')
+        tx.error = tx.error.withDelivery('unknown', 'data');
     }
     if (!this.fatal) this.fatal = err;
     this.canTalk = false;
