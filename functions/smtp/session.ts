@@ -116,7 +116,6 @@ export class Transaction {
   size = 0;
   /** Steps not yet written. `message` waits for the 354. */
   steps: Item[] = [];
-  waitingFor354 = false;
   got354 = false;
   /** RCPT replies received so far. */
   rcptReplies = 0;
@@ -214,9 +213,6 @@ export class Session {
   }
   get authMechanism(): AuthMechanism | undefined {
     return this.authenticated ? this.mechanism : undefined;
-  }
-  get isTls(): boolean {
-    return this.tls;
   }
   /** The phase we are in, for errors that are not replies (timeouts, drops). */
   get phase(): Phase {
@@ -345,9 +341,6 @@ export class Session {
           if (!this.pipelining) return this.write(group);
         }
       }
-      if (tx.waitingFor354) {
-        if (!tx.got354) break; // its DATA reply is still to come (cannot happen: awaiting is empty)
-      }
       while (tx.steps.length > 0) {
         const step = tx.steps[0]!;
         if (step.kind === 'message' && !tx.got354) break;
@@ -366,7 +359,6 @@ export class Session {
         tx.steps.shift();
         group.push(step);
         octets += step.bytes.length;
-        if (step.kind === 'data') tx.waitingFor354 = true;
         if (!this.pipelining || step.kind === 'data') return this.write(group);
       }
       if (tx.settled) continue;
