@@ -393,7 +393,7 @@ async function main(): Promise<void> {
       if (a.goalRtt !== undefined)
         goals.push({
           goal: `round trips, ${a.label}`,
-          target: `≤ ${a.goalRtt}`,
+          target: `≤ ${a.goalRtt}${a.caseId.startsWith('465') ? ' (floor in the protocol notes)' : ''}`,
           measured: `${a.oursRtt} (nodemailer ${a.nodemailerRtt})`,
           met: a.oursRtt <= a.goalRtt,
         });
