@@ -63,6 +63,8 @@ interface SingleRow {
   latency: Summary;
   proxyRoundTrips: number;
   proxyRoundTripsAll: number[];
+  /** Client→server direction switches seen by the proxy (most frequent value). */
+  proxyClientFlights: number;
   ownRoundTrips?: number;
   failures: string[];
 }
@@ -122,7 +124,13 @@ async function measureSingle(c: Case, clients: BenchClient[], delay: number): Pr
   const samples = new Map(
     clients.map((cl) => [
       cl.name,
-      { latency: [] as number[], rtt: [] as number[], own: [] as number[], failures: [] as string[] },
+      {
+        latency: [] as number[],
+        rtt: [] as number[],
+        flights: [] as number[],
+        own: [] as number[],
+        failures: [] as string[],
+      },
     ]),
   );
   let msgIndex = 0;
@@ -143,6 +151,7 @@ async function measureSingle(c: Case, clients: BenchClient[], delay: number): Pr
         const stats = await c.lab.snapshot(c.id);
         s.latency.push(elapsed);
         s.rtt.push(stats.roundTrips);
+        s.flights.push(stats.clientFlights);
         if (result.ownRoundTrips !== undefined) s.own.push(result.ownRoundTrips);
       } catch (err) {
         s.failures.push(errText(err));
@@ -159,6 +168,7 @@ async function measureSingle(c: Case, clients: BenchClient[], delay: number): Pr
       latency: summarize(s.latency),
       proxyRoundTrips: mode(s.rtt),
       proxyRoundTripsAll: [...new Set(s.rtt)].sort((a, b) => a - b),
+      proxyClientFlights: mode(s.flights),
       ownRoundTrips: s.own.length ? mode(s.own) : undefined,
       failures: [...new Set(s.failures)],
     };
