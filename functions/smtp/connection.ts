@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import * as cmd from './command.ts';
-import { SmtpError } from './error.ts';
+import { abortError, SmtpError } from './error.ts';
 import { formatReply } from './reply.ts';
 import { asSmtpError, Session } from './session.ts';
 import { upgradeToTls } from './starttls.ts';
@@ -100,14 +100,6 @@ export class Budget {
   }
 }
 
-export function abortError(phase: Phase, signal?: AbortSignal): SmtpError {
-  return new SmtpError('operation aborted by the caller', {
-    phase,
-    kind: 'aborted',
-    cause: signal?.reason,
-  });
-}
-
 export interface OperationStats extends SessionStats {
   transcript?: TranscriptLine[];
 }
@@ -148,13 +140,13 @@ export class Connection {
     budget.check('connect');
     const t0 = Date.now();
     const lim = budget.limit(options.timeouts.connect, 'TCP connection');
-    const socketP = connectTcp({
+    const socket = await connectTcp({
       host: options.host,
       port: options.port,
       timeoutMs: lim.ms,
       timeoutMessage: lim.message,
+      signal: budget.signal,
     });
-    const socket = await withAbort(socketP, budget, 'connect', (s) => s.destroy());
     stats.roundTrips++;
     add(stats, 'connect', Date.now() - t0);
     const transport = new Transport(socket);
@@ -177,9 +169,10 @@ export class Connection {
       timeoutMs: lim.ms,
       timeoutMessage: lim.message,
       phase,
+      signal: budget.signal,
     });
     try {
-      this.tls = await withAbort(p, budget, phase);
+      this.tls = await p;
     } catch (e) {
       this.transport.destroy();
       throw e;
@@ -297,43 +290,4 @@ export class Connection {
 
 function add(stats: SessionStats, phase: Phase | 'tls', ms: number): void {
   stats.timings[phase] = (stats.timings[phase] ?? 0) + ms;
-}
-
-/** Reject when the budget's signal aborts first; `onLate` disposes of a value that arrives after that. */
-function withAbort<T>(p: Promise<T>, budget: Budget, phase: Phase, onLate?: (v: T) => void): Promise<T> {
-  const signal = budget.signal;
-  if (!signal) return p;
-  if (signal.aborted) {
-    p.then(
-      (v) => onLate?.(v),
-      () => {},
-    );
-    return Promise.reject(abortError(phase, signal));
-  }
-  return new Promise<T>((resolve, reject) => {
-    let done = false;
-    const onAbort = () => {
-      if (done) return;
-      done = true;
-      reject(abortError(phase, signal));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        if (done) onLate?.(v);
-        else {
-          done = true;
-          resolve(v);
-        }
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        if (!done) {
-          done = true;
-          reject(e);
-        }
-      },
-    );
-  });
 }

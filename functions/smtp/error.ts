@@ -109,3 +109,8 @@ export class SmtpError extends Error {
     };
   }
 }
+
+/** The caller aborted through its AbortSignal (its reason is kept as the cause). */
+export function abortError(phase: Phase, signal?: AbortSignal): SmtpError {
+  return new SmtpError('operation aborted by the caller', { phase, kind: 'aborted', cause: signal?.reason });
+}

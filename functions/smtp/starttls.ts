@@ -14,7 +14,7 @@
  */
 import { isIP } from 'node:net';
 import tls from 'node:tls';
-import { SmtpError } from './error.ts';
+import { abortError, SmtpError } from './error.ts';
 import type { Transport } from './transport.ts';
 import type { Phase, TlsInfo } from './types.ts';
 
@@ -28,6 +28,8 @@ export interface TlsParams {
   timeoutMessage?: string;
   /** 'starttls' for the upgrade, 'connect' for implicit TLS. */
   phase: Phase;
+  /** Aborting destroys the TLS socket at once. */
+  signal?: AbortSignal | undefined;
 }
 
 /** The `tls.connect` options for a socket we already hold. */
@@ -56,34 +58,31 @@ export function upgradeToTls(transport: Transport, p: TlsParams): Promise<TlsInf
   return new Promise<TlsInfo>((resolve, reject) => {
     const secure = tls.connect(tlsConnectOptions(raw, p));
     secure.on('error', () => {}); // late errors after a failure must not crash the process
+    const fail = (err: SmtpError) => {
+      cleanup();
+      secure.destroy();
+      reject(err);
+    };
     const timer = setTimeout(
-      () => {
-        cleanup();
-        secure.destroy();
-        reject(
+      () =>
+        fail(
           new SmtpError(p.timeoutMessage ?? `TLS handshake timed out after ${p.timeoutMs} ms`, {
             phase: p.phase,
             kind: 'timeout',
           }),
-        );
-      },
+        ),
       Math.max(0, p.timeoutMs),
     );
     const onError = (e: Error & { code?: string }) => {
-      cleanup();
-      secure.destroy();
       const certificate = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ALTNAME|VERIFY/i.test(e.code ?? '');
-      reject(
+      fail(
         new SmtpError(
           `TLS handshake failed${certificate ? ' (certificate not trusted for this host)' : ''}: ${e.message}`,
-          {
-            phase: p.phase,
-            kind: certificate ? 'security' : 'network',
-            cause: e,
-          },
+          { phase: p.phase, kind: certificate ? 'security' : 'network', cause: e },
         ),
       );
     };
+    const onAbort = () => fail(abortError(p.phase, p.signal));
     const onClose = () =>
       onError(Object.assign(new Error('connection closed during the TLS handshake'), { code: 'ECONNRESET' }));
     const onSecure = () => {
@@ -96,10 +95,13 @@ export function upgradeToTls(transport: Transport, p: TlsParams): Promise<TlsInf
       secure.off('error', onError);
       secure.off('close', onClose);
       secure.off('secureConnect', onSecure);
+      p.signal?.removeEventListener('abort', onAbort);
     }
     secure.once('error', onError);
     secure.once('close', onClose);
     secure.once('secureConnect', onSecure);
+    if (p.signal?.aborted) onAbort();
+    else p.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import type tls from 'node:tls';
-import { SmtpError, type SmtpErrorKind } from './error.ts';
+import { abortError, SmtpError, type SmtpErrorKind } from './error.ts';
 import { ReplyParser, ReplyProtocolError } from './reply.ts';
 import type { Phase, Reply } from './types.ts';
 
@@ -235,37 +235,39 @@ export interface ConnectOptions {
   port: number;
   timeoutMs: number;
   timeoutMessage?: string;
+  /** Aborting destroys the half-open socket at once (no timer or socket outlives the caller's abort). */
+  signal?: AbortSignal | undefined;
 }
 
-/** Open a TCP connection within `timeoutMs`. */
+/** Open a TCP connection within `timeoutMs`, unless `signal` aborts first. */
 export function connectTcp(opts: ConnectOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: opts.host, port: opts.port });
     socket.setNoDelay(true);
+    const fail = (err: SmtpError) => {
+      cleanup();
+      socket.destroy();
+      reject(err);
+    };
     const timer = setTimeout(
-      () => {
-        cleanup();
-        socket.destroy();
-        reject(
+      () =>
+        fail(
           new SmtpError(opts.timeoutMessage ?? `TCP connect timed out after ${opts.timeoutMs} ms`, {
             phase: 'connect',
             kind: 'timeout',
           }),
-        );
-      },
+        ),
       Math.max(0, opts.timeoutMs),
     );
-    const onError = (e: Error) => {
-      cleanup();
-      socket.destroy();
-      reject(
+    const onError = (e: Error) =>
+      fail(
         new SmtpError(`cannot connect to ${opts.host}:${opts.port}: ${e.message}`, {
           phase: 'connect',
           kind: 'network',
           cause: e,
         }),
       );
-    };
+    const onAbort = () => fail(abortError('connect', opts.signal));
     const onConnect = () => {
       cleanup();
       resolve(socket);
@@ -274,8 +276,11 @@ export function connectTcp(opts: ConnectOptions): Promise<net.Socket> {
       clearTimeout(timer);
       socket.off('error', onError);
       socket.off('connect', onConnect);
+      opts.signal?.removeEventListener('abort', onAbort);
     }
     socket.once('error', onError);
     socket.once('connect', onConnect);
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -1,6 +1,7 @@
 /** After every API call — success or failure — no socket and no timer of ours is left keeping the process alive. */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SmtpClient, sendBatch, sendMail, verify } from '../../functions/smtp/index.ts';
+import { SmtpClient, SmtpError, sendBatch, sendMail, verify } from '../../functions/smtp/index.ts';
 import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
@@ -75,4 +76,60 @@ describe('socket and timer cleanup', () => {
       expect(after.timers).toBeLessThanOrEqual(before.timers);
     });
   }
+});
+
+/**
+ * A TCP connect that never completes: a listener (python3, it never accepts) with a backlog of 0 whose queue is
+ * already full, so Linux drops further SYNs and the client's connect stays pending.
+ */
+async function blackhole(): Promise<{ port: number; stop(): void }> {
+  const py: ChildProcess = spawn(
+    'python3',
+    [
+      '-c',
+      "import socket,sys\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()",
+    ],
+    { stdio: ['pipe', 'pipe', 'ignore'] },
+  );
+  const port = await new Promise<number>((resolve) =>
+    py.stdout!.once('data', (d) => resolve(Number(String(d)))),
+  );
+  const { connect } = await import('node:net');
+  const filler = connect({ host: '127.0.0.1', port });
+  filler.on('error', () => {});
+  await new Promise((r) => filler.once('connect', r));
+  return {
+    port,
+    stop: () => {
+      filler.destroy();
+      py.stdin!.end();
+      py.kill();
+    },
+  };
+}
+
+const hasPython = spawnSync('python3', ['-c', 'pass']).status === 0;
+
+describe.skipIf(!hasPython)('abort during a TCP connect that hangs', () => {
+  it('ends at once with kind aborted, and leaves no socket or timer behind (the connect timeout was 10 s)', async () => {
+    const hole = await blackhole();
+    try {
+      const before = resources();
+      const ac = new AbortController();
+      const t0 = Date.now();
+      setTimeout(() => ac.abort(), 300);
+      const e = await sendMail({ host: '127.0.0.1', port: hole.port, signal: ac.signal }, msg).catch(
+        (x) => x,
+      );
+      expect(e).toBeInstanceOf(SmtpError);
+      expect(e).toMatchObject({ phase: 'connect', kind: 'aborted', transient: true, roundTrips: 0 });
+      expect(Date.now() - t0).toBeLessThan(5000);
+      await new Promise((r) => setTimeout(r, 50));
+      const after = resources();
+      expect(after.timers).toBeLessThanOrEqual(before.timers);
+      expect(after.tcp).toBeLessThanOrEqual(before.tcp);
+    } finally {
+      hole.stop();
+    }
+  });
 });
