@@ -1,10 +1,11 @@
 /**
  * `npm run bench` — our SMTP client vs nodemailer 10, same message, same server, same latency proxy.
  * `npm run bench -- --quick` does fewer runs (under a minute). Prints markdown tables and writes
- * bench/results.json. Method: docs/benchmarks.md.
+ * bench/results.json (--quick: dist/bench/results-quick.json). Method: docs/benchmarks.md.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BenchClient, type Endpoint, loadOurClient, nodemailerClient } from './clients.ts';
 import { type ColdStartResult, runColdStart } from './coldstart.ts';
@@ -541,7 +542,11 @@ async function main(): Promise<void> {
     );
     process.stdout.write(`${out.join('\n')}\n`);
 
-    const resultsFile = fileURLToPath(new URL('./results.json', import.meta.url));
+    // The full run's results are kept in the repo; a --quick run goes to the git-ignored dist/.
+    const resultsFile = fileURLToPath(
+      new URL(QUICK ? '../dist/bench/results-quick.json' : './results.json', import.meta.url),
+    );
+    mkdirSync(dirname(resultsFile), { recursive: true });
     writeFileSync(
       resultsFile,
       `${JSON.stringify(
