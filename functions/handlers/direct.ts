@@ -1,14 +1,49 @@
 /**
  * Direct invoke (`aws lambda invoke`, Step Functions): the payload is the `/send` shape (or a batch).
- * Returns `{ ok: true, messageId, accepted, rejected }` / `{ ok: true, results }`, or a typed error object
- * `{ ok: false, error: { code, status, title, detail, errors?, smtp?, retryAfter? } }` — never throws for a
- * request problem, so Step Functions can branch on `$.error.code`.
+ *
+ * Lambda gives a function no way to tell a synchronous invoke from an asynchronous one
+ * (`--invocation-type Event`), and only a THROWN error makes Lambda retry an asynchronous invocation and then
+ * hand it to the on-failure destination (the DLQ). So direct invoke applies the EventBridge failure policy
+ * (`deliverUnderAsyncPolicy`):
+ * - sent → returns `{ ok: true, messageId, accepted, rejected }` (batch: `{ ok: true, results }`);
+ * - any failure where nothing was sent → throws `DirectInvokeError`: `name` (Lambda's `errorType`) is the stable
+ *   code (`validation_failed`, `smtp_unavailable`, `batch_failed`, …) so Step Functions can `Retry`/`Catch` on
+ *   it, and `message` (`errorMessage`) is the problem as a JSON string
+ *   `{ code, status, title, detail, errors?, smtp?, retryAfter?, transient, results? }` for callers to parse;
+ * - `delivery_unknown` → returned `{ ok: false, error }`, never thrown (a retry could deliver twice);
+ * - a batch partly delivered → returned `{ ok: true, results }` (each failure logged `batch_partial_failure`).
  */
-import { deadlineFrom, deliverRequest } from '../send/deliver.ts';
 import { SendError } from '../send/errors.ts';
+import {
+  deliverUnderAsyncPolicy,
+  type FailureCode,
+  type InvocationProblem,
+  problemOf,
+} from './eventbridge.ts';
 import { toSendError } from './http.ts';
 import { type InvocationLog, noteError } from './log.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
+
+/**
+ * A failed direct invoke, as Lambda reports it: `errorType` = `name` = the stable code, `errorMessage` =
+ * `message` = the problem as JSON. `stack` is that one line only: Lambda's Node runtime returns the stack's lines
+ * as `trace` in the invoke response, and code paths are not the caller's business.
+ */
+export class DirectInvokeError extends Error {
+  override readonly name: FailureCode;
+  readonly code: FailureCode;
+  readonly transient: boolean;
+  readonly problem: InvocationProblem;
+
+  constructor(problem: InvocationProblem) {
+    super(JSON.stringify(problem));
+    this.name = problem.code;
+    this.code = problem.code;
+    this.transient = problem.transient;
+    this.problem = problem;
+    this.stack = `${this.name}: ${this.message}`;
+  }
+}
 
 export async function handleDirect(
   payload: unknown,
@@ -23,23 +58,12 @@ export async function handleDirect(
         errors: [{ field: 'payload', code: 'invalid_type', message: 'must be an object' }],
       });
     }
-    const out = await deliverRequest(payload, rt.deps, {
-      deadline: deadlineFrom(remainingMs),
-      trace: log.trace,
-    });
-    if (out.kind === 'single') {
-      log.outcome = 'sent';
-      log.messages = 1;
-      return { ok: true, messageId: out.messageId, accepted: out.accepted, rejected: out.rejected };
-    }
-    log.messages = out.results.length;
-    const all = out.results.every((r) => r.status === 'accepted');
-    log.outcome = all ? 'sent' : 'partial';
-    return { ok: true, results: out.results };
+    return await deliverUnderAsyncPolicy(payload, remainingMs, rt, log, (p) => new DirectInvokeError(p));
   } catch (e) {
+    if (e instanceof DirectInvokeError) throw e;
     const err = toSendError(e);
     if (err.code === 'internal_error') rt.logger.error('direct invoke failed', { error: e as Error });
     noteError(log, err);
-    return { ok: false, error: err.toJSON() };
+    throw new DirectInvokeError(problemOf(err));
   }
 }

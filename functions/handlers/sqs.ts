@@ -36,9 +36,7 @@
  */
 import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { DEADLINE_SAFETY_MS, DEFAULT_RETRY } from '../send/deliver.ts';
-import { ERROR_CODES, type ErrorCode, type SendErrorBody } from '../send/errors.ts';
-import type { BatchItemOutcome } from '../send/types.ts';
-import { handleDirect } from './direct.ts';
+import { DirectInvokeError, handleDirect } from './direct.ts';
 import { EventDeliveryError, handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
 import { isHttpEvent } from './http.ts';
 import { type InvocationLog, newInvocationLog, writeSummary } from './log.ts';
@@ -89,7 +87,7 @@ interface Origin {
   originalRequestId?: string;
   condition?: string;
   approximateInvokeCount?: number;
-  /** `errorType` of the original failure, and the stable code from an `EventDeliveryError` message (`[code] …`). */
+  /** `errorType` of the original failure, and its stable code (see `setCode`). */
   originalErrorType?: string;
   originalCode?: string;
   eventId?: string;
@@ -126,7 +124,7 @@ export function unwrapRecord(record: Pick<SQSRecord, 'body' | 'messageAttributes
     if (typeof rc.approximateInvokeCount === 'number')
       origin.approximateInvokeCount = rc.approximateInvokeCount;
     setString(origin, 'originalErrorType', response.errorType);
-    setCode(origin, response.errorMessage);
+    setCode(origin, response.errorMessage, response.errorType);
     return classifyPayload(body.requestPayload, origin);
   }
   const origin: Origin = { source: 'send_request', via: 'direct_invoke' };
@@ -278,15 +276,12 @@ async function viaEventBridge(
     if (!(e instanceof EventDeliveryError)) throw e;
     return e.transient ? 'retry' : 'park';
   }
-  // Returned: sent, delivery unknown, or a partly delivered batch (each failure logged by the EventBridge path).
-  return rec.outcome === 'sent' ? 'sent' : rec.outcome === 'partial' ? 'partial' : 'unknown';
+  return returned(rec);
 }
 
-type DirectAnswer = { ok: true; results?: BatchItemOutcome[] } | { ok: false; error: SendErrorBody };
-
 /**
- * The direct-invoke path answers `{ ok: false, error }` instead of throwing; read it with the asynchronous
- * failure policy (the one the EventBridge path applies), since only an asynchronous invocation reaches the DLQ.
+ * The direct-invoke path applies the same asynchronous failure policy: a thrown `DirectInvokeError` is a failure
+ * (an unexpected `internal_error` is retried, as a bug in the EventBridge path is); a return is done.
  */
 async function viaDirect(
   payload: unknown,
@@ -294,56 +289,46 @@ async function viaDirect(
   rt: Runtime,
   rec: InvocationLog,
 ): Promise<Disposition> {
-  const out = (await handleDirect(payload, remainingMs, rt, rec)) as DirectAnswer;
-  if (!out.ok) {
-    if (out.error.code === 'delivery_unknown') return 'unknown';
-    return isTransient(out.error.code) ? 'retry' : 'park';
+  try {
+    await handleDirect(payload, remainingMs, rt, rec);
+  } catch (e) {
+    if (!(e instanceof DirectInvokeError)) throw e;
+    return e.transient || e.code === 'internal_error' ? 'retry' : 'park';
   }
-  if (!out.results) return 'sent';
-  const failed = out.results.filter((r) => r.status === 'rejected' || r.status === 'not_sent');
-  const delivered = out.results.filter((r) => r.status === 'accepted' || r.status === 'unknown');
-  if (failed.length === 0) {
-    if (delivered.some((r) => r.status === 'unknown')) {
-      rec.outcome = 'unknown';
-      rec.code = 'delivery_unknown';
-      return 'unknown';
-    }
-    return 'sent';
-  }
-  if (delivered.length === 0) {
-    // Nothing went out: safe to retry the whole batch if any failure was transient.
-    const transient = failed.some((r) => r.status === 'not_sent');
-    rec.outcome = transient ? 'failed' : 'rejected';
-    rec.code = 'batch_failed';
-    return transient ? 'retry' : 'park';
-  }
-  rec.outcome = 'partial';
-  rec.code = 'batch_partial_failure';
-  for (const r of failed) {
-    if (!('error' in r)) continue;
-    rt.logger.error('batch message not delivered', {
-      code: 'batch_partial_failure',
-      entryPoint: 'sqs_redrive',
-      index: r.index,
-      status: r.status,
-      errorCode: r.error.code,
-      smtpCode: r.error.smtp?.code,
-      fieldErrors: r.error.errors?.slice(0, 10).map((e) => `${e.field}:${e.code}`),
-    });
-  }
-  return 'partial';
+  return returned(rec);
 }
 
-function isTransient(code: string): boolean {
-  return ERROR_CODES[code as ErrorCode]?.transient === true || code === 'internal_error';
+/** Returned: sent, delivery unknown, or a partly delivered batch (each failure logged by the shared policy). */
+function returned(rec: InvocationLog): Disposition {
+  return rec.outcome === 'sent' ? 'sent' : rec.outcome === 'partial' ? 'partial' : 'unknown';
 }
 
-/** The stable code of an `EventDeliveryError` message (`[smtp_unavailable] …`). */
-function setCode(o: Origin, errorMessage: unknown): void {
+/**
+ * The stable code of the original failure: an `EventDeliveryError` message (`[smtp_unavailable] …`), a
+ * `DirectInvokeError` message (the problem as JSON, `{"code":"smtp_unavailable",…}`), or its `errorType` (the
+ * code itself).
+ */
+function setCode(o: Origin, errorMessage: unknown, errorType?: unknown): void {
   const m = typeof errorMessage === 'string' ? /^\[([a-z_]{1,40})\] /u.exec(errorMessage) : null;
-  if (m) o.originalCode = m[1]!;
+  if (m) {
+    o.originalCode = m[1]!;
+    return;
+  }
+  if (typeof errorMessage === 'string' && errorMessage.startsWith('{') && errorMessage.length <= 1_000_000) {
+    try {
+      const code = (JSON.parse(errorMessage) as { code?: unknown } | null)?.code;
+      if (typeof code === 'string' && STABLE_CODE.test(code)) {
+        o.originalCode = code;
+        return;
+      }
+    } catch {
+      // not a DirectInvokeError message
+    }
+  }
+  if (typeof errorType === 'string' && STABLE_CODE.test(errorType)) o.originalCode = errorType;
 }
 
+const STABLE_CODE = /^[a-z][a-z_]{0,39}$/u;
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

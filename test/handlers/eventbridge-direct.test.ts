@@ -1,6 +1,11 @@
-/** EventBridge "Send Email" events and direct invokes, end to end against smtp-server. */
+/**
+ * EventBridge "Send Email" events and direct invokes, end to end against smtp-server. Both apply the asynchronous
+ * failure policy: a failure where nothing was sent is THROWN (Lambda retries an asynchronous invocation, then
+ * dead-letters it); delivery unknown and a partly delivered batch are returned.
+ */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { EventDeliveryError } from '../../functions/handlers/eventbridge.ts';
+import { DirectInvokeError } from '../../functions/handlers/direct.ts';
+import { EventDeliveryError, type InvocationProblem } from '../../functions/handlers/eventbridge.ts';
 import type { ReceivedMessage } from '../support/smtp-server.ts';
 import { eventBridgeEvent } from './events.ts';
 import { type Harness, startHarness } from './harness.ts';
@@ -122,6 +127,14 @@ describe('EventBridge "Send Email"', () => {
   });
 });
 
+/** A direct invoke's thrown error, its problem (the JSON `errorMessage`) and its stack lines (Lambda's `trace`). */
+async function invokeFailure(p: Promise<unknown>) {
+  const e = (await thrown(p)) as unknown as DirectInvokeError;
+  expect(e).toBeInstanceOf(DirectInvokeError);
+  const problem = JSON.parse(e.message) as InvocationProblem;
+  return { e, problem, trace: String(e.stack).split('\n') };
+}
+
 describe('direct invoke', () => {
   it('the /send shape returns { ok: true, messageId, accepted, rejected }', async () => {
     const out = (await h.invoke(detail)) as Record<string, unknown>;
@@ -143,44 +156,152 @@ describe('direct invoke', () => {
     expect(h.srv.messages).toHaveLength(2);
   });
 
-  it('errors come back as a typed object, never thrown', async () => {
-    const bad = (await h.invoke({ to: 'ops@example.com', subject: 42 })) as {
-      ok: boolean;
-      error: { code: string; errors: Array<{ field: string; code: string }> };
-    };
-    expect(bad.ok).toBe(false);
-    expect(bad.error.code).toBe('validation_failed');
-    expect(bad.error.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: 'subject' })]));
-    expect(await h.invoke('just a string')).toMatchObject({
-      ok: false,
-      error: { code: 'validation_failed' },
+  it('a bad payload is THROWN: name = the stable code, message = the problem as JSON, a one-line stack', async () => {
+    const { e, problem, trace } = await invokeFailure(h.invoke({ to: 'ops@example.com', subject: 42 }));
+    expect(e.name).toBe('validation_failed');
+    expect(e.code).toBe('validation_failed');
+    expect(e.transient).toBe(false);
+    expect(problem).toMatchObject({
+      code: 'validation_failed',
+      status: 400,
+      title: 'The request is not valid',
+      transient: false,
     });
-    expect(await h.invoke({ messages: Array.from({ length: 6 }, () => detail) })).toMatchObject({
-      ok: false,
-      error: { code: 'validation_failed', errors: [{ field: 'messages', code: 'too_many_messages' }] },
+    expect(problem.detail).toContain('subject');
+    expect(problem.errors).toEqual(
+      expect.arrayContaining([expect.objectContaining({ field: 'subject', code: expect.any(String) })]),
+    );
+    expect(problem.retryAfter).toBeUndefined();
+    // Lambda's Node runtime answers `trace: stack.split('\n')`: no code paths in the invoke response.
+    expect(trace).toEqual([`validation_failed: ${e.message}`]);
+    expect(e.stack).not.toMatch(/\bat\b.*\.ts|functions\/|node_modules/);
+    expect(h.srv.mailFrom).toHaveLength(0);
+    const summary = h.logs.filter((l) => l.entryPoint === 'direct_invoke').at(-1)!;
+    expect(summary).toMatchObject({
+      outcome: 'rejected',
+      code: 'validation_failed',
+      thrown: 'validation_failed',
+      fieldErrors: expect.arrayContaining([expect.stringMatching(/^subject:/)]),
     });
-    const many = (await h.invoke({
-      ...detail,
-      to: Array.from({ length: 1000 }, (_, i) => `u${i}@example.com`),
-    })) as {
-      error: { errors: Array<{ code: string }> };
-    };
-    expect(many.error.errors[0]!.code).toBe('too_many_recipients');
+  });
+
+  it('other refused requests are thrown with their field errors; nothing sent', async () => {
+    const notObject = await invokeFailure(h.invoke('just a string'));
+    expect(notObject.problem).toMatchObject({
+      code: 'validation_failed',
+      errors: [{ field: 'payload', code: 'invalid_type' }],
+    });
+    const tooMany = await invokeFailure(h.invoke({ messages: Array.from({ length: 6 }, () => detail) }));
+    expect(tooMany.problem).toMatchObject({
+      code: 'validation_failed',
+      errors: [{ field: 'messages', code: 'too_many_messages' }],
+    });
+    const many = await invokeFailure(
+      h.invoke({ ...detail, to: Array.from({ length: 1000 }, (_, i) => `u${i}@example.com`) }),
+    );
+    expect(many.problem.errors![0]!.code).toBe('too_many_recipients');
+    const elsewhere = await invokeFailure(h.invoke({ ...detail, to: 'x@elsewhere.net' }));
+    expect(elsewhere.e.name).toBe('recipient_not_allowed');
+    expect(elsewhere.problem).toMatchObject({ code: 'recipient_not_allowed', status: 403, transient: false });
     expect(h.srv.mailFrom).toHaveLength(0);
   });
 
-  it('CR/LF in header-bound fields and invalid base64 come back as field errors', async () => {
+  it('CR/LF in header-bound fields and invalid base64 are thrown as field errors', async () => {
     for (const patch of [
       { to: 'ops@example.com\nBcc: x@example.com' },
       { subject: 'x\ry' },
       { headers: { 'X-A': 'b\nc' } },
       { attachments: [{ filename: 'a', contentType: 'text/plain', content: '@@@' }] },
     ]) {
-      const out = (await h.invoke({ ...detail, ...patch })) as { ok: boolean; error: { code: string } };
-      expect(out.ok).toBe(false);
-      expect(out.error.code).toBe('validation_failed');
+      const { e, problem } = await invokeFailure(h.invoke({ ...detail, ...patch }));
+      expect(e.name).toBe('validation_failed');
+      expect(problem.errors?.length).toBeGreaterThan(0);
     }
     expect(h.srv.mailFrom).toHaveLength(0);
+  });
+
+  it('a transient SMTP failure (451) is thrown as smtp_unavailable, transient, with the SMTP detail', async () => {
+    const { e, problem, trace } = await invokeFailure(h.invoke({ ...detail, to: 'defer@example.com' }));
+    expect(e.name).toBe('smtp_unavailable');
+    expect(e.transient).toBe(true);
+    expect(problem).toMatchObject({
+      code: 'smtp_unavailable',
+      status: 503,
+      transient: true,
+      smtp: { code: 451 },
+    });
+    expect(problem.retryAfter).toBeGreaterThan(0);
+    expect(trace).toHaveLength(1);
+    expect(h.srv.messages).toHaveLength(0);
+    expect(h.logs.filter((l) => l.entryPoint === 'direct_invoke').at(-1)).toMatchObject({
+      level: 'ERROR',
+      outcome: 'failed',
+      code: 'smtp_unavailable',
+      thrown: 'smtp_unavailable',
+    });
+  });
+
+  it('delivery unknown is RETURNED, not thrown (a retry could duplicate); logged at ERROR', async () => {
+    const out = (await h.invoke({ ...detail, to: 'blackhole@example.com' }, 4000)) as {
+      ok: boolean;
+      error: { code: string; detail: string };
+    };
+    expect(out.ok).toBe(false);
+    expect(out.error.code).toBe('delivery_unknown');
+    expect(out.error.detail).toMatch(/do not retry blindly/i);
+    const summary = h.logs.filter((l) => l.entryPoint === 'direct_invoke').at(-1)!;
+    expect(summary).toMatchObject({ level: 'ERROR', code: 'delivery_unknown', outcome: 'unknown' });
+    expect(summary.thrown).toBeUndefined();
+  });
+
+  it('a batch partly delivered is RETURNED, each failure logged; a batch where nothing was sent is thrown', async () => {
+    const out = (await h.invoke({
+      messages: [detail, { ...detail, to: 'reject-1@example.com' }],
+    })) as { ok: boolean; results: Array<{ status: string }> };
+    expect(out.ok).toBe(true);
+    expect(out.results.map((r) => r.status)).toEqual(['accepted', 'rejected']);
+    expect(h.srv.messages).toHaveLength(1);
+    expect(
+      h.logs.some(
+        (l) =>
+          l.code === 'batch_partial_failure' &&
+          l.entryPoint === 'direct_invoke' &&
+          l.index === 1 &&
+          l.level === 'ERROR',
+      ),
+    ).toBe(true);
+
+    const refused = await invokeFailure(
+      h.invoke({
+        messages: [
+          { ...detail, to: 'reject-2@example.com' },
+          { ...detail, subject: 'a\nb' },
+        ],
+      }),
+    );
+    expect(refused.e.name).toBe('batch_failed');
+    expect(refused.problem).toMatchObject({
+      code: 'batch_failed',
+      status: 502,
+      transient: false,
+      results: [
+        { index: 0, status: 'rejected', error: { code: 'smtp_rejected', smtp: { code: 550 } } },
+        { index: 1, status: 'rejected', error: { code: 'validation_failed' } },
+      ],
+    });
+    expect(refused.problem.retryAfter).toBeUndefined();
+
+    const deferred = await invokeFailure(
+      h.invoke({
+        messages: [
+          { ...detail, to: 'defer-1@example.com' },
+          { ...detail, to: 'reject-3@example.com' },
+        ],
+      }),
+    );
+    expect(deferred.problem).toMatchObject({ code: 'batch_failed', status: 503, transient: true });
+    expect(deferred.problem.retryAfter).toBeGreaterThan(0);
+    expect(h.srv.messages).toHaveLength(1);
   });
 });
 
@@ -216,13 +337,33 @@ describe('bad input through EventBridge and direct invoke → typed failure, not
   ];
 
   it.each(bad)('%s', async (_name, payload, code) => {
-    const direct = (await h.invoke(payload)) as { ok: boolean; error: { code: string } };
-    expect(direct.ok).toBe(false);
-    expect(direct.error.code).toBe(code);
+    const direct = await invokeFailure(h.invoke(payload));
+    expect(direct.e.name).toBe(code);
+    expect(direct.problem).toMatchObject({ code, transient: false });
     const err = await thrown(h.invoke(eventBridgeEvent(payload)));
     expect(err).toBeInstanceOf(EventDeliveryError);
     expect(err.code).toBe(code);
     expect(err.transient).toBe(false);
     expect(h.srv.mailFrom).toHaveLength(0);
+  });
+});
+
+describe('the mail server is down', () => {
+  let down: Harness;
+  beforeAll(async () => {
+    down = await startHarness({ config: { send: { allowedRecipients: ['*@example.com'] } } });
+    await down.srv.close();
+  });
+  afterAll(async () => {
+    await down?.close().catch(() => {});
+  });
+
+  it('a direct invoke throws smtp_unavailable (transient), so an asynchronous invoke is retried, then dead-lettered', async () => {
+    const { e, problem, trace } = await invokeFailure(down.invoke(detail, 15_000));
+    expect(e.name).toBe('smtp_unavailable');
+    expect(problem).toMatchObject({ code: 'smtp_unavailable', status: 503, transient: true });
+    expect(problem.retryAfter).toBeGreaterThan(0);
+    expect(trace).toHaveLength(1);
+    expect(JSON.stringify(problem)).not.toMatch(/password|AKID/i);
   });
 });

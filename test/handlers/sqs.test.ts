@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DirectInvokeError } from '../../functions/handlers/direct.ts';
 import { isSqsEvent, MIN_RECORD_BUDGET_MS } from '../../functions/handlers/sqs.ts';
 import type { ReceivedMessage } from '../support/smtp-server.ts';
 import { eventBridgeEvent, httpEvent } from './events.ts';
@@ -201,6 +202,35 @@ describe('redriving destination records', () => {
     expect(recordLog(r)?.originalCode).toBeUndefined();
   });
 
+  it('an asynchronous direct invoke that threw: its destination record is read (code from errorType) and redriven', async () => {
+    // The real error a direct invoke throws for a transient failure (451), as Lambda's Node runtime reports it.
+    const err = (await h.invoke({ ...detail, to: 'defer@example.com' }).then(
+      () => {
+        throw new Error('expected the direct invoke to throw');
+      },
+      (e: unknown) => e,
+    )) as DirectInvokeError;
+    expect(err).toBeInstanceOf(DirectInvokeError);
+    expect(err.name).toBe('smtp_unavailable');
+    // The server has recovered by the time the DLQ is redriven (here: a recipient it accepts).
+    const payload = { ...detail, subject: 'after the outage' };
+    const fromDestination = record(payload, { errorType: err.name, errorMessage: err.message });
+    // A classic DeadLetterConfig queue: only the errorMessage (the problem as JSON) as an attribute.
+    const fromClassic = sqsRecord(JSON.stringify({ ...payload, subject: 'after the outage (classic)' }), {
+      messageAttributes: { ErrorMessage: { stringValue: err.message, dataType: 'String' } },
+    });
+    const out = await redrive(sqsEvent(fromDestination, fromClassic));
+    expect(failures(out)).toEqual([]);
+    expect(await subjects()).toEqual(['after the outage', 'after the outage (classic)']);
+    expect(recordLog(fromDestination)).toMatchObject({
+      via: 'direct_invoke',
+      originalErrorType: 'smtp_unavailable',
+      originalCode: 'smtp_unavailable',
+      disposition: 'sent',
+    });
+    expect(recordLog(fromClassic)).toMatchObject({ originalCode: 'smtp_unavailable', disposition: 'sent' });
+  });
+
   it('EventAgeExceeded records are redriven too', async () => {
     const r = record(eventBridgeEvent({ ...detail, subject: 'Aged' }), { condition: 'EventAgeExceeded' });
     expect(failures(await redrive(sqsEvent(r)))).toEqual([]);
@@ -246,7 +276,12 @@ describe('redriving destination records', () => {
       fieldErrors: ['subject:header_injection'],
       disposition: 'park',
     });
-    expect(recordLog(viaDirect)).toMatchObject({ code: 'recipient_not_allowed', disposition: 'park' });
+    expect(recordLog(viaDirect)).toMatchObject({
+      code: 'recipient_not_allowed',
+      disposition: 'park',
+      via: 'direct_invoke',
+      batchItemFailure: true,
+    });
     expect(recordLog(wrongType)).toMatchObject({ code: 'unsupported_event', disposition: 'park' });
     expect(summaryLog()).toMatchObject({ records: 3, park: 3, outcome: 'rejected' });
   });
