@@ -418,7 +418,7 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
       const event = rawPath === '/_local/events' ? toEventBridgeEvent(payload) : payload;
       const outcome = await invokeDirect(handler, event, opts.budgetMs ?? DEFAULT_BUDGET_MS);
       log(
-        `${rawPath === '/_local/events' ? 'EventBridge event' : 'direct invoke'} → ${outcome.error ? 'error' : 'ok'}`,
+        `${rawPath === '/_local/events' ? 'EventBridge event' : 'direct invoke'} → ${outcome.error ? `error ${outcome.error.errorType}` : 'ok'}`,
       );
       // Lambda Invoke semantics: 200, and X-Amz-Function-Error when the function threw.
       return sendText(
@@ -468,12 +468,35 @@ export async function invokeForHttpApi(
   }
 }
 
+/** The payload Lambda's Invoke API answers for a function error (with `X-Amz-Function-Error: Unhandled`). */
+export interface LambdaFunctionError {
+  errorType: string;
+  errorMessage: string;
+  /** The thrown error's `stack`, line by line (Lambda's Node runtime); absent for a timeout. */
+  trace?: string[];
+}
+
+/**
+ * What Lambda's Node runtime reports for a thrown value: an `Error` → `{ errorType: name, errorMessage: message,
+ * trace: stack.split('\n') }`; anything else → `{ errorType: typeof value, errorMessage: String(value), trace: [] }`.
+ */
+export function lambdaFunctionError(thrown: unknown): LambdaFunctionError {
+  if (thrown instanceof Error) {
+    return {
+      errorType: thrown.name,
+      errorMessage: thrown.message,
+      trace: typeof thrown.stack === 'string' ? thrown.stack.split('\n') : [],
+    };
+  }
+  return { errorType: typeof thrown, errorMessage: String(thrown), trace: [] };
+}
+
 /** Invoke as Lambda's Invoke API does (EventBridge, direct): result, or the error Lambda would report. */
 export async function invokeDirect(
   handler: LambdaHandler,
   event: unknown,
   budgetMs: number,
-): Promise<{ result?: unknown; error?: { errorType: string; errorMessage: string } }> {
+): Promise<{ result?: unknown; error?: LambdaFunctionError }> {
   const context = createLambdaContext(budgetMs);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((r) => {
@@ -491,8 +514,7 @@ export async function invokeDirect(
     }
     return { result };
   } catch (err) {
-    const e = err as Error;
-    return { error: { errorType: e?.name ?? 'Error', errorMessage: e?.message ?? String(err) } };
+    return { error: lambdaFunctionError(err) };
   } finally {
     clearTimeout(timer);
   }

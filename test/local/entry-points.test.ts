@@ -104,6 +104,29 @@ describe('entry points on the local server', () => {
     expect(newest().parsed.subject).toBe('Direct invoke');
   });
 
+  it('a failing direct invoke answers as Lambda Invoke does: 200, X-Amz-Function-Error, the code as errorType', async () => {
+    const before = stack.catcher!.store.list().length;
+    const { res, json } = await postJson('/_local/invoke', {
+      to: 'team@example.com',
+      subject: 'a\r\nBcc: victim@evil.example',
+      text: 'hi',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-amz-function-error')).toBe('Unhandled');
+    expect(Object.keys(json).sort()).toEqual(['errorMessage', 'errorType', 'trace']);
+    expect(json.errorType).toBe('validation_failed');
+    const problem = JSON.parse(json.errorMessage as string) as Record<string, unknown>;
+    expect(problem).toMatchObject({
+      code: 'validation_failed',
+      status: 400,
+      transient: false,
+      errors: [expect.objectContaining({ field: 'subject', code: 'header_injection' })],
+    });
+    // One line: no code paths in the answer.
+    expect(json.trace).toEqual([`validation_failed: ${json.errorMessage}`]);
+    expect(stack.catcher!.store.list()).toHaveLength(before);
+  });
+
   it('a multipart form post with an attachment arrives byte for byte (base64 event body)', async () => {
     const bytes = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x0d, 0x0a, 0x2e, 0x0d, 0x0a, 0x80]);
     const form = new FormData();

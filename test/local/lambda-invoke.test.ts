@@ -46,8 +46,16 @@ describe('gateway behaviour around the function', () => {
     expect(JSON.parse(crashed.body.toString())).toEqual({ message: 'Internal Server Error' });
     expect(lines.join('\n')).toContain('boom');
 
-    expect(await invokeDirect(failing, {}, 1000)).toEqual({
-      error: { errorType: 'Error', errorMessage: 'boom' },
+    const failed = await invokeDirect(failing, {}, 1000);
+    expect(failed.error).toMatchObject({ errorType: 'Error', errorMessage: 'boom' });
+    // Lambda's Node runtime: `trace` is the stack, line by line.
+    expect(failed.error!.trace![0]).toBe('Error: boom');
+    expect(failed.error!.trace!.length).toBeGreaterThan(1);
+    const notAnError = async () => {
+      throw 'just a string';
+    };
+    expect(await invokeDirect(notAnError, {}, 1000)).toEqual({
+      error: { errorType: 'string', errorMessage: 'just a string', trace: [] },
     });
     expect(await invokeDirect(slow, {}, 100)).toEqual({
       error: { errorType: 'Sandbox.Timedout', errorMessage: 'Task timed out after 0.1 seconds' },
