@@ -121,8 +121,10 @@ describe('the esbuild bundle', () => {
       lambdaContext(),
     );
     expect(eb).toMatchObject({ ok: true, accepted: ['ops@example.com'] });
-    const direct = await h({ to: 'ops@example.com', subject: 42 }, lambdaContext());
-    expect(direct).toMatchObject({ ok: false, error: { code: 'validation_failed' } });
+    // A failed direct invoke throws (so an asynchronous invoke is retried, then dead-lettered), named by its code.
+    await expect(h({ to: 'ops@example.com', subject: 42 }, lambdaContext())).rejects.toMatchObject({
+      name: 'validation_failed',
+    });
     expect((await simpleParser(srv.messages.at(-1)!.raw)).subject).toBe('EB bundle');
   });
 });
