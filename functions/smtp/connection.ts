@@ -234,9 +234,11 @@ export class Connection {
         const phaseMs =
           item.kind === 'greeting'
             ? this.options.timeouts.greeting
-            : this.session.awaitingDataEnd
-              ? Math.max(this.options.timeouts.data, this.options.timeouts.reply)
-              : this.options.timeouts.reply;
+            : item.endsData
+              ? this.options.timeouts.data // the reply to the final dot / BDAT LAST: exactly `timeouts.data`
+              : this.session.awaitingDataEnd
+                ? Math.max(this.options.timeouts.data, this.options.timeouts.reply)
+                : this.options.timeouts.reply;
         const lim = budget.limit(
           phaseMs,
           item.kind === 'greeting' ? 'greeting' : `reply to ${item.command || item.kind}`,

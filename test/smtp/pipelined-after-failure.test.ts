@@ -87,3 +87,19 @@ describe('transaction pipelined behind a refused AUTH', () => {
     expect(e).toMatchObject({ phase: 'auth', code: 535, delivery: 'not-sent' });
   });
 });
+
+describe('timeouts.data', () => {
+  it('is the wait for the reply to the final dot, even when shorter than timeouts.reply', async () => {
+    srv = await startScriptedServer({ extensions: P, onMessage: () => ({ silent: true }) });
+    const t0 = Date.now();
+    const e = await failure(
+      sendMail(
+        { host: 'localhost', port: srv.port, ca: TEST_CA, auth, timeouts: { reply: 20_000, data: 300 } },
+        msg,
+      ),
+    );
+    expect(e).toMatchObject({ phase: 'data', kind: 'timeout', delivery: 'unknown' });
+    expect(e.message).toMatch(/within 300 ms/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+});
