@@ -449,10 +449,16 @@ describe('cold start and module scope', () => {
     expect(send.statusCode).toBe(500);
     expect(bodyOf(send).code).toBe('configuration_error');
     expect(bodyOf(send).detail).not.toContain('maxBatch'); // details stay in the log, not in public answers
-    const direct = (await broken({ to: 'a@example.com', subject: 's', text: 't' }, ctx)) as {
-      error: { code: string };
-    };
-    expect(direct.error.code).toBe('configuration_error');
+    // A failed direct invoke throws, named by its code (so an asynchronous invoke is retried, then dead-lettered).
+    const direct = (await broken({ to: 'a@example.com', subject: 's', text: 't' }, ctx).then(
+      () => {
+        throw new Error('expected the direct invoke to throw');
+      },
+      (e: unknown) => e,
+    )) as Error;
+    expect(direct.name).toBe('configuration_error');
+    expect(JSON.parse(direct.message)).toMatchObject({ code: 'configuration_error', status: 500 });
+    expect(direct.message).not.toContain('maxBatch');
     expect(h.srv.mailFrom).toHaveLength(0);
     await broken.close();
   });
