@@ -42,11 +42,29 @@ export function tlsConnectOptions(socket: import('node:net').Socket, p: TlsParam
     rejectUnauthorized: true,
   };
   if (isIP(name) === 0) opts.servername = name; // SNI only for names (RFC 6066)
-  if (p.ca !== undefined) {
-    const extra = Array.isArray(p.ca) ? p.ca : [p.ca];
-    opts.ca = [...tls.rootCertificates, ...extra];
-  }
+  if (p.ca !== undefined) opts.secureContext = contextWithExtraCa(p.ca);
   return opts;
+}
+
+/** Secure contexts for "default roots + extra CA", built once per distinct CA (a handful per process at most). */
+const contexts = new Map<string, tls.SecureContext>();
+const MAX_CONTEXTS = 8;
+
+/**
+ * Node's default roots plus the caller's CA, as a reusable `SecureContext`. Building a trust store parses ~150 root
+ * certificates (tens of ms of CPU), so it is done once per distinct `ca` value, not once per connection. The TLS
+ * floor lives in the context because `tls.connect` ignores `minVersion` when a `secureContext` is given.
+ */
+export function contextWithExtraCa(ca: string | Buffer | Array<string | Buffer>): tls.SecureContext {
+  const extra = Array.isArray(ca) ? ca : [ca];
+  const key = extra.map((c) => (typeof c === 'string' ? c : c.toString('latin1'))).join('\0');
+  let ctx = contexts.get(key);
+  if (!ctx) {
+    ctx = tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra], minVersion: 'TLSv1.2' });
+    if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value as string);
+    contexts.set(key, ctx);
+  }
+  return ctx;
 }
 
 /**
