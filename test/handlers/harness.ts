@@ -10,6 +10,7 @@ import {
   startSecretsManagerEndpoint,
 } from '../../local/secrets-manager-endpoint.ts';
 import {
+  type ReceivedMessage,
   startSmtpServer,
   TEST_CA,
   TEST_PASSWORD,
@@ -125,4 +126,38 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await srv.close();
     },
   };
+}
+
+/**
+ * A harness for the asynchronous entry points (EventBridge, direct invoke, SQS redrive): `/send` to `*@example.com`,
+ * batches of up to 5, and an SMTP server that never answers the end of data for recipients starting with
+ * "blackhole" (so delivery is unknown).
+ */
+export async function startBlackholeHarness(): Promise<Harness> {
+  const h: Harness = await startHarness({
+    config: { send: { allowedRecipients: ['*@example.com'] }, limits: { maxBatch: 5 } },
+    smtp: {
+      extra: {
+        onData(stream, session, cb) {
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('end', () => {
+            if (session.envelope.rcptTo.some((r) => r.address.startsWith('blackhole'))) return;
+            const msg: ReceivedMessage = {
+              envelope: {
+                from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+                to: session.envelope.rcptTo.map((r) => r.address),
+              },
+              raw: Buffer.concat(chunks),
+              secure: session.secure,
+              mailParams: {},
+            };
+            h.srv.messages.push(msg);
+            cb(null, `Ok: queued as Q${h.srv.messages.length}`);
+          });
+        },
+      },
+    },
+  });
+  return h;
 }

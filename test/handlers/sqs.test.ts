@@ -9,9 +9,8 @@ import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DirectInvokeError } from '../../functions/handlers/direct.ts';
 import { isSqsEvent, MIN_RECORD_BUDGET_MS } from '../../functions/handlers/sqs.ts';
-import type { ReceivedMessage } from '../support/smtp-server.ts';
 import { eventBridgeEvent, httpEvent } from './events.ts';
-import { type Harness, startHarness } from './harness.ts';
+import { type Harness, startBlackholeHarness, startHarness } from './harness.ts';
 
 const QUEUE_ARN = 'arn:aws:sqs:us-east-1:123456789012:smtp-send-DeadLetterQueue';
 const FUNCTION_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:smtp-send';
@@ -83,32 +82,7 @@ interface BatchResponse {
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({
-    config: { send: { allowedRecipients: ['*@example.com'] }, limits: { maxBatch: 5 } },
-    smtp: {
-      extra: {
-        // Recipients starting with "blackhole" get no reply to the end of data: delivery is unknown.
-        onData(stream, session, cb) {
-          const chunks: Buffer[] = [];
-          stream.on('data', (c: Buffer) => chunks.push(c));
-          stream.on('end', () => {
-            if (session.envelope.rcptTo.some((r) => r.address.startsWith('blackhole'))) return;
-            const msg: ReceivedMessage = {
-              envelope: {
-                from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-                to: session.envelope.rcptTo.map((r) => r.address),
-              },
-              raw: Buffer.concat(chunks),
-              secure: session.secure,
-              mailParams: {},
-            };
-            h.srv.messages.push(msg);
-            cb(null, `Ok: queued as Q${h.srv.messages.length}`);
-          });
-        },
-      },
-    },
-  });
+  h = await startBlackholeHarness();
 });
 afterAll(async () => {
   await h?.close();
