@@ -27,7 +27,6 @@ import {
   recipientText,
   replyJson,
   type ServerView,
-  type SessionView,
   sessionLines,
   smtpErrorJson,
   smtpErrorLine,
