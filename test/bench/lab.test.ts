@@ -25,7 +25,7 @@ describe('bench lab', () => {
 
   it('counts a client through its proxy, remotely, and resets', async () => {
     const peer = lab.peers.find((p) => p.id === '587-pipelining')!;
-    await lab.setDelay(peer.id, 5);
+    await lab.setDelay(peer.id, 25);
     await lab.reset(peer.id);
     await nodemailerClient.sendOne({ port: peer.proxyPort, security: 'starttls' }, benchMessage(3));
     const seen = await lab.snapshot(peer.id);

@@ -38,7 +38,7 @@ describe('round trips: proxy count vs our client’s own count', () => {
   for (const security of ['starttls', 'tls'] as const) {
     it(`agree on one message over ${security}`, async () => {
       const peer = security === 'tls' ? implicitTls : starttls;
-      const proxy = await startLatencyProxy(peer.port, 5);
+      const proxy = await startLatencyProxy(peer.port, 25);
       proxies.push(proxy);
       const result = await ours.sendOne({ port: proxy.port, security }, benchMessage(7));
       const seen = proxy.snapshot();
