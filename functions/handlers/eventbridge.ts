@@ -20,10 +20,8 @@ import type { EventBridgeEvent } from 'aws-lambda';
 import { deadlineFrom, deliverRequest } from '../send/deliver.ts';
 import {
   type ErrorCode,
-  type FieldError,
   SendError,
   type SendErrorBody,
-  type SmtpDetail,
 } from '../send/errors.ts';
 import type { BatchItemOutcome } from '../send/types.ts';
 import { type InvocationLog, noteError } from './log.ts';
@@ -96,14 +94,8 @@ export type FailureCode = ErrorCode | 'unsupported_event' | 'batch_failed';
  * A failed invocation's problem: the use case's error body (`SendErrorBody`) plus whether the same request may
  * succeed later unchanged, and for `batch_failed` each message's failure.
  */
-export interface InvocationProblem {
+export interface InvocationProblem extends Omit<SendErrorBody, 'code'> {
   code: FailureCode;
-  status: number;
-  title: string;
-  detail: string;
-  errors?: FieldError[];
-  smtp?: SmtpDetail;
-  retryAfter?: number;
   transient: boolean;
   /** `batch_failed`: the messages that were not sent (none was). */
   results?: NotSent[];

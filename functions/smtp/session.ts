@@ -21,7 +21,7 @@
  * group starts with RSET.
  */
 import { parseCapabilities } from './capability.ts';
-import type { Command } from './command.ts';
+import type { Command, CommandKind } from './command.ts';
 import * as cmd from './command.ts';
 import { encodeData, frameBdat, hasEightBit, normalizedSize } from './data.ts';
 import { SmtpError } from './error.ts';
@@ -55,19 +55,8 @@ export interface SessionOptions {
   tls: boolean;
 }
 
-export type ItemKind =
-  | 'greeting'
-  | 'ehlo'
-  | 'starttls'
-  | 'auth'
-  | 'sasl'
-  | 'mail'
-  | 'rcpt'
-  | 'data'
-  | 'message'
-  | 'bdat'
-  | 'rset'
-  | 'quit';
+/** A command (`command.ts`), or one of the two things that earn a reply without being a command. */
+export type ItemKind = CommandKind | 'greeting' | 'message';
 
 /** One unit of a group: bytes to write and the one reply they earn. */
 export interface Item {
