@@ -18,11 +18,7 @@
  */
 import type { EventBridgeEvent } from 'aws-lambda';
 import { deadlineFrom, deliverRequest } from '../send/deliver.ts';
-import {
-  type ErrorCode,
-  SendError,
-  type SendErrorBody,
-} from '../send/errors.ts';
+import { type ErrorCode, SendError, type SendErrorBody } from '../send/errors.ts';
 import type { BatchItemOutcome } from '../send/types.ts';
 import { type InvocationLog, noteError } from './log.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
