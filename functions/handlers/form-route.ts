@@ -4,7 +4,7 @@
  * redirect allowlist (no open redirect) and the CAPTCHA. CORS headers are on every response, errors included.
  */
 import { type FormConfig, matchesRedirectAllowlist, templateFields } from '../config/endpoint.ts';
-import { parseMailbox } from '../mime/index.ts';
+import { lineBreakIn, parseMailbox } from '../mime/index.ts';
 import type { Mailbox } from '../mime/types.ts';
 import { deadlineFrom, deliverValid } from '../send/deliver.ts';
 import { type FieldError, SendError, validationFailed } from '../send/errors.ts';
@@ -222,7 +222,7 @@ function validateFields(
   for (const [name, values] of body.fields) {
     if (hidden.has(name)) continue;
     const value = values.join(', ');
-    if (headerBound.has(name) && /[\r\n\0]/u.test(value)) {
+    if (headerBound.has(name) && lineBreakIn(value)) {
       errors.push({ field: name, code: 'header_injection', message: 'must be one line (no CR or LF)' });
       continue;
     }

@@ -37,13 +37,17 @@ export class MimeError extends Error {
   }
 }
 
+/** The first CR, LF or NUL in a header-bound input, by name; `undefined` when the value is one clean line. */
+export function lineBreakIn(value: string): 'CR' | 'LF' | 'NUL' | undefined {
+  const bad = /[\r\n\0]/.exec(value);
+  if (!bad) return undefined;
+  return bad[0] === '\r' ? 'CR' : bad[0] === '\n' ? 'LF' : 'NUL';
+}
+
 /** CR, LF or NUL anywhere in a header-bound input is refused, never stripped. */
 export function assertNoLineBreak(value: string, field: string): void {
-  const bad = /[\r\n\0]/.exec(value);
-  if (bad) {
-    const what = bad[0] === '\r' ? 'CR' : bad[0] === '\n' ? 'LF' : 'NUL';
-    throw new MimeError(field, 'header_injection', `contains ${what} (header injection refused)`);
-  }
+  const what = lineBreakIn(value);
+  if (what) throw new MimeError(field, 'header_injection', `contains ${what} (header injection refused)`);
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

@@ -1,7 +1,7 @@
 /** Layer 2, the message: RFC 5322 / MIME composition and address parsing. Zero runtime dependencies. */
 export { parseAddressList, parseMailbox } from './address.ts';
 export { compose } from './compose.ts';
-export { MimeError, type MimeErrorCode } from './error.ts';
+export { lineBreakIn, MimeError, type MimeErrorCode } from './error.ts';
 export type {
   AddressInput,
   AttachmentInput,

@@ -5,7 +5,7 @@
  */
 import * as v from 'valibot';
 import { MimeError } from '../mime/error.ts';
-import { parseMailbox } from '../mime/index.ts';
+import { lineBreakIn, parseMailbox } from '../mime/index.ts';
 import type { Mailbox } from '../mime/types.ts';
 import { type FieldError, SendError, validationFailed } from './errors.ts';
 import type { SendLimits } from './types.ts';
@@ -130,7 +130,7 @@ export function validateSendRequest(input: unknown, limits: SendLimits, prefix =
     checkHeaderText(a.filename, f('filename'), errors);
     if (a.filename.trim() === '')
       errors.push({ field: f('filename'), code: 'required', message: 'must not be empty' });
-    if (!/[\r\n\0]/u.test(a.contentType) && !CONTENT_TYPE.test(a.contentType)) {
+    if (!lineBreakIn(a.contentType) && !CONTENT_TYPE.test(a.contentType)) {
       errors.push({ field: f('contentType'), code: 'invalid_content_type', message: 'must be type/subtype' });
     } else checkHeaderText(a.contentType, f('contentType'), errors);
     const bytes = decodeBase64Strict(a.content);
@@ -196,9 +196,8 @@ export function validateBatchEnvelope(input: unknown, limits: SendLimits): unkno
 
 /** Returns true (and records an error) when a header-bound value contains CR, LF or NUL. */
 function checkHeaderText(value: string, field: string, errors: FieldError[]): boolean {
-  const m = /[\r\n\0]/u.exec(value);
-  if (!m) return false;
-  const what = m[0] === '\r' ? 'CR' : m[0] === '\n' ? 'LF' : 'NUL';
+  const what = lineBreakIn(value);
+  if (!what) return false;
   errors.push({
     field,
     code: 'header_injection',
