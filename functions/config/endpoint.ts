@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import * as v from 'valibot';
+import { lineBreakIn } from '../mime/index.ts';
 import { describeIssues, formatIssues, type Issue } from './issues.ts';
 
 const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+$/u;
@@ -62,7 +63,7 @@ export const FormSchema = v.strictObject({
   subject: v.pipe(
     v.string(),
     v.nonEmpty('must not be empty'),
-    v.check((s) => !/[\r\n]/.test(s), 'must be one line'),
+    v.check((s) => !lineBreakIn(s), 'must be one line'),
   ),
   fields: v.optional(
     v.record(

@@ -4,6 +4,7 @@
  * Validation errors name the bad fields and never echo a value.
  */
 import * as v from 'valibot';
+import { lineBreakIn } from '../mime/index.ts';
 import { SendError } from '../send/errors.ts';
 import type { SmtpSettings, SmtpSettingsSource } from '../send/types.ts';
 import { describeIssues, formatIssues } from './issues.ts';
@@ -19,10 +20,8 @@ const Port = v.pipe(
   v.maxValue(65535, 'must be a port number (1-65535)'),
 );
 const Text = v.pipe(v.string(), v.nonEmpty('must not be empty'));
-const OneLine = v.pipe(
-  Text,
-  v.check((s) => !/[\r\n\0]/u.test(s), 'must be one line'),
-);
+const oneLine = v.check((s: string) => !lineBreakIn(s), 'must be one line');
+const OneLine = v.pipe(Text, oneLine);
 
 export const SmtpSecretSchema = v.object({
   host: OneLine,
@@ -34,12 +33,7 @@ export const SmtpSecretSchema = v.object({
     OneLine,
     v.regex(/^[^\s@<>]+@[^\s@<>]+$/u, 'must be a plain address like noreply@example.com'),
   ),
-  fromName: v.optional(
-    v.pipe(
-      v.string(),
-      v.check((s) => !/[\r\n\0]/u.test(s), 'must be one line'),
-    ),
-  ),
+  fromName: v.optional(v.pipe(v.string(), oneLine)),
   clientName: v.optional(OneLine),
   ca: v.optional(v.pipe(v.string(), v.includes('-----BEGIN CERTIFICATE-----', 'must be PEM certificate(s)'))),
 });
