@@ -451,18 +451,26 @@ export async function invokeForHttpApi(
   budgetMs: number,
   log: (line: string) => void = () => {},
 ): Promise<HttpApiResponse> {
-  const context = createLambdaContext(budgetMs);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((r) => {
-    timer = setTimeout(() => r('timeout'), budgetMs);
-  });
   try {
-    const result = await Promise.race([handler(event, context), timeout]);
-    if (result === 'timeout') return gatewayError(503, 'Service Unavailable');
+    const result = await invokeWithin(handler, event, budgetMs);
+    if (result === TIMED_OUT) return gatewayError(503, 'Service Unavailable');
     return fromLambdaResult(result);
   } catch (err) {
     log(`handler threw ${(err as Error)?.name ?? 'an error'}: ${(err as Error)?.message ?? String(err)}`);
     return gatewayError(500, 'Internal Server Error');
+  }
+}
+
+const TIMED_OUT: unique symbol = Symbol('timed out');
+
+/** Run the handler with a fresh context of `budgetMs`; `TIMED_OUT` when the budget runs out first (throws pass). */
+async function invokeWithin(handler: LambdaHandler, event: unknown, budgetMs: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<typeof TIMED_OUT>((r) => {
+    timer = setTimeout(() => r(TIMED_OUT), budgetMs);
+  });
+  try {
+    return await Promise.race([handler(event, createLambdaContext(budgetMs)), timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -497,14 +505,9 @@ export async function invokeDirect(
   event: unknown,
   budgetMs: number,
 ): Promise<{ result?: unknown; error?: LambdaFunctionError }> {
-  const context = createLambdaContext(budgetMs);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((r) => {
-    timer = setTimeout(() => r('timeout'), budgetMs);
-  });
   try {
-    const result = await Promise.race([handler(event, context), timeout]);
-    if (result === 'timeout') {
+    const result = await invokeWithin(handler, event, budgetMs);
+    if (result === TIMED_OUT) {
       return {
         error: {
           errorType: 'Sandbox.Timedout',
@@ -515,8 +518,6 @@ export async function invokeDirect(
     return { result };
   } catch (err) {
     return { error: lambdaFunctionError(err) };
-  } finally {
-    clearTimeout(timer);
   }
 }
 
