@@ -81,6 +81,10 @@ export interface ChunkingServerOptions {
   startTimeoutMs?: number;
   /** Also listen on a second port with TLS on connect (implicit TLS, RFC 8314): `tlsPort`. */
   implicitTls?: boolean;
+  /** Accept and spool but never deliver (benchmarks: no delivery fork per message); `messages()` stays empty. */
+  queueOnly?: boolean;
+  /** Put the temp dir, spool included, on tmpfs (/dev/shm) when there is one, so fsyncs do not measure the disk. */
+  tmpfs?: boolean;
 }
 
 export function findExim(): string | null {
@@ -140,7 +144,8 @@ function eximAccount(): Account | string {
  * traverse every parent directory: a private TMPDIR (e.g. /root/tmp, mode 0700) would break delivery, so fall
  * back to /tmp then.
  */
-function baseTempDir(): string {
+function baseTempDir(tmpfs: boolean): string {
+  if (tmpfs && existsSync('/dev/shm')) return '/dev/shm'; // mode 1777: traversable by the Exim user
   const base = tmpdir();
   if (process.getuid?.() !== 0) return base;
   try {
@@ -239,7 +244,7 @@ export async function startChunkingServer(opts: ChunkingServerOptions = {}): Pro
 
   let lastReason = 'not started';
   for (let attempt = 0; attempt < 3; attempt++) {
-    const dir = mkdtempSync(join(baseTempDir(), 'exim-chunking-'));
+    const dir = mkdtempSync(join(baseTempDir(opts.tmpfs === true), 'exim-chunking-'));
     try {
       for (const sub of ['spool', 'log', 'maildir', 'tls']) mkdirSync(join(dir, sub));
       const certFile = join(dir, 'tls', 'localhost.pem');
@@ -262,6 +267,7 @@ export async function startChunkingServer(opts: ChunkingServerOptions = {}): Pro
           password,
           sizeLimit: opts.sizeLimit ?? 50 * 1024 * 1024,
           ...(tlsPort !== undefined ? { tlsOnConnectPort: tlsPort } : {}),
+          ...(opts.queueOnly ? { queueOnly: true } : {}),
           ...(process.getuid?.() !== 0 ? { unprivileged: { gid: acct.gid } } : {}),
         }),
       );

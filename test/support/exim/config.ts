@@ -40,6 +40,8 @@ export interface EximConfigInput {
    * and the caller's group must be an admin group, or `-bd` answers "permission denied".
    */
   unprivileged?: { gid: number };
+  /** Accept and spool but never deliver (`queue_only = true`): no delivery fork per message. */
+  queueOnly?: boolean;
 }
 
 /** Characters Exim's expansion language treats specially; test credentials must avoid them. */
@@ -62,7 +64,7 @@ ${
 }daemon_startup_retries = 0
 host_lookup =
 rfc1413_hosts =
-queue_only = false
+queue_only = ${c.queueOnly ? 'true' : 'false'}
 smtp_accept_max = 50
 smtp_accept_queue_per_connection = 0
 
