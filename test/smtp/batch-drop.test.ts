@@ -4,7 +4,7 @@
  * `not-sent`; only one whose last byte WAS written (BDAT LAST pipelined in the same write) is `unknown`.
  * Checked for `SmtpClient.sendBatch` (fresh and kept session), the `sendBatch` function and `sendMail`.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type BatchItemResult,
   type OutgoingMessage,
@@ -16,7 +16,7 @@ import {
 import { makeReply } from '../../functions/smtp/reply.ts';
 import { type Item, Session } from '../../functions/smtp/session.ts';
 import type { Reply } from '../../functions/smtp/types.ts';
-import { type ScriptAction, type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
+import { type ScriptAction, type ScriptedServer, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
 const msg = (n: number): OutgoingMessage => ({
@@ -28,14 +28,8 @@ const NONE = ['ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
 const P = ['PIPELINING', ...NONE];
 const PC = [...P, 'CHUNKING'];
 
+const scripted = useScriptedServers();
 let srv: ScriptedServer | undefined;
-let client: SmtpClient | undefined;
-afterEach(async () => {
-  await client?.close();
-  client = undefined;
-  await srv?.close();
-  srv = undefined;
-});
 
 type Drop = 'close' | 'reset' | 'reply-then-close';
 const dropAction = (drop: Drop): ScriptAction =>
@@ -47,7 +41,7 @@ const dropAction = (drop: Drop): ScriptAction =>
 
 /** A server that drops the connection as soon as it has read the end of the first message. */
 async function dropAfterFirstMessage(extensions: string[], drop: Drop) {
-  srv = await startScriptedServer({
+  srv = await scripted.start({
     extensions,
     onMessage: (_m, conn) => (conn.messages.length === 1 ? dropAction(drop) : undefined),
   });
@@ -61,7 +55,7 @@ describe('connection dropped right after message 1 ends', () => {
   for (const drop of ['close', 'reset'] as const) {
     it(`no PIPELINING (${drop}): 1 unknown, 2 not-sent (SmtpClient.sendBatch)`, async () => {
       const opts = await dropAfterFirstMessage(NONE, drop);
-      client = new SmtpClient(opts);
+      const client = scripted.closes(new SmtpClient(opts));
       const out = await client.sendBatch([msg(1), msg(2)]);
       expect(out.results.map(verdict)).toEqual(['unknown', 'not-sent']);
       const second = out.results[1]!;
@@ -72,14 +66,14 @@ describe('connection dropped right after message 1 ends', () => {
 
   it('no PIPELINING, reply then close: 1 accepted, 2 not-sent', async () => {
     const opts = await dropAfterFirstMessage(NONE, 'reply-then-close');
-    client = new SmtpClient(opts);
+    const client = scripted.closes(new SmtpClient(opts));
     const out = await client.sendBatch([msg(1), msg(2)]);
     expect(out.results.map(verdict)).toEqual(['accepted', 'not-sent']);
   });
 
   it('PIPELINING: message 2 only got MAIL/RCPT/DATA (no body): not-sent', async () => {
     const opts = await dropAfterFirstMessage(P, 'close');
-    client = new SmtpClient(opts);
+    const client = scripted.closes(new SmtpClient(opts));
     const out = await client.sendBatch([msg(1), msg(2)]);
     expect(out.results.map(verdict)).toEqual(['unknown', 'not-sent']);
     expect(receivedText()).toContain('RCPT TO:<r2@example.com>'); // pipelined after the dot …
@@ -88,7 +82,7 @@ describe('connection dropped right after message 1 ends', () => {
 
   it('PIPELINING + CHUNKING: message 2 BDAT LAST in the same write → its last byte was written: unknown', async () => {
     const opts = await dropAfterFirstMessage(PC, 'close');
-    client = new SmtpClient(opts);
+    const client = scripted.closes(new SmtpClient(opts));
     const out = await client.sendBatch([msg(1), msg(2)]);
     expect(out.results.map(verdict)).toEqual(['unknown', 'unknown']);
     expect(receivedText()).toContain('body 2');
@@ -96,11 +90,11 @@ describe('connection dropped right after message 1 ends', () => {
   });
 
   it('a kept session (SmtpClient reuse): 1 unknown, never resent; 2 was not started, so it may go on a new connection', async () => {
-    srv = await startScriptedServer({
+    srv = await scripted.start({
       extensions: NONE,
       onMessage: (_m, conn) => (conn.index === 0 && conn.messages.length === 2 ? { close: true } : undefined),
     });
-    client = new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth });
+    const client = scripted.closes(new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }));
     await client.send(msg(0));
     const out = await client.sendBatch([msg(1), msg(2)]);
     expect(out.results.map(verdict)).toEqual(['unknown', 'accepted']);
@@ -119,7 +113,6 @@ describe('connection dropped right after message 1 ends', () => {
       const out = await sendBatch(opts, [msg(1), msg(2)]);
       expect(out.results.map(verdict)).toEqual(want);
       await srv!.close();
-      srv = undefined;
     }
   });
 
@@ -130,7 +123,6 @@ describe('connection dropped right after message 1 ends', () => {
       expect(e).toBeInstanceOf(SmtpError);
       expect(e).toMatchObject({ phase: 'data', delivery: 'unknown', transient: true });
       await srv!.close();
-      srv = undefined;
     }
     const opts = await dropAfterFirstMessage(NONE, 'reply-then-close');
     const out = await sendMail(opts, msg(1));

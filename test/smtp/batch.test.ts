@@ -1,7 +1,7 @@
 /** sendBatch accounting over a scripted server: failures inside pipelined groups land on the right message. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sendBatch } from '../../functions/smtp/index.ts';
-import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
+import { PIPELINED as P, PIPELINED_CHUNKING as PC, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
 const msg = (n: number, to = `r${n}@example.com`) => ({
@@ -9,20 +9,14 @@ const msg = (n: number, to = `r${n}@example.com`) => ({
   content: new TextEncoder().encode(`Subject: m${n}\r\n\r\nbody ${n}\r\n`),
 });
 const auth = { username: 'u', password: 'p' };
-const P = ['PIPELINING', 'ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
-const PC = [...P, 'CHUNKING'];
 
-let srv: ScriptedServer | undefined;
-afterEach(async () => {
-  await srv?.close();
-  srv = undefined;
-});
+const scripted = useScriptedServers();
 
 /** A server that, like RFC 3030 asks, discards a pipelined BDAT after the transaction failed. */
 function rfc3030Server(extensions: string[]) {
   let open = false;
   let rcpts = 0;
-  return startScriptedServer({
+  return scripted.start({
     extensions,
     onCommand: (c) => {
       if (c.startsWith('MAIL')) {
@@ -50,7 +44,7 @@ function rfc3030Server(extensions: string[]) {
 
 describe('sendBatch', () => {
   it('CHUNKING: a transaction whose RCPTs all fail does not poison the next one (RSET between)', async () => {
-    srv = await rfc3030Server(PC);
+    const srv = await rfc3030Server(PC);
     const out = await sendBatch({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }, [
       msg(1),
       msg(2, 'bad@example.com'),
@@ -71,7 +65,7 @@ describe('sendBatch', () => {
   });
 
   it('PIPELINING: 1 round trip per message; RSET after a failed transaction', async () => {
-    srv = await rfc3030Server(P);
+    const srv = await rfc3030Server(P);
     const out = await sendBatch({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }, [
       msg(1),
       msg(2, 'bad@example.com'),
@@ -84,7 +78,7 @@ describe('sendBatch', () => {
 
   it('connection dies mid-batch: started → unknown, not started → not-sent', async () => {
     let n = 0;
-    srv = await startScriptedServer({
+    const srv = await scripted.start({
       extensions: P,
       onMessage: () => (++n === 2 ? { close: true } : undefined),
     });
@@ -100,7 +94,7 @@ describe('sendBatch', () => {
   });
 
   it('bad items fail alone; a failed connect fails every item without throwing', async () => {
-    srv = await startScriptedServer({ extensions: PC });
+    const srv = await scripted.start({ extensions: PC });
     const out = await sendBatch({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }, [
       msg(1),
       { ...msg(2), envelope: { from: 'a@example.com', to: ['x@example.com\r\nRSET'] } },
@@ -108,7 +102,6 @@ describe('sendBatch', () => {
     expect(out.results.map((r) => r.ok)).toEqual([true, false]);
     const port = srv.port;
     await srv.close();
-    srv = undefined;
     const dead = await sendBatch({ host: '127.0.0.1', port, ca: TEST_CA, auth }, [msg(1), msg(2)]);
     expect(dead.results.map((r) => !r.ok && r.error.phase)).toEqual(['connect', 'connect']);
   });

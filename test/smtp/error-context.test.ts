@@ -3,9 +3,9 @@
  * `transcript: true`), so the CLI's `--transcript` and the Lambda's logs can show them on failure. `toJSON()`
  * has `roundTrips` but never the transcript (addresses) nor anything secret.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SmtpClient, SmtpError, sendBatch, sendMail, verify } from '../../functions/smtp/index.ts';
-import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
+import { PIPELINED as P, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
 const msg = (to = 'b@example.com') => ({
@@ -13,19 +13,11 @@ const msg = (to = 'b@example.com') => ({
   content: new TextEncoder().encode('Subject: s\r\n\r\nsecret body text\r\n'),
 });
 const auth = { username: 'u', password: 'hunter2' };
-const P = ['PIPELINING', 'ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
 
-let srv: ScriptedServer | undefined;
-let client: SmtpClient | undefined;
-afterEach(async () => {
-  await client?.close();
-  client = undefined;
-  await srv?.close();
-  srv = undefined;
-});
+const scripted = useScriptedServers();
 
 const rejectRcpt = () =>
-  startScriptedServer({
+  scripted.start({
     extensions: P,
     onCommand: (c) => (c.startsWith('RCPT') ? { reply: '550 5.1.1 no such user\r\n' } : undefined),
   });
@@ -41,7 +33,7 @@ const failure = (p: Promise<unknown>) =>
 
 describe('SmtpError context', () => {
   it('sendMail: round trips (as the server counts them) and the redacted transcript up to the failure', async () => {
-    srv = await rejectRcpt();
+    const srv = await rejectRcpt();
     const e = await failure(
       sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, transcript: true }, msg()),
     );
@@ -65,17 +57,16 @@ describe('SmtpError context', () => {
   });
 
   it('without transcript: true there is no transcript, but roundTrips is there', async () => {
-    srv = await rejectRcpt();
+    const srv = await rejectRcpt();
     const e = await failure(sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }, msg()));
     expect(e.transcript).toBeUndefined();
     expect(e.roundTrips).toBe(8);
   });
 
   it('a refused connect and a bad option have roundTrips 0; a bad port is a usage SmtpError', async () => {
-    srv = await startScriptedServer();
+    const srv = await scripted.start();
     const port = srv.port;
     await srv.close();
-    srv = undefined;
     const refused = await failure(
       sendMail({ host: '127.0.0.1', port, ca: TEST_CA, auth, transcript: true }, msg()),
     );
@@ -87,7 +78,7 @@ describe('SmtpError context', () => {
   });
 
   it('verify: an AUTH failure carries round trips and transcript', async () => {
-    srv = await startScriptedServer({
+    const srv = await scripted.start({
       extensions: P,
       onCommand: (c) => (c.startsWith('AUTH') ? { reply: '535 5.7.8 bad credentials\r\n' } : undefined),
     });
@@ -100,11 +91,13 @@ describe('SmtpError context', () => {
   });
 
   it('SmtpClient.send and batches: errors carry the operation’s round trips, not the kept session’s total', async () => {
-    srv = await startScriptedServer({
+    const srv = await scripted.start({
       extensions: P,
       onCommand: (c) => (c.includes('<bad@') ? { reply: '550 5.1.1 no such user\r\n' } : undefined),
     });
-    client = new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, transcript: true });
+    const client = scripted.closes(
+      new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, transcript: true }),
+    );
     const first = await client.send(msg());
     expect(first.roundTrips).toBeGreaterThan(3);
     const e = await failure(client.send(msg('bad@example.com')));
@@ -118,10 +111,9 @@ describe('SmtpError context', () => {
   });
 
   it('sendBatch: a failed connect gives every item the error with its context', async () => {
-    srv = await startScriptedServer();
+    const srv = await scripted.start();
     const port = srv.port;
     await srv.close();
-    srv = undefined;
     const out = await sendBatch({ host: '127.0.0.1', port, transcript: true }, [msg(), msg()]);
     for (const r of out.results) {
       expect(!r.ok && r.error).toMatchObject({ phase: 'connect', roundTrips: 0 });
@@ -130,8 +122,10 @@ describe('SmtpError context', () => {
   });
 
   it('the idle QUIT of a kept session is not appended to the last caller’s transcript', async () => {
-    srv = await startScriptedServer({ extensions: P });
-    client = new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, transcript: true });
+    const srv = await scripted.start({ extensions: P });
+    const client = scripted.closes(
+      new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, transcript: true }),
+    );
     const out = await client.send(msg());
     const n = out.transcript!.length;
     await client.close();

@@ -1,10 +1,12 @@
 /** Faults from a scripted server: each ends within its deadline with the right phase, transient and delivery. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SmtpError, sendMail, verify } from '../../functions/smtp/index.ts';
 import {
+  PIPELINED as P,
+  PIPELINED_CHUNKING as PC,
   type ScriptedServer,
   type ScriptedServerOptions,
-  startScriptedServer,
+  useScriptedServers,
 } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
@@ -13,17 +15,12 @@ const msg = (to = ['b@example.com']) => ({
   content: new TextEncoder().encode('Subject: s\r\n\r\nbody\r\n'),
 });
 const auth = { username: 'u', password: 'p' };
-const P = ['PIPELINING', 'ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
-const PC = [...P, 'CHUNKING'];
 
+const scripted = useScriptedServers();
 let srv: ScriptedServer | undefined;
-afterEach(async () => {
-  await srv?.close();
-  srv = undefined;
-});
 
 async function fail(o: ScriptedServerOptions, extra: Record<string, unknown> = {}, m = msg()) {
-  srv = await startScriptedServer(o);
+  srv = await scripted.start(o);
   const t0 = Date.now();
   const e = await sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, ...extra }, m).then(
     () => new Error('expected a failure'),
@@ -185,7 +182,7 @@ describe('faults', () => {
   });
 
   it('EHLO refused → phase ehlo', async () => {
-    srv = await startScriptedServer({
+    srv = await scripted.start({
       onCommand: (c) => (c.startsWith('EHLO') ? { reply: '554 5.7.1 go away\r\n' } : undefined),
     });
     await expect(verify({ host: 'localhost', port: srv.port, ca: TEST_CA })).rejects.toMatchObject({
@@ -214,10 +211,9 @@ describe('faults', () => {
   });
 
   it('connection refused → phase connect, transient', async () => {
-    srv = await startScriptedServer();
+    srv = await scripted.start();
     const port = srv.port;
     await srv.close();
-    srv = undefined;
     await expect(sendMail({ host: '127.0.0.1', port, ca: TEST_CA }, msg())).rejects.toMatchObject({
       phase: 'connect',
       kind: 'network',

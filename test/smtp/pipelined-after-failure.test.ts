@@ -6,9 +6,9 @@
  * - BDAT: the message was already written; when the server accepts it the verdict is `accepted` (never resent),
  *   when no reply comes it is `unknown`.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SmtpError, sendMail } from '../../functions/smtp/index.ts';
-import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
+import { PIPELINED as P, PIPELINED_CHUNKING as PC, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
 const msg = {
@@ -16,18 +16,12 @@ const msg = {
   content: new TextEncoder().encode('Subject: s\r\n\r\nbody\r\n'),
 };
 const auth = { username: 'u', password: 'p' };
-const P = ['PIPELINING', 'ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
-const PC = [...P, 'CHUNKING'];
 
-let srv: ScriptedServer | undefined;
-afterEach(async () => {
-  await srv?.close();
-  srv = undefined;
-});
+const scripted = useScriptedServers();
 
 /** AUTH is refused, everything else accepted (the scripted server's default). */
 const refuseAuth = (extensions: string[], onMessage?: () => { silent: true } | undefined) =>
-  startScriptedServer({
+  scripted.start({
     extensions,
     onCommand: (c) => (c.startsWith('AUTH') ? { reply: '535 5.7.8 bad credentials\r\n' } : undefined),
     ...(onMessage ? { onMessage } : {}),
@@ -44,7 +38,7 @@ const failure = (p: Promise<unknown>) =>
 
 describe('transaction pipelined behind a refused AUTH', () => {
   it('DATA: the 354 is not answered with `.` (no empty message is delivered); not-sent', async () => {
-    srv = await refuseAuth(P);
+    const srv = await refuseAuth(P);
     const e = await failure(
       sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, timeouts: { reply: 5000 } }, msg),
     );
@@ -55,14 +49,14 @@ describe('transaction pipelined behind a refused AUTH', () => {
   });
 
   it('BDAT: the server accepted the message → delivery accepted (the error is still the 535)', async () => {
-    srv = await refuseAuth(PC);
+    const srv = await refuseAuth(PC);
     const e = await failure(sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }, msg));
     expect(srv.messages).toHaveLength(1);
     expect(e).toMatchObject({ phase: 'data', code: 535, delivery: 'accepted' });
   });
 
   it('BDAT: no reply to the chunk → unknown', async () => {
-    srv = await refuseAuth(PC, () => ({ silent: true }));
+    const srv = await refuseAuth(PC, () => ({ silent: true }));
     const e = await failure(
       sendMail(
         { host: 'localhost', port: srv.port, ca: TEST_CA, auth, timeouts: { reply: 300, data: 300 } },
@@ -74,7 +68,7 @@ describe('transaction pipelined behind a refused AUTH', () => {
   });
 
   it('a server that refuses MAIL after the failed AUTH: the error is the 535, not-sent', async () => {
-    srv = await startScriptedServer({
+    const srv = await scripted.start({
       extensions: PC,
       onCommand: (c) =>
         c.startsWith('AUTH')
@@ -90,7 +84,7 @@ describe('transaction pipelined behind a refused AUTH', () => {
 
 describe('timeouts.data', () => {
   it('is the wait for the reply to the final dot, even when shorter than timeouts.reply', async () => {
-    srv = await startScriptedServer({ extensions: P, onMessage: () => ({ silent: true }) });
+    const srv = await scripted.start({ extensions: P, onMessage: () => ({ silent: true }) });
     const t0 = Date.now();
     const e = await failure(
       sendMail(

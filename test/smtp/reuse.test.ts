@@ -1,11 +1,11 @@
 /** SmtpClient warm-session reuse and its faults: every second send succeeds exactly once or says `unknown`. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SmtpClient, SmtpError } from '../../functions/smtp/index.ts';
 import {
   type ScriptedServer,
   type ScriptedServerOptions,
-  startScriptedServer,
+  useScriptedServers,
 } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
@@ -16,25 +16,20 @@ const msg = (n: number) => ({
 const auth = { username: 'u', password: 'p' };
 const PC = ['PIPELINING', 'CHUNKING', 'ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
 
-let srv: ScriptedServer | undefined;
-let client: SmtpClient | undefined;
-afterEach(async () => {
-  await client?.close();
-  await srv?.close();
-  client = undefined;
-  srv = undefined;
-});
+const scripted = useScriptedServers();
 
 async function setup(o: ScriptedServerOptions = {}, extra: Record<string, unknown> = {}) {
-  srv = await startScriptedServer({ extensions: PC, ...o });
-  client = new SmtpClient({
-    host: 'localhost',
-    port: srv.port,
-    ca: TEST_CA,
-    auth,
-    transcript: true,
-    ...extra,
-  });
+  const srv = await scripted.start({ extensions: PC, ...o });
+  const client = scripted.closes(
+    new SmtpClient({
+      host: 'localhost',
+      port: srv.port,
+      ca: TEST_CA,
+      auth,
+      transcript: true,
+      ...extra,
+    }),
+  );
   const first = await client.send(msg(1));
   expect(first.reused).toBe(false);
   return { srv, client };

@@ -2,9 +2,9 @@
  * Round trips to the floor (RFC 2920 + RFC 3030), counted twice: by the client (`outcome.roundTrips`) and,
  * independently, by the scripted server (TCP + TLS handshakes + greeting + client turns).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SmtpClient, sendMail } from '../../functions/smtp/index.ts';
-import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
+import { useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
 const msg = (n = 1) => ({
@@ -15,18 +15,11 @@ const auth = { username: 'u', password: 'p' };
 const P = ['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
 const PC = [...P, 'CHUNKING'];
 
-let srv: ScriptedServer | undefined;
-let client: SmtpClient | undefined;
-afterEach(async () => {
-  await client?.close();
-  client = undefined;
-  await srv?.close();
-  srv = undefined;
-});
+const scripted = useScriptedServers();
 
 describe('round trips', () => {
   it('STARTTLS + AUTH PLAIN + 1 message with PIPELINING: 8', async () => {
-    srv = await startScriptedServer({ extensions: P });
+    const srv = await scripted.start({ extensions: P });
     const out = await sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }, msg());
     await srv.connections[0]!.closed;
     expect(out.roundTrips).toBe(8);
@@ -37,7 +30,7 @@ describe('round trips', () => {
   });
 
   it('STARTTLS + AUTH PLAIN + 1 message with PIPELINING + CHUNKING: 7, one write after EHLO', async () => {
-    srv = await startScriptedServer({ extensions: PC });
+    const srv = await scripted.start({ extensions: PC });
     const out = await sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }, msg());
     await srv.connections[0]!.closed;
     expect(out.roundTrips).toBe(7);
@@ -53,7 +46,7 @@ describe('round trips', () => {
   });
 
   it('implicit TLS + PIPELINING + CHUNKING: 5', async () => {
-    srv = await startScriptedServer({ extensions: PC, implicitTls: true });
+    const srv = await scripted.start({ extensions: PC, implicitTls: true });
     const out = await sendMail(
       { host: '127.0.0.1', port: srv.port, security: 'tls', ca: TEST_CA, auth },
       msg(),
@@ -65,7 +58,7 @@ describe('round trips', () => {
   });
 
   it('without PIPELINING: one command per wait (11 + the lone QUIT on the server side)', async () => {
-    srv = await startScriptedServer({ extensions: ['8BITMIME', 'AUTH PLAIN LOGIN'] });
+    const srv = await scripted.start({ extensions: ['8BITMIME', 'AUTH PLAIN LOGIN'] });
     const out = await sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }, msg());
     await srv.connections[0]!.closed;
     expect(out.roundTrips).toBe(11);
@@ -73,8 +66,8 @@ describe('round trips', () => {
   });
 
   it('warm reuse with PIPELINING + CHUNKING: 1 round trip [RSET, MAIL, RCPT, BDAT LAST]', async () => {
-    srv = await startScriptedServer({ extensions: PC });
-    client = new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth });
+    const srv = await scripted.start({ extensions: PC });
+    const client = scripted.closes(new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }));
     const first = await client.send(msg(1));
     const second = await client.send(msg(2));
     expect(first).toMatchObject({ reused: false, roundTrips: 7 });
@@ -87,8 +80,8 @@ describe('round trips', () => {
   });
 
   it('warm reuse with PIPELINING only: 2 round trips', async () => {
-    srv = await startScriptedServer({ extensions: P });
-    client = new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth });
+    const srv = await scripted.start({ extensions: P });
+    const client = scripted.closes(new SmtpClient({ host: 'localhost', port: srv.port, ca: TEST_CA, auth }));
     const first = await client.send(msg(1));
     const second = await client.send(msg(2));
     expect(first).toMatchObject({ reused: false, roundTrips: 8 });

@@ -17,6 +17,7 @@
  */
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { afterEach } from 'vitest';
 import { TEST_CERTS } from './smtp-server.ts';
 
 export type ScriptAction =
@@ -89,6 +90,32 @@ const DEFAULT_EXT = [
   'SIZE 10485760',
   'AUTH PLAIN LOGIN',
 ];
+
+/** The extension lists most scripted tests advertise: PIPELINING with AUTH, and the same with CHUNKING. */
+export const PIPELINED = ['PIPELINING', 'ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
+export const PIPELINED_CHUNKING = [...PIPELINED, 'CHUNKING'];
+
+/**
+ * For a test file: registers an `afterEach` that closes, newest first, every server started with `start` and
+ * every client handed to `closes` during the test (so a client says QUIT before its server goes away).
+ */
+export function useScriptedServers() {
+  const open: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const o of open.splice(0).reverse()) await o.close();
+  });
+  return {
+    async start(o?: ScriptedServerOptions): Promise<ScriptedServer> {
+      const s = await startScriptedServer(o);
+      open.push(s);
+      return s;
+    },
+    closes<T extends { close(): Promise<void> }>(c: T): T {
+      open.push(c);
+      return c;
+    },
+  };
+}
 
 function ehloReply(ext: string[]): string {
   const lines = ['scripted.test hello', ...ext];
