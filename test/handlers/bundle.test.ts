@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLambdaContext } from '../../local/lambda-context.ts';
 import {
   type SecretsManagerEndpoint,
   startSecretsManagerEndpoint,
@@ -20,7 +21,7 @@ import {
   TEST_USER,
   type TestSmtpServer,
 } from '../support/smtp-server.ts';
-import { eventBridgeEvent, formEvent, lambdaContext, multipart, sendEvent } from './events.ts';
+import { eventBridgeEvent, formEvent, multipart, sendEvent } from './events.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the bundle is untyped JavaScript
 type Bundled = { handler: ((e: unknown, c: unknown) => Promise<any>) & { close(): Promise<void> } };
@@ -92,7 +93,7 @@ describe('the esbuild bundle', () => {
   it('POST /send through the bundle (SDK external)', async () => {
     const res = await loaded[0]!.handler(
       sendEvent({ to: 'alice@example.com', subject: 'From the bundle', text: 'Hi' }),
-      lambdaContext(),
+      createLambdaContext(),
     );
     expect(res.statusCode, res.body).toBe(200);
     const mail = await simpleParser(srv.messages.at(-1)!.raw);
@@ -106,7 +107,7 @@ describe('the esbuild bundle', () => {
     );
     const res = await loaded[0]!.handler(
       formEvent('upload', { headers: { 'content-type': contentType, accept: 'application/json' }, body }),
-      lambdaContext(),
+      createLambdaContext(),
     );
     expect(res.statusCode, res.body).toBe(200);
     const mail = await simpleParser(srv.messages.at(-1)!.raw);
@@ -118,11 +119,11 @@ describe('the esbuild bundle', () => {
     const h = loaded[1]!.handler;
     const eb = await h(
       eventBridgeEvent({ to: 'ops@example.com', subject: 'EB bundle', text: 'x' }),
-      lambdaContext(),
+      createLambdaContext(),
     );
     expect(eb).toMatchObject({ ok: true, accepted: ['ops@example.com'] });
     // A failed direct invoke throws (so an asynchronous invoke is retried, then dead-lettered), named by its code.
-    await expect(h({ to: 'ops@example.com', subject: 42 }, lambdaContext())).rejects.toMatchObject({
+    await expect(h({ to: 'ops@example.com', subject: 42 }, createLambdaContext())).rejects.toMatchObject({
       name: 'validation_failed',
     });
     expect((await simpleParser(srv.messages.at(-1)!.raw)).subject).toBe('EB bundle');

@@ -1,9 +1,9 @@
 /**
- * Lambda event and context builders in the exact shapes AWS sends (HTTP API payload format 2.0, EventBridge,
- * the Node.js runtime's context object), per the AWS Lambda / API Gateway documentation.
+ * Lambda event builders in the exact shapes AWS sends (HTTP API payload format 2.0, EventBridge), per the AWS
+ * Lambda / API Gateway documentation. The context object is the local server's `createLambdaContext`.
  */
 import { randomUUID } from 'node:crypto';
-import type { APIGatewayProxyEventV2, Context, EventBridgeEvent } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, EventBridgeEvent } from 'aws-lambda';
 
 export interface HttpEventInit {
   method?: string;
@@ -124,26 +124,6 @@ export function eventBridgeEvent(
     region: 'us-east-1',
     resources: [],
     detail,
-  };
-}
-
-/** The Node.js runtime's context object with a real countdown. */
-export function lambdaContext(timeoutMs = 30_000): Context {
-  const deadline = Date.now() + timeoutMs;
-  const requestId = randomUUID();
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: 'smtp-send',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:smtp-send',
-    memoryLimitInMB: '256',
-    awsRequestId: requestId,
-    logGroupName: '/aws/lambda/smtp-send',
-    logStreamName: `2026/11/26/[$LATEST]${requestId.replace(/-/g, '')}`,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { createHandler, type LambdaHandler } from '../../functions/handlers/index.ts';
+import { createLambdaContext } from '../../local/lambda-context.ts';
 import {
   type SecretsManagerEndpoint,
   startSecretsManagerEndpoint,
@@ -18,7 +19,6 @@ import {
   type TestSmtpServer,
   type TestSmtpServerOptions,
 } from '../support/smtp-server.ts';
-import { lambdaContext } from './events.ts';
 
 export const SECRET_ID = 'smtp-credentials';
 
@@ -116,7 +116,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     password,
     logs,
     rawLog,
-    invoke: (event, timeoutMs = 30_000) => handler(event, lambdaContext(timeoutMs)),
+    invoke: (event, timeoutMs = 30_000) => handler(event, createLambdaContext(timeoutMs)),
     parsed: (i = srv.messages.length - 1) => simpleParser(srv.messages[i]!.raw),
     secret,
     async close() {
