@@ -22,17 +22,23 @@ export type SmtpErrorKind =
   /** Bad input from the caller (CR/LF in an argument, missing extension for the message). */
   | 'usage';
 
-export interface SmtpErrorInit {
+/** What `new SmtpError` takes: the error's own fields (see the class), all but `phase` and `kind` optional. */
+export interface SmtpErrorInit
+  extends Partial<
+    Pick<
+      SmtpError,
+      | 'command'
+      | 'code'
+      | 'enhancedCode'
+      | 'serverText'
+      | 'transient'
+      | 'delivery'
+      | 'roundTrips'
+      | 'transcript'
+    >
+  > {
   phase: Phase;
   kind: SmtpErrorKind;
-  command?: string;
-  code?: number;
-  enhancedCode?: string;
-  serverText?: string;
-  transient?: boolean;
-  delivery?: Delivery;
-  roundTrips?: number;
-  transcript?: TranscriptLine[];
   cause?: unknown;
 }
 
@@ -76,17 +82,10 @@ export class SmtpError extends Error {
 
   /** A copy with another delivery verdict (the verdict is only known by whoever tracks the message). */
   withDelivery(delivery: Delivery, phase: Phase = this.phase): SmtpError {
-    const copy = new SmtpError(this.message, { ...this.init(), phase, delivery, cause: this.cause });
+    // The own fields carry everything; fields left undefined stay unset in the copy, as in the original.
+    const copy = new SmtpError(this.message, { ...this, phase, delivery, cause: this.cause });
     copy.stack = this.stack;
     return copy;
-  }
-
-  private init(): SmtpErrorInit {
-    const { phase, kind, transient, command, code, enhancedCode, serverText, roundTrips, transcript } = this;
-    const init: SmtpErrorInit = { phase, kind, transient, command, code, enhancedCode, serverText };
-    if (roundTrips !== undefined) init.roundTrips = roundTrips;
-    if (transcript !== undefined) init.transcript = transcript;
-    return init;
   }
 
   /**

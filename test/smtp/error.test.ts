@@ -41,14 +41,42 @@ describe('SmtpError', () => {
   });
 
   it('withDelivery keeps everything else', () => {
-    const e = new SmtpError('gone', { phase: 'mail', kind: 'network', transient: true });
-    expect(e.withDelivery('unknown', 'data')).toMatchObject({
+    const cause = new Error('reset');
+    const transcript = [{ t: 0, dir: 'C' as const, line: 'MAIL FROM:<a@example.com>' }];
+    const e = new SmtpError('gone', {
+      phase: 'mail',
+      kind: 'network',
+      transient: true,
+      command: 'MAIL FROM:<a@example.com>',
+      code: 421,
+      enhancedCode: '4.4.2',
+      serverText: 'closing',
+      roundTrips: 5,
+      transcript,
+      cause,
+    });
+    const copy = e.withDelivery('unknown', 'data');
+    expect(copy).toMatchObject({
+      message: 'gone',
       phase: 'data',
       kind: 'network',
       transient: true,
       delivery: 'unknown',
+      command: 'MAIL FROM:<a@example.com>',
+      code: 421,
+      enhancedCode: '4.4.2',
+      serverText: 'closing',
+      roundTrips: 5,
+      transcript,
+      cause,
+      stack: e.stack,
     });
     expect(e.withDelivery('unknown')).toBeInstanceOf(SmtpError);
+    expect(e.withDelivery('unknown').phase).toBe('mail');
+    // Fields the original never had stay unset.
+    expect(
+      Object.entries(new SmtpError('x', { phase: 'data', kind: 'timeout' }).withDelivery('unknown')),
+    ).toEqual(Object.entries(new SmtpError('x', { phase: 'data', kind: 'timeout', delivery: 'unknown' })));
   });
 });
 
