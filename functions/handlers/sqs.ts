@@ -255,45 +255,31 @@ async function redriveRecord(
     rec.code = 'redrive_duplicate';
     return 'sent';
   }
-  const disposition =
-    origin.via === 'eventbridge'
-      ? await viaEventBridge(payload, remainingMs(), rt, rec)
-      : await viaDirect(payload, remainingMs(), rt, rec);
+  const disposition = await reprocess(origin.via, payload, remainingMs(), rt, rec);
   if (key && disposition !== 'retry' && disposition !== 'park') delivered.add(key);
   return disposition;
 }
 
-/** The EventBridge path: a thrown `EventDeliveryError` is a failure, transient or not; a return is done. */
-async function viaEventBridge(
-  payload: unknown,
-  remainingMs: number,
-  rt: Runtime,
-  rec: InvocationLog,
-): Promise<Disposition> {
-  try {
-    await handleEventBridge(payload as Parameters<typeof handleEventBridge>[0], remainingMs, rt, rec);
-  } catch (e) {
-    if (!(e instanceof EventDeliveryError)) throw e;
-    return e.transient ? 'retry' : 'park';
-  }
-  return returned(rec);
-}
-
 /**
- * The direct-invoke path applies the same asynchronous failure policy: a thrown `DirectInvokeError` is a failure
- * (an unexpected `internal_error` is retried, as a bug in the EventBridge path is); a return is done.
+ * Re-process a payload through its original entry point. A thrown `EventDeliveryError` / `DirectInvokeError` is a
+ * failure, transient or not (an unexpected `internal_error` from the direct path is retried, as a bug in the
+ * EventBridge path is: any other throw is retried by the caller); a return is done.
  */
-async function viaDirect(
+async function reprocess(
+  via: Origin['via'],
   payload: unknown,
   remainingMs: number,
   rt: Runtime,
   rec: InvocationLog,
 ): Promise<Disposition> {
   try {
-    await handleDirect(payload, remainingMs, rt, rec);
+    if (via === 'eventbridge') {
+      await handleEventBridge(payload as Parameters<typeof handleEventBridge>[0], remainingMs, rt, rec);
+    } else await handleDirect(payload, remainingMs, rt, rec);
   } catch (e) {
-    if (!(e instanceof DirectInvokeError)) throw e;
-    return e.transient || e.code === 'internal_error' ? 'retry' : 'park';
+    if (e instanceof EventDeliveryError) return e.transient ? 'retry' : 'park';
+    if (e instanceof DirectInvokeError) return e.transient || e.code === 'internal_error' ? 'retry' : 'park';
+    throw e;
   }
   return returned(rec);
 }
