@@ -59,6 +59,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EndpointConfigInput } from '../functions/config/endpoint.ts';
+import { esbuildTarget, LAMBDA_BUNDLE } from '../scripts/build.ts';
 
 /** Repository root (this file lives in `<root>/infra/`). */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -408,16 +409,15 @@ export class SmtpSendEndpoint extends Construct {
             projectRoot,
             depsLockFilePath: join(projectRoot, 'package-lock.json'),
             bundling: {
+              // scripts/build.ts's settings (ESM with a `require` banner for bundled CommonJS, minified)
               format: OutputFormat.ESM,
-              minify: true,
               sourceMap: true,
-              target: esbuildTarget(runtime),
-              mainFields: ['module', 'main'],
+              minify: LAMBDA_BUNDLE.minify,
+              mainFields: [...LAMBDA_BUNDLE.mainFields],
+              banner: LAMBDA_BUNDLE.banner,
+              target: esbuildTarget(runtime.name),
               // Bundle the AWS SDK too: the version pinned in package-lock.json is the one tested.
               externalModules: [],
-              // ESM output has no `require`; CommonJS dependencies bundled into it still call it.
-              banner:
-                "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
               forceDockerBundling: false,
               logLevel: LogLevel.WARNING, // esbuild's size summary is noise in `cdk synth`
               ...(configFile
@@ -768,12 +768,6 @@ function secretArnForPolicy(secret: ISecret): string {
 /** Bytes Lambda counts against its 4 KB environment limit. */
 export function envSize(env: Record<string, string>): number {
   return Object.entries(env).reduce((n, [k, val]) => n + Buffer.byteLength(k) + Buffer.byteLength(val), 0);
-}
-
-/** esbuild target for a Lambda Node.js runtime: `nodejs24.x` → `node24`. */
-function esbuildTarget(runtime: Runtime): string {
-  const major = /^nodejs(\d+)\.x$/.exec(runtime.name)?.[1];
-  return major ? `node${major}` : 'node22';
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
- * Bundle the Lambda handler exactly as the CDK `NodejsFunction` builds it (see `nodejsFunctionBundling`, which
- * the infra construct passes to `bundling`): ESM, platform node, target node22, minified, source map,
+ * Bundle the Lambda handler as the CDK `NodejsFunction` builds it (the infra construct passes `LAMBDA_BUNDLE` and
+ * `esbuildTarget(runtime)` to `bundling`): ESM, platform node, target node24, minified, source map,
  * `mainFields: ['module', 'main']`, and a banner defining `require` (via `createRequire`) for CJS dependencies
- * such as busboy. Output: `dist/handler/index.mjs` (+ `.map`).
+ * such as busboy. Output: `dist/handler/index.mjs` (+ `.map`). One difference: the infra bundles the AWS SDK
+ * (the tested version); here it is left external unless `externalAwsSdk: false`.
  *
  * `npm run build` → prints the sizes. Programmatic: `await buildHandler({ outdir, externalAwsSdk })`.
  */
@@ -19,20 +20,24 @@ export const ESM_REQUIRE_BANNER =
   "import { createRequire as __smtpSendCreateRequire } from 'node:module'; " +
   'const require = __smtpSendCreateRequire(import.meta.url);';
 
+/** The Lambda runtime the infra deploys by default (`SmtpSendEndpoint` props.runtime). */
+export const LAMBDA_RUNTIME = 'nodejs24.x';
+
+/** esbuild target for a Lambda Node.js runtime: `nodejs24.x` → `node24` (unversioned names: the default's). */
+export function esbuildTarget(runtimeName: string = LAMBDA_RUNTIME): string {
+  const major = /^nodejs(\d+)\.x$/.exec(runtimeName)?.[1];
+  return major ? `node${major}` : esbuildTarget();
+}
+
 /**
- * The `bundling` options for `aws-lambda-nodejs.NodejsFunction` that reproduce this build
- * (`format: OutputFormat.ESM` and `sourceMap: true` map to the values below).
+ * The bundle settings shared by `esbuildOptions` below and the CDK `NodejsFunction` (infra/smtp-send-endpoint.ts
+ * passes them to `bundling`, with `format: OutputFormat.ESM` and `sourceMap`): one source of truth.
  */
-export const nodejsFunctionBundling = {
-  format: 'esm',
-  target: 'node22',
+export const LAMBDA_BUNDLE = {
   platform: 'node',
   minify: true,
-  sourceMap: true,
   mainFields: ['module', 'main'],
   banner: ESM_REQUIRE_BANNER,
-  /** The node22 runtime ships AWS SDK v3; NodejsFunction leaves `@aws-sdk/*` out by default. */
-  externalModules: ['@aws-sdk/*'],
 } as const;
 
 export interface BuildHandlerOptions {
@@ -57,12 +62,12 @@ export function esbuildOptions(opts: BuildHandlerOptions = {}): BuildOptions {
     outfile: join(outdir, 'index.mjs'),
     bundle: true,
     format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    minify: true,
+    platform: LAMBDA_BUNDLE.platform,
+    target: esbuildTarget(),
+    minify: LAMBDA_BUNDLE.minify,
     sourcemap: true,
-    mainFields: ['module', 'main'],
-    banner: { js: ESM_REQUIRE_BANNER },
+    mainFields: [...LAMBDA_BUNDLE.mainFields],
+    banner: { js: LAMBDA_BUNDLE.banner },
     external: opts.externalAwsSdk === false ? [] : ['@aws-sdk/*'],
     logLevel: 'silent',
     metafile: !!opts.metafile,
@@ -85,7 +90,7 @@ export async function buildHandler(opts: BuildHandlerOptions = {}): Promise<Buil
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
   const main = await buildHandler();
-  console.log(`${main.outfile}: ${kib(main.bytes)} (AWS SDK external, as deployed)`);
+  console.log(`${main.outfile}: ${kib(main.bytes)} (AWS SDK external)`);
   const full = await buildHandler({ outdir: 'dist/handler-with-sdk', externalAwsSdk: false });
-  console.log(`${full.outfile}: ${kib(full.bytes)} (AWS SDK bundled)`);
+  console.log(`${full.outfile}: ${kib(full.bytes)} (AWS SDK bundled, as deployed)`);
 }

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEndpointConfig, parseEndpointConfig } from '../../functions/config/endpoint.ts';
 import { CONFIG_FILE_NAME } from '../../infra/smtp-send-endpoint.ts';
+import { ESM_REQUIRE_BANNER, LAMBDA_RUNTIME } from '../../scripts/build.ts';
 import { largeConfig, ROOT, tempDir } from './helpers.ts';
 import { removeIsolatedHome } from './isolate-home.ts';
 
@@ -84,7 +85,9 @@ describe('npx cdk synth', () => {
     const fn = Object.values(
       template.Resources as Record<string, { Type: string; Properties: FnProps }>,
     ).find((r) => r.Type === 'AWS::Lambda::Function')!;
-    expect(fn.Properties.Runtime).toBe('nodejs24.x');
+    // the default runtime is the one scripts/build.ts targets
+    expect(fn.Properties.Runtime).toBe(LAMBDA_RUNTIME);
+    expect(LAMBDA_RUNTIME).toBe('nodejs24.x');
     expect(template.Parameters).toHaveProperty('BootstrapVersion');
   });
 });
@@ -94,9 +97,7 @@ describe('bundling the product handler with NodejsFunction', () => {
     expect(handlerName).toBe('index.handler');
     expect(readdirSync(assetDir).sort()).toEqual([CONFIG_FILE_NAME, 'index.mjs', 'index.mjs.map']);
     const code = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
-    expect(code.split('\n', 1)[0]).toBe(
-      "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-    );
+    expect(code.split('\n', 1)[0]).toBe(ESM_REQUIRE_BANNER);
     // minified: far fewer lines than a readable bundle of this size
     expect(code.split('\n').length).toBeLessThan(200);
     expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
