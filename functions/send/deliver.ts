@@ -243,6 +243,9 @@ export async function deliverBatch(
       const err = asSmtpError(r.error);
       trace.smtpCode = err.code;
       trace.smtpPhase = err.phase;
+      const failed = (status: 'rejected' | 'unknown' | 'not_sent', error: SendError) => {
+        results[index] = { index, status, messageId: message.messageId, error: error.toJSON() };
+      };
       if (err.delivery === 'accepted') {
         results[index] = {
           index,
@@ -253,34 +256,14 @@ export async function deliverBatch(
         };
       } else if (isAuthFailure(err) && !refreshed) {
         authFailed.push(index);
-        results[index] = {
-          index,
-          status: 'rejected',
-          messageId: message.messageId,
-          error: mapSmtpError(err, refreshed).toJSON(),
-        };
+        failed('rejected', mapSmtpError(err, refreshed));
       } else if (err.delivery === 'unknown') {
-        results[index] = {
-          index,
-          status: 'unknown',
-          messageId: message.messageId,
-          error: deliveryUnknown(err, message.messageId).toJSON(),
-        };
+        failed('unknown', deliveryUnknown(err, message.messageId));
       } else if (err.transient) {
         again.push(index);
-        results[index] = {
-          index,
-          status: 'not_sent',
-          messageId: message.messageId,
-          error: mapSmtpError(err, refreshed).toJSON(),
-        };
+        failed('not_sent', mapSmtpError(err, refreshed));
       } else {
-        results[index] = {
-          index,
-          status: 'rejected',
-          messageId: message.messageId,
-          error: mapSmtpError(err, refreshed).toJSON(),
-        };
+        failed('rejected', mapSmtpError(err, refreshed));
       }
     });
     // The client returns one result per message it was given; anything missing was not attempted.
