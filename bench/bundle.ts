@@ -1,6 +1,6 @@
 /**
  * esbuild bundles for the cold-start comparison, all with the project's own Lambda build options
- * (`esbuildOptions()` from scripts/build.ts: ESM, node22, minified, `mainFields: module, main`,
+ * (`esbuildOptions()` from scripts/build.ts: ESM, node24, minified, `mainFields: module, main`,
  * `require` banner — what the CDK NodejsFunction deploys). The twin is the SAME handler source with
  * exactly two modules swapped at resolution time: functions/smtp/index.ts → bench/twin/smtp.ts and
  * functions/mime/index.ts → bench/twin/mime.ts (nodemailer). Output goes to dist/bench/ (git-ignored,

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EndpointConfigInput } from '../../functions/config/endpoint.ts';
+import { esbuildTarget } from '../../scripts/build.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURE_ENTRY = join(ROOT, 'test', 'infra', 'fixtures', 'handler', 'index.ts');
@@ -34,7 +35,7 @@ export async function buildFixtureBundle(dir: string): Promise<string> {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node22',
+    target: esbuildTarget(),
     logLevel: 'silent',
   });
   return dir;
