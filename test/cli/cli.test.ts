@@ -10,18 +10,9 @@ import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ChunkingServer, startChunkingServer } from '../support/chunking-server.ts';
+import { startScriptedServer } from '../support/scripted-server.ts';
 import { startSmtpServer, TEST_PASSWORD, TEST_USER, type TestSmtpServer } from '../support/smtp-server.ts';
-import {
-  BIN,
-  CA_FILE,
-  closedPort,
-  hasStackTrace,
-  REPO,
-  runCli,
-  runInProcess,
-  startScriptedGreeter,
-  startSilentAfterGreeting,
-} from './run-cli.ts';
+import { BIN, CA_FILE, closedPort, hasStackTrace, REPO, runCli, runInProcess } from './run-cli.ts';
 
 const USER_IN_URL = encodeURIComponent(TEST_USER); // tester%40example.com
 const ENV = { SMTP_PASSWORD: TEST_PASSWORD };
@@ -422,7 +413,9 @@ describe('smtp-send verify', { timeout: 60_000 }, () => {
   });
 
   it('421 greeting: exit 4 (transient) with the server text', async () => {
-    const greeter = await startScriptedGreeter('421 4.3.2 busy.example Service not available, try later\r\n');
+    const greeter = await startScriptedServer({
+      greeting: '421 4.3.2 busy.example Service not available, try later\r\n',
+    });
     try {
       const r = await runCli([
         'verify',
@@ -438,14 +431,16 @@ describe('smtp-send verify', { timeout: 60_000 }, () => {
       expect(r.stderr).toMatch(
         /^smtp-send: error in greeting: 421 4\.3\.2 .*Service not available.* transient/,
       );
-      expect(greeter.connections()).toBe(1);
+      expect(greeter.connections).toHaveLength(1);
     } finally {
       await greeter.close();
     }
   });
 
   it('a server that stops answering: Ctrl-C ends the session at once with exit 130; --timeout gives exit 4', async () => {
-    const silent = await startSilentAfterGreeting();
+    // greets, then never answers (a server that hangs after the greeting)
+    const silent = await startScriptedServer({ onCommand: () => ({ silent: true }) });
+    const firstCommand = () => silent.connections[0]?.commands[0] ?? '';
     try {
       const args = ['verify', '--host', '127.0.0.1', '--port', String(silent.port), '--security', 'none'];
       const child = spawn(process.execPath, [BIN, ...args, '--timeout', '60'], { cwd: REPO, stdio: 'pipe' });
@@ -456,9 +451,9 @@ describe('smtp-send verify', { timeout: 60_000 }, () => {
       });
       const closed = new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
       const until = Date.now() + 30_000;
-      while (!silent.received().includes('EHLO') && Date.now() < until)
+      while (!firstCommand().includes('EHLO') && Date.now() < until)
         await new Promise((r) => setTimeout(r, 25));
-      expect(silent.received()).toMatch(/^EHLO /);
+      expect(firstCommand()).toMatch(/^EHLO /);
       child.kill('SIGINT');
       const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       const code = await closed;

@@ -81,66 +81,6 @@ export function closedPort(): Promise<number> {
   });
 }
 
-/** Scripted peer: greets every connection with `greeting` (e.g. a 421) and closes. */
-export async function startScriptedGreeter(
-  greeting: string,
-): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
-  let count = 0;
-  const sockets = new Set<net.Socket>();
-  const srv = net.createServer((sock) => {
-    count++;
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => {});
-    sock.end(greeting);
-  });
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    port: (srv.address() as net.AddressInfo).port,
-    connections: () => count,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        srv.close(() => resolve());
-      }),
-  };
-}
-
-/** Scripted peer: greets, then reads and never answers (a server that hangs after the greeting). */
-export async function startSilentAfterGreeting(): Promise<{
-  port: number;
-  received: () => string;
-  close(): Promise<void>;
-}> {
-  let data = '';
-  const sockets = new Set<net.Socket>();
-  const srv = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => {});
-    sock.on('data', (d) => {
-      data += d.toString('latin1');
-    });
-    sock.write('220 silent.example ESMTP\r\n');
-  });
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    port: (srv.address() as net.AddressInfo).port,
-    received: () => data,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        srv.close(() => resolve());
-      }),
-  };
-}
-
 /** A stack trace line ("    at fn (file:1:2)") anywhere in the text. */
 export function hasStackTrace(text: string): boolean {
   return /^\s+at .+:\d+:\d+\)?$/m.test(text);
