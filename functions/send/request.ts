@@ -97,7 +97,7 @@ export function validateSendRequest(input: unknown, limits: SendLimits, prefix =
   const countOf = (x: string | string[] | undefined) =>
     x === undefined ? 0 : Array.isArray(x) ? x.length : 1;
   const recipients = countOf(req.to) + countOf(req.cc) + countOf(req.bcc);
-  if (countOf(req.to) + countOf(req.cc) + countOf(req.bcc) === 0) {
+  if (recipients === 0) {
     errors.push({ field: p('to'), code: 'required', message: 'at least one recipient is required' });
   }
   if (recipients > limits.maxRecipients) {
