@@ -14,6 +14,7 @@ import { domainOf, isAllowed } from './allowlist.ts';
 import { type FieldError, SendError, validationFailed } from './errors.ts';
 import {
   isBatchRequest,
+  mimeDetail,
   type ValidSendRequest,
   validateBatchEnvelope,
   validateSendRequest,
@@ -362,8 +363,7 @@ export function prepare(
     return compose(input);
   } catch (e) {
     if (e instanceof MimeError) {
-      const message = e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message;
-      throw validationFailed([{ field: e.field, code: e.code, message }]);
+      throw validationFailed([{ field: e.field, code: e.code, message: mimeDetail(e) }]);
     }
     throw e;
   }

@@ -81,7 +81,7 @@ export function validateSendRequest(input: unknown, limits: SendLimits, prefix =
       try {
         out.push(parseMailbox(raw));
       } catch (e) {
-        if (e instanceof MimeError) errors.push({ field, code: e.code, message: stripField(e.message) });
+        if (e instanceof MimeError) errors.push({ field, code: e.code, message: mimeDetail(e) });
         else errors.push({ field, code: 'invalid_address', message: 'is not a valid address' });
       }
     });
@@ -206,9 +206,10 @@ function checkHeaderText(value: string, field: string, errors: FieldError[]): bo
   return true;
 }
 
-function stripField(message: string): string {
-  const i = message.indexOf(': ');
-  return i >= 0 ? message.slice(i + 2) : message;
+/** A `MimeError`'s message without its `field: ` prefix (the field is reported on its own). */
+export function mimeDetail(e: MimeError): string {
+  const prefix = `${e.field}: `;
+  return e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
 }
 
 /** RFC 4648 §4 base64, padded, canonical, no whitespace or line breaks. `undefined` when invalid. */
