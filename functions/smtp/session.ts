@@ -106,8 +106,6 @@ export class Transaction {
   /** Steps not yet written. `message` waits for the 354. */
   steps: Item[] = [];
   got354 = false;
-  /** RCPT replies received so far. */
-  rcptReplies = 0;
 
   constructor(readonly message: OutgoingMessage) {}
 
@@ -339,7 +337,7 @@ export class Session {
           tx.accepted.length === 0
         ) {
           // Not pipelined: every RCPT was answered and refused, so do not start the data.
-          if (tx.rcptReplies === tx.message.envelope.to.length) {
+          if (tx.rejected.length === tx.message.envelope.to.length) {
             tx.fail(this.allRejected(tx));
             this.needRset = this.needRset || tx.mailAccepted;
             break;
@@ -580,8 +578,7 @@ export class Session {
     const tx = it.tx!;
     const ok = reply.code >= 200 && reply.code < 300;
     if (it.kind === 'rcpt') {
-      // Counted even after the transaction failed on our side: the server may still hold the recipients.
-      tx.rcptReplies++;
+      // Recorded even after the transaction failed on our side: the server may still hold the recipients.
       const r: RecipientResult = { address: it.address!, code: reply.code, message: reply.text };
       if (reply.enhancedCode) r.enhancedCode = reply.enhancedCode;
       (ok ? tx.accepted : tx.rejected).push(r);

@@ -116,6 +116,25 @@ describe('faults', () => {
     expect(r5.e).toMatchObject({ phase: 'rcpt', code: 550, transient: false, delivery: 'not-sent' });
   });
 
+  it('without PIPELINING, every RCPT refused → DATA is never sent; phase rcpt, not-sent', async () => {
+    const { e } = await fail(
+      {
+        extensions: ['ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'],
+        onCommand: (c) => (c.startsWith('RCPT') ? { reply: '550 5.1.1 no such user\r\n' } : undefined),
+      },
+      {},
+      msg(['b@example.com', 'c@example.com']),
+    );
+    expect(e).toMatchObject({ phase: 'rcpt', code: 550, transient: false, delivery: 'not-sent' });
+    await srv!.connections[0]!.closed;
+    expect(srv!.connections[0]!.commands.slice(-4).map((c) => c.split(':')[0])).toEqual([
+      'MAIL FROM',
+      'RCPT TO',
+      'RCPT TO',
+      'QUIT',
+    ]);
+  });
+
   it('535 to a pipelined AUTH PLAIN → phase auth (the 530s that follow are not the story)', async () => {
     const { e } = await fail({
       extensions: P,
