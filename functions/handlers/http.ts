@@ -3,7 +3,7 @@
  * problem responses. A problem never carries a stack trace, a secret or a message body.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { type FieldError, SendError } from '../send/errors.ts';
+import { type FieldError, SendError, type SmtpDetail } from '../send/errors.ts';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2 & { headers: Record<string, string> };
@@ -120,7 +120,7 @@ export interface Problem {
   detail: string;
   code: string;
   errors?: FieldError[];
-  smtp?: { phase: string; code?: number; enhancedCode?: string };
+  smtp?: SmtpDetail;
   instance?: string;
   requestId?: string;
 }

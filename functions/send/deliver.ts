@@ -11,7 +11,7 @@ import type { ComposedMessage, MessageInput } from '../mime/types.ts';
 import { SmtpError } from '../smtp/error.ts';
 import type { OutgoingMessage } from '../smtp/types.ts';
 import { domainOf, isAllowed } from './allowlist.ts';
-import { type FieldError, SendError, validationFailed } from './errors.ts';
+import { type FieldError, SendError, type SmtpDetail, validationFailed } from './errors.ts';
 import {
   isBatchRequest,
   mimeDetail,
@@ -389,8 +389,8 @@ function asSmtpError(e: unknown): SmtpError {
   });
 }
 
-function smtpDetail(e: SmtpError) {
-  const d: { phase: string; code?: number; enhancedCode?: string } = { phase: e.phase };
+function smtpDetail(e: SmtpError): SmtpDetail {
+  const d: SmtpDetail = { phase: e.phase };
   if (e.code !== undefined) d.code = e.code;
   if (e.enhancedCode !== undefined) d.enhancedCode = e.enhancedCode;
   return d;
