@@ -27,7 +27,7 @@ import {
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, type AlarmProps, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import {
@@ -576,46 +576,46 @@ export class SmtpSendEndpoint extends Construct {
       for (const email of props.alarmEmails ?? []) topic.addSubscription(new EmailSubscription(email));
       this.alarmTopic = topic;
     }
+    // Every alarm: one evaluation period, missing data is OK, and fires from the first occurrence (threshold 1,
+    // ">= 1"); queue depths say "> 0" instead.
+    const makeAlarm = (
+      id: string,
+      props: Pick<AlarmProps, 'alarmDescription' | 'metric'> & { threshold?: 0 },
+    ) =>
+      new Alarm(this, id, {
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        ...props,
+        ...(props.threshold === 0
+          ? { threshold: 0, comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD }
+          : { threshold: 1, comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD }),
+      });
     this.alarms = [
-      new Alarm(this, 'ErrorsAlarm', {
+      makeAlarm('ErrorsAlarm', {
         alarmDescription: 'The SMTP send function reported errors (failed invocations)',
         metric: this.function.metricErrors({ period: Duration.minutes(5) }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
-      new Alarm(this, 'ThrottlesAlarm', {
+      makeAlarm('ThrottlesAlarm', {
         alarmDescription: 'The SMTP send function was throttled (reserved concurrency or account limit)',
         metric: this.function.metricThrottles({ period: Duration.minutes(5) }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
-      new Alarm(this, 'DeadLetterQueueAlarm', {
+      makeAlarm('DeadLetterQueueAlarm', {
         alarmDescription: 'Messages are waiting in the dead-letter queue (asynchronous sends that failed)',
         metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
           period: Duration.minutes(5),
         }),
         threshold: 0,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
-      new Alarm(this, 'ParkedQueueAlarm', {
+      makeAlarm('ParkedQueueAlarm', {
         alarmDescription:
           'Messages are parked: the dead-letter redrive failed on them 3 times (permanent failures, or a cause that ' +
           'outlasted the retries). Fix the cause or the request, then move them back to the DLQ.',
         metric: this.parkedQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
         threshold: 0,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
       // A send whose outcome is unknown (the connection died after the message data was sent) is deliberately
       // NOT retried (a retry could deliver twice), so it never reaches the DLQ: a human has to check it.
-      new Alarm(this, 'DeliveryUnknownAlarm', {
+      makeAlarm('DeliveryUnknownAlarm', {
         alarmDescription:
           'A message may or may not have been delivered (outcome "unknown"); it was not retried. Check the ' +
           'function log for the Message-ID before resending.',
@@ -630,10 +630,6 @@ export class SmtpSendEndpoint extends Construct {
           metricName: 'DeliveryUnknown',
           metricValue: '1',
         }).metric({ period: Duration.minutes(5), statistic: 'Sum' }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
       }),
     ];
     if (this.alarmTopic) {
