@@ -19,7 +19,6 @@ import {
   json,
   mediaType,
   problem,
-  problemOf,
   toSendError,
 } from './http.ts';
 import { type InvocationLog, noteError } from './log.ts';
@@ -106,10 +105,9 @@ export async function handleForm(
     noteError(log, err);
     const extra = err.code === 'method_not_allowed' ? { ...cors, allow: 'POST, OPTIONS' } : cors;
     if (asJson) return problem(err, extra, log.requestId);
-    const p = problemOf(err);
     const h: Record<string, string> = { ...extra };
     if (err.transient && err.retryAfter !== undefined) h['retry-after'] = String(err.retryAfter);
-    return errorPage(err.status, err.title, p.detail, p.errors ?? [], h);
+    return errorPage(err.status, err.title, err.message, err.errors ?? [], h);
   }
 }
 
