@@ -465,12 +465,14 @@ const TIMED_OUT: unique symbol = Symbol('timed out');
 
 /** Run the handler with a fresh context of `budgetMs`; `TIMED_OUT` when the budget runs out first (throws pass). */
 async function invokeWithin(handler: LambdaHandler, event: unknown, budgetMs: number): Promise<unknown> {
+  // The context's countdown starts before the timer, so it reads 0 once the timer has fired.
+  const context = createLambdaContext(budgetMs);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((r) => {
     timer = setTimeout(() => r(TIMED_OUT), budgetMs);
   });
   try {
-    return await Promise.race([handler(event, createLambdaContext(budgetMs)), timeout]);
+    return await Promise.race([handler(event, context), timeout]);
   } finally {
     clearTimeout(timer);
   }
