@@ -465,11 +465,17 @@ const TIMED_OUT: unique symbol = Symbol('timed out');
 
 /** Run the handler with a fresh context of `budgetMs`; `TIMED_OUT` when the budget runs out first (throws pass). */
 async function invokeWithin(handler: LambdaHandler, event: unknown, budgetMs: number): Promise<unknown> {
-  // The context's countdown starts before the timer, so it reads 0 once the timer has fired.
   const context = createLambdaContext(budgetMs);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((r) => {
-    timer = setTimeout(() => r(TIMED_OUT), budgetMs);
+    // A timer can fire a little before the wall clock says the budget is spent: wait out the rest, so a timed-out
+    // invocation's context always reads 0, as the function would see it.
+    const check = () => {
+      const left = context.getRemainingTimeInMillis();
+      if (left > 0) timer = setTimeout(check, left);
+      else r(TIMED_OUT);
+    };
+    timer = setTimeout(check, budgetMs);
   });
   try {
     return await Promise.race([handler(event, context), timeout]);
