@@ -8,7 +8,7 @@ import { EncodedWordSource } from '../../functions/mime/encoded-word.ts';
 import { compose, MimeError } from '../../functions/mime/index.ts';
 import { fileNameParameters } from '../../functions/mime/parameter.ts';
 import { encodeQuotedPrintable, encodeTextBody } from '../../functions/mime/transfer-encoding.ts';
-import { checkWire, fixedOptions, parse } from './support.ts';
+import { checkWire, decodeUnstructured, fixedOptions, parse } from './support.ts';
 
 const fatal = new TextDecoder('utf-8', { fatal: true });
 const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
@@ -157,7 +157,9 @@ describe('RFC 5322 header limits', () => {
       },
       fixedOptions(),
     );
-    expect(checkWire(m.bytes).problems).toEqual([]);
+    const wire = checkWire(m.bytes);
+    expect(wire.problems).toEqual([]);
+    expect(wire.headerLines).toContain(`List-Unsubscribe: ${url}`);
   });
 
   it('a structured value that cannot be folded under 998 octets is refused, naming the field', () => {
@@ -181,7 +183,7 @@ describe('RFC 5322 header limits', () => {
     expect(err).toMatchObject({ field: 'headers.List-Unsubscribe', code: 'line_too_long' });
   });
 
-  it('a long unstructured word becomes encoded words rather than a long line', () => {
+  it('a long unstructured word becomes encoded words rather than a long line', async () => {
     const m = compose(
       {
         from: 'a@example.com',
@@ -193,6 +195,10 @@ describe('RFC 5322 header limits', () => {
       fixedOptions(),
     );
     for (const line of checkWire(m.bytes).headerLines) expect(line.length).toBeLessThanOrEqual(78);
+    // and nothing was lost on the way
+    const p = await parse(m.bytes);
+    expect(p.subject).toBe('x'.repeat(3000));
+    expect(await decodeUnstructured(String(p.headers.get('x-long')))).toBe('y'.repeat(3000));
   });
 
   it('many recipients fold after commas', () => {
