@@ -14,7 +14,7 @@ import { handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
 import { handleForm } from './form-route.ts';
 import { type HttpEvent, type HttpResult, isHttpEvent, problem, route, toSendError } from './http.ts';
 import { type EntryPoint, type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
-import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.ts';
+import { createRuntime, type Runtime, type RuntimeOptions, requireConfig } from './runtime.ts';
 import { handleSend } from './send-route.ts';
 import { handleSqsRedrive, isSqsEvent } from './sqs.ts';
 
@@ -81,7 +81,7 @@ async function http(
   try {
     if (path === '/send') {
       log.entryPoint = 'http_send';
-      if (rt.configError) throw configurationError();
+      requireConfig(rt);
       if (method !== 'POST')
         throw new SendError('method_not_allowed', `${method} is not allowed on /send; use POST`);
       return await handleSend(event, remainingMs, rt, log);
@@ -94,14 +94,6 @@ async function http(
     noteError(log, err);
     return problem(err, {}, log.requestId);
   }
-}
-
-function configurationError(): SendError {
-  return new SendError(
-    'configuration_error',
-    "the endpoint's deployment configuration is invalid (see the function's cold-start log); " +
-      'this is not a problem with your request',
-  );
 }
 
 /** The function instance's handler (module scope = one per Lambda execution environment). */
