@@ -16,13 +16,72 @@ import {
 import type { SendError } from '../../functions/send/errors.ts';
 import { SmtpTransport } from '../../functions/send/transport.ts';
 import type { DeliveryTrace, SmtpSettings } from '../../functions/send/types.ts';
-import { type Behaviour, type ScriptedServer, startScriptedSmtp } from './scripted-smtp.ts';
+import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
+
+/** What the peer does on a connection, chosen by the connection's index. */
+type Behaviour =
+  | 'ok'
+  /** 421 greeting (the client must give up on this connection). */
+  | 'busy'
+  /** Take the body, then close without a reply to the final dot. */
+  | 'drop-after-data'
+  /** Take the body, never answer it. */
+  | 'silent-after-data'
+  /** 552 to the final dot. */
+  | 'reject-data';
+
+interface Peer {
+  port: number;
+  /** Connections opened. */
+  readonly connections: number;
+  /** Messages whose end of data was answered 250. */
+  readonly accepted: number;
+  /** Ends of data received, whatever the answer. */
+  readonly dataEnds: number;
+  close(): Promise<void>;
+}
+
+/** The shared scripted server (clear text, no PIPELINING), driven per connection by `script`. */
+async function startPeer(script: (connectionIndex: number) => Behaviour): Promise<Peer> {
+  let accepted = 0;
+  const srv: ScriptedServer = await startScriptedServer({
+    extensions: ['8BITMIME', 'ENHANCEDSTATUSCODES'],
+    extensionsBeforeTls: ['8BITMIME', 'ENHANCEDSTATUSCODES'],
+    greeting: (i) => (script(i) === 'busy' ? '421 4.3.2 Service busy, try later\r\n' : undefined),
+    onMessage: (_m, conn) => {
+      switch (script(conn.index)) {
+        case 'drop-after-data':
+          return { close: true };
+        case 'silent-after-data':
+          return { silent: true };
+        case 'reject-data':
+          return { reply: '552 5.3.4 Message too big for system\r\n' };
+        default:
+          accepted++;
+          return undefined;
+      }
+    },
+  });
+  return {
+    port: srv.port,
+    get connections() {
+      return srv.connections.length;
+    },
+    get accepted() {
+      return accepted;
+    },
+    get dataEnds() {
+      return srv.messages.length;
+    },
+    close: () => srv.close(),
+  };
+}
 
 const limits = { maxRecipients: 10, maxBatch: 10, maxBodyBytes: 100_000, maxAttachmentBytes: 100_000 };
 const retry: RetryPolicy = { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100, minAttemptMs: 200 };
 const message = { to: 'a@example.com', subject: 'Hello', text: 'Body' };
 
-let servers: ScriptedServer[] = [];
+let servers: Peer[] = [];
 let transports: SmtpTransport[] = [];
 afterEach(async () => {
   for (const t of transports) await t.close();
@@ -32,7 +91,7 @@ afterEach(async () => {
 });
 
 async function setup(script: (i: number) => Behaviour, reuse = false) {
-  const srv = await startScriptedSmtp(script);
+  const srv = await startPeer(script);
   servers.push(srv);
   const settings: SmtpSettings = {
     connection: { host: '127.0.0.1', port: srv.port, security: 'none', timeouts: { data: 5000 } },

@@ -61,8 +61,11 @@ export interface ScriptedServerOptions {
   /** Implicit TLS from the first byte (port 465 style). */
   implicitTls?: boolean;
   cert?: 'localhost' | 'wrong';
-  /** Greeting line(s); null = never greet. Default '220 scripted.test ESMTP\r\n'. */
-  greeting?: string | null;
+  /**
+   * Greeting line(s); null = never greet. Default '220 scripted.test ESMTP\r\n'. A function picks it per connection
+   * (by index; undefined = the default), e.g. a 421 for the first connection only.
+   */
+  greeting?: string | null | ((index: number) => string | null | undefined);
   /** Extensions advertised (after TLS, or always for a clear-text session). */
   extensions?: string[];
   /** Extensions before TLS; default: `['STARTTLS', ...extensions without AUTH]` when not implicit TLS. */
@@ -365,9 +368,10 @@ export async function startScriptedServer(o: ScriptedServerOptions = {}): Promis
 
     function start(): void {
       socket.on('data', onData);
-      if (o.greeting !== null) {
+      const greeting = typeof o.greeting === 'function' ? o.greeting(conn.index) : o.greeting;
+      if (greeting !== null) {
         conn.greeted = true;
-        write(o.greeting ?? '220 scripted.test ESMTP ready\r\n');
+        write(greeting ?? '220 scripted.test ESMTP ready\r\n');
       }
       wroteSinceTurn = true;
     }
