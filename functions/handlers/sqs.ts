@@ -35,7 +35,8 @@
  * recipient domains) and one summary line with the counts; never a body, a subject or an address's local part.
  */
 import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { DEADLINE_SAFETY_MS, DEFAULT_RETRY } from '../send/deliver.ts';
+import { DEADLINE_SAFETY_MS } from '../send/deliver.ts';
+import { DEFAULT_RETRY } from '../send/retry.ts';
 import { DirectInvokeError, handleDirect } from './direct.ts';
 import { EventDeliveryError, handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
 import { isHttpEvent } from './http.ts';

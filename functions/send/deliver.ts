@@ -1,24 +1,25 @@
 /**
- * The use case: check the allowlists, compose (functions/mime), submit (functions/smtp) through the warm session,
- * with ONE deadline per invocation and a bounded, jittered retry of transient failures — never when the server may
- * already have the message (`delivery: 'unknown' | 'accepted'`). An SMTP 535 re-reads the secret and retries once,
- * so a credential rotation needs no redeploy.
+ * The use case: validate, compose (`prepare.ts`), then ONE attempt loop (`attemptAll`) submits the pending
+ * messages over one SMTP session per attempt, with ONE deadline per invocation. A single message is a batch of
+ * one. After each attempt every message's failure is classified once (`retry.ts`: accepted / unknown /
+ * refresh-secret / retry / fail): nothing that may have reached the server is ever resent, a 535 re-reads the
+ * secret once (a credential rotation needs no redeploy), transient failures wait a jittered backoff while the
+ * retry policy and the deadline allow.
  */
 
-import { MimeError } from '../mime/error.ts';
-import { compose } from '../mime/index.ts';
-import type { ComposedMessage, MessageInput } from '../mime/types.ts';
-import { SmtpError } from '../smtp/error.ts';
-import type { OutgoingMessage } from '../smtp/types.ts';
-import { domainOf, isAllowed } from './allowlist.ts';
-import { type FieldError, SendError, type SmtpDetail, validationFailed } from './errors.ts';
+import type { ComposedMessage } from '../mime/types.ts';
+import type { BatchItemResult, OutgoingMessage } from '../smtp/types.ts';
+import { domainOf } from './allowlist.ts';
+import { SendError } from './errors.ts';
+import { type PrepareOptions, prepare } from './prepare.ts';
 import {
   isBatchRequest,
-  mimeDetail,
   type ValidSendRequest,
   validateBatchEnvelope,
   validateSendRequest,
 } from './request.ts';
+import { classify, DEFAULT_RETRY, type RetryPolicy, retryDelay } from './retry.ts';
+import { deliveryUnknown, mapSmtpError, smtpFailureOf } from './smtp-failure.ts';
 import type { SmtpTransport } from './transport.ts';
 import type {
   BatchDeliveryResult,
@@ -29,22 +30,6 @@ import type {
   SmtpSettings,
   SmtpSettingsSource,
 } from './types.ts';
-
-export interface RetryPolicy {
-  /** Attempts for transient failures (the 535 re-read does not count). */
-  maxAttempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** Do not start an attempt with less than this left before the deadline. */
-  minAttemptMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = {
-  maxAttempts: 3,
-  baseDelayMs: 300,
-  maxDelayMs: 2000,
-  minAttemptMs: 1000,
-};
 
 /** Taken off `context.getRemainingTimeInMillis()` so we answer before Lambda kills us. */
 export const DEADLINE_SAFETY_MS = 1500;
@@ -58,15 +43,10 @@ export interface DeliverDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
-export interface DeliverOptions {
+export interface DeliverOptions extends PrepareOptions {
   /** Epoch ms after which nothing more is attempted. */
   deadline: number;
   trace?: DeliveryTrace;
-  /**
-   * Enforce `policy.allowedRecipients` / `allowedSenders` (default true). Forms pass false: their recipients and
-   * sender are fixed by configuration, never by the request.
-   */
-  enforcePolicy?: boolean;
 }
 
 /** `getRemainingTimeInMillis()` → absolute deadline with the safety margin. */
@@ -94,59 +74,17 @@ export async function deliver(
   return deliverValid(valid, deps, opts);
 }
 
-/** Deliver an already validated message (forms build one from their configuration). */
+/** Deliver an already validated message (forms build one from their configuration): a batch of one. */
 export async function deliverValid(
   valid: ValidSendRequest,
   deps: DeliverDeps,
   opts: DeliverOptions,
 ): Promise<DeliveryResult> {
-  let settings = await deps.smtp.get();
-  let message = prepare(valid, settings, deps.policy, opts);
-  const trace = opts.trace ?? ({ attempts: 0, roundTrips: 0 } as DeliveryTrace);
-  trace.recipientDomains = [...new Set(message.envelope.to.map(domainOf))];
-  trace.size = message.size;
-  const retry = deps.retry ?? DEFAULT_RETRY;
-  let refreshed = false;
-  for (let attempt = 1; ; attempt++) {
-    trace.attempts++;
-    try {
-      const out = await deps.transport.send(settings, outgoing(message), opts.deadline);
-      trace.roundTrips += out.roundTrips;
-      trace.reused = out.reused;
-      const result: DeliveryResult = {
-        messageId: message.messageId,
-        accepted: out.accepted.map((r) => r.address),
-        rejected: out.rejected.map((r) => ({ address: r.address, code: r.code, message: r.message })),
-      };
-      return result;
-    } catch (e) {
-      const err = asSmtpError(e);
-      trace.roundTrips += err.roundTrips ?? 0; // the failed attempt's round trips count too
-      trace.smtpCode = err.code;
-      trace.smtpPhase = err.phase;
-      if (err.delivery === 'accepted') {
-        // The server took the message; the failure came after (e.g. QUIT). Not an error for the caller.
-        return { messageId: message.messageId, accepted: [...message.envelope.to], rejected: [] };
-      }
-      if (err.delivery === 'unknown') throw deliveryUnknown(err, message.messageId);
-      if (isAuthFailure(err) && !refreshed) {
-        refreshed = true;
-        trace.secretRefreshed = true;
-        settings = await deps.smtp.refresh();
-        message = prepare(valid, settings, deps.policy, opts);
-        attempt--;
-        continue;
-      }
-      if (err.transient && attempt < retry.maxAttempts) {
-        const wait = backoff(attempt, retry, deps.random);
-        if (Date.now() + wait + retry.minAttemptMs < opts.deadline) {
-          await (deps.sleep ?? sleep)(wait);
-          continue;
-        }
-      }
-      throw mapSmtpError(err, refreshed);
-    }
-  }
+  const settings = await deps.smtp.get();
+  const pending: Pending = { index: 0, valid, message: prepare(valid, settings, deps.policy, opts) };
+  const [ended] = await attemptAll([pending], settings, deps, opts);
+  if (ended!.status === 'accepted') return ended!.result;
+  throw ended!.error;
 }
 
 /** Validate each message and send all of them over one SMTP session; every message gets its own outcome. */
@@ -156,311 +94,165 @@ export async function deliverBatch(
   opts: DeliverOptions,
 ): Promise<BatchDeliveryResult> {
   const items = validateBatchEnvelope(input, deps.policy.limits);
-  let settings = await deps.smtp.get();
-  const trace = opts.trace ?? ({ attempts: 0, roundTrips: 0 } as DeliveryTrace);
-  const results: Array<BatchItemOutcome | undefined> = new Array(items.length).fill(undefined);
-  const valid: Array<ValidSendRequest | undefined> = [];
-  const prepared = new Map<number, ComposedMessage>();
+  const settings = await deps.smtp.get();
+  const results: BatchItemOutcome[] = new Array(items.length);
+  const pending: Pending[] = [];
   items.forEach((item, index) => {
     try {
-      const v = validateSendRequest(item, deps.policy.limits, `messages[${index}]`);
-      valid[index] = v;
-      prepared.set(index, prepare(v, settings, deps.policy, opts));
+      const valid = validateSendRequest(item, deps.policy.limits, `messages[${index}]`);
+      pending.push({ index, valid, message: prepare(valid, settings, deps.policy, opts) });
     } catch (e) {
-      results[index] = { index, status: 'rejected', error: toSendError(e).toJSON() };
+      if (!(e instanceof SendError)) throw e;
+      results[index] = { index, status: 'rejected', error: e.toJSON() };
     }
   });
-  trace.recipientDomains = [...new Set([...prepared.values()].flatMap((m) => m.envelope.to.map(domainOf)))];
-  trace.size = [...prepared.values()].reduce((n, m) => n + m.size, 0);
+  const ended = await attemptAll(pending, settings, deps, opts);
+  pending.forEach((p, k) => {
+    results[p.index] = batchItemOutcome(p.index, ended[k]!);
+  });
+  return { results };
+}
 
+/** A message in the attempt loop: its place in the request, what it was built from, its composed bytes. */
+interface Pending {
+  index: number;
+  valid: ValidSendRequest;
+  message: ComposedMessage;
+}
+
+/** How a message ended (or, between attempts, how its last attempt ended). */
+type Ended =
+  | { status: 'accepted'; result: DeliveryResult }
+  | { status: 'rejected' | 'not_sent' | 'unknown'; messageId?: string; error: SendError };
+
+/** The result of one attempt for one message: its verdict and how it stands. */
+interface Settled {
+  verdict: 'accepted' | 'unknown' | 'refresh-secret' | 'retry' | 'fail';
+  ended: Ended;
+}
+
+/**
+ * THE attempt loop. Each attempt sends every pending message over one session; each message's result is
+ * classified once; `refresh-secret` re-reads the secret and re-composes those messages (not counted as an
+ * attempt), `retry` waits the policy's backoff. Returns one `Ended` per item of `items`, in order.
+ */
+async function attemptAll(
+  items: Pending[],
+  initial: SmtpSettings,
+  deps: DeliverDeps,
+  opts: DeliverOptions,
+): Promise<Ended[]> {
+  const trace = opts.trace ?? { attempts: 0, roundTrips: 0 };
+  noteMessages(trace, items);
   const retry = deps.retry ?? DEFAULT_RETRY;
-  let pending = [...prepared.keys()];
+  const ended = new Map<Pending, Ended>();
+  let settings = initial;
   let refreshed = false;
-  for (let attempt = 1; pending.length > 0; attempt++) {
+  let pending = items;
+  for (let attempt = 1; pending.length > 0; ) {
     trace.attempts++;
-    const canRetry = () => {
-      if (attempt >= retry.maxAttempts) return 0;
-      const wait = backoff(attempt, retry, deps.random);
-      return Date.now() + wait + retry.minAttemptMs < opts.deadline ? wait : 0;
-    };
-    let outcome: Awaited<ReturnType<SmtpTransport['sendBatch']>>;
-    try {
-      outcome = await deps.transport.sendBatch(
-        settings,
-        pending.map((i) => outgoing(prepared.get(i)!)),
-        opts.deadline,
-      );
-    } catch (e) {
-      // The session itself failed (connect, TLS, AUTH...).
-      const err = asSmtpError(e);
-      trace.roundTrips += err.roundTrips ?? 0;
-      trace.smtpCode = err.code;
-      trace.smtpPhase = err.phase;
-      if (err.delivery === 'not-sent') {
-        if (isAuthFailure(err) && !refreshed) {
-          refreshed = true;
-          trace.secretRefreshed = true;
-          settings = await deps.smtp.refresh();
-          for (const i of pending) prepared.set(i, prepare(valid[i]!, settings, deps.policy, opts));
-          attempt--;
-          continue;
-        }
-        const wait = err.transient ? canRetry() : 0;
-        if (wait) {
-          await (deps.sleep ?? sleep)(wait);
-          continue;
-        }
-      }
-      const mapped = err.delivery === 'not-sent' ? mapSmtpError(err, refreshed) : undefined;
-      for (const i of pending) {
-        const messageId = prepared.get(i)!.messageId;
-        results[i] = mapped
-          ? {
-              index: i,
-              status: mapped.transient ? 'not_sent' : 'rejected',
-              messageId,
-              error: mapped.toJSON(),
-            }
-          : { index: i, status: 'unknown', messageId, error: deliveryUnknown(err, messageId).toJSON() };
-      }
-      break;
-    }
-    trace.roundTrips += outcome.roundTrips;
-    const again: number[] = [];
-    const authFailed: number[] = [];
-    outcome.results.forEach((r, j) => {
-      const index = pending[j]!;
-      const message = prepared.get(index)!;
-      if (r.ok) {
-        results[index] = {
-          index,
-          status: 'accepted',
-          messageId: message.messageId,
-          accepted: r.accepted.map((x) => x.address),
-          rejected: r.rejected.map((x) => ({ address: x.address, code: x.code, message: x.message })),
-        };
-        return;
-      }
-      const err = asSmtpError(r.error);
-      trace.smtpCode = err.code;
-      trace.smtpPhase = err.phase;
-      const failed = (status: 'rejected' | 'unknown' | 'not_sent', error: SendError) => {
-        results[index] = { index, status, messageId: message.messageId, error: error.toJSON() };
-      };
-      if (err.delivery === 'accepted') {
-        results[index] = {
-          index,
-          status: 'accepted',
-          messageId: message.messageId,
-          accepted: [...message.envelope.to],
-          rejected: [],
-        };
-      } else if (isAuthFailure(err) && !refreshed) {
-        authFailed.push(index);
-        failed('rejected', mapSmtpError(err, refreshed));
-      } else if (err.delivery === 'unknown') {
-        failed('unknown', deliveryUnknown(err, message.messageId));
-      } else if (err.transient) {
-        again.push(index);
-        failed('not_sent', mapSmtpError(err, refreshed));
-      } else {
-        failed('rejected', mapSmtpError(err, refreshed));
-      }
-    });
-    // The client returns one result per message it was given; anything missing was not attempted.
-    for (const index of pending.slice(outcome.results.length)) {
-      again.push(index);
-      results[index] = {
-        index,
-        status: 'not_sent',
-        error: new SendError('smtp_unavailable', 'the session ended before this message was sent').toJSON(),
-      };
-    }
-    if (authFailed.length > 0) {
-      // The session's AUTH was refused: the secret may have rotated. Read it again, retry once.
+    const settled = await attemptOnce(pending, settings, deps, opts.deadline, trace, refreshed);
+    for (const [k, p] of pending.entries()) ended.set(p, settled[k]!.ended);
+    const again = pending.filter((_, k) => settled[k]!.verdict === 'retry');
+    const refresh = pending.filter((_, k) => settled[k]!.verdict === 'refresh-secret');
+    if (refresh.length > 0) {
+      // AUTH was refused: the secret may have rotated. Read it again; the re-read is not an attempt.
       refreshed = true;
       trace.secretRefreshed = true;
       settings = await deps.smtp.refresh();
-      for (const i of authFailed) prepared.set(i, prepare(valid[i]!, settings, deps.policy, opts));
-      pending = [...authFailed, ...again];
-      attempt--;
+      for (const p of refresh) p.message = prepare(p.valid, settings, deps.policy, opts);
+      pending = [...refresh, ...again];
       continue;
     }
-    if (again.length === 0) break;
-    const wait = canRetry();
-    if (!wait) break;
+    const wait = again.length > 0 ? retryDelay(attempt, opts.deadline, retry, deps.random) : undefined;
+    if (wait === undefined) break;
     await (deps.sleep ?? sleep)(wait);
+    attempt++;
     pending = again;
   }
-  return { results: results.map((r, index) => r ?? notAttempted(index)) };
+  return items.map((p) => ended.get(p)!);
 }
 
-function notAttempted(index: number): BatchItemOutcome {
-  return {
-    index,
-    status: 'not_sent',
-    error: new SendError('smtp_unavailable', 'not attempted before the deadline').toJSON(),
-  };
-}
-
-/** Policy checks + composition. Throws `SendError`. */
-export function prepare(
-  valid: ValidSendRequest,
+/** One attempt: one session for every pending message; one `Settled` per message, in order. */
+async function attemptOnce(
+  pending: Pending[],
   settings: SmtpSettings,
-  policy: SendPolicy,
-  opts: Pick<DeliverOptions, 'enforcePolicy'> = {},
-): ComposedMessage {
-  const enforce = opts.enforcePolicy ?? true;
-  const sender = valid.from ?? {
-    address: settings.from,
-    ...(settings.fromName ? { name: settings.fromName } : {}),
-  };
-  if (enforce && valid.from) {
-    const allowed = policy.allowedSenders ?? [settings.from];
-    if (!isAllowed(valid.from.address, allowed)) {
-      throw new SendError(
-        'sender_not_allowed',
-        `a sender at ${domainOf(valid.from.address)} is not in allowedSenders`,
-        {
-          errors: [{ field: 'from', code: 'sender_not_allowed', message: 'this sender is not allowed' }],
-        },
-      );
-    }
-  }
-  if (enforce) {
-    const refused: FieldError[] = [];
-    for (const [name, list] of [
-      ['to', valid.to],
-      ['cc', valid.cc],
-      ['bcc', valid.bcc],
-    ] as const) {
-      list.forEach((m, i) => {
-        if (!isAllowed(m.address, policy.allowedRecipients)) {
-          refused.push({
-            field: list.length > 1 ? `${name}[${i}]` : name,
-            code: 'recipient_not_allowed',
-            message: `${domainOf(m.address)} is not an allowed recipient domain/address`,
-          });
-        }
-      });
-    }
-    if (refused.length) {
-      throw new SendError('recipient_not_allowed', `${refused.length} recipient(s) not allowed`, {
-        errors: refused,
-      });
-    }
-  }
-  const input: MessageInput = { from: sender, subject: valid.subject };
-  if (valid.to.length) input.to = valid.to;
-  if (valid.cc.length) input.cc = valid.cc;
-  if (valid.bcc.length) input.bcc = valid.bcc;
-  if (valid.replyTo.length) input.replyTo = valid.replyTo;
-  if (valid.text !== undefined) input.text = valid.text;
-  if (valid.html !== undefined) input.html = valid.html;
-  if (valid.attachments.length) input.attachments = valid.attachments;
-  if (Object.keys(valid.headers).length) input.headers = valid.headers;
+  deps: DeliverDeps,
+  deadline: number,
+  trace: DeliveryTrace,
+  refreshed: boolean,
+): Promise<Settled[]> {
+  let results: Array<BatchItemResult | undefined>;
   try {
-    return compose(input);
+    const outcome = await deps.transport.sendBatch(
+      settings,
+      pending.map((p) => outgoing(p.message)),
+      deadline,
+    );
+    trace.roundTrips += outcome.roundTrips;
+    if (outcome.results.some((r) => r.ok)) trace.reused = outcome.reused;
+    results = outcome.results;
   } catch (e) {
-    if (e instanceof MimeError) {
-      throw validationFailed([{ field: e.field, code: e.code, message: mimeDetail(e) }]);
-    }
-    throw e;
+    // The session could not even be tried (bad options): every message has this failure.
+    const error = smtpFailureOf(e);
+    trace.roundTrips += error.roundTrips ?? 0;
+    results = pending.map(() => ({ ok: false, error }));
   }
+  return pending.map((p, k) => settle(p.message, results[k], trace, refreshed));
+}
+
+/** Classify one message's result of one attempt. */
+function settle(
+  message: ComposedMessage,
+  r: BatchItemResult | undefined,
+  trace: DeliveryTrace,
+  refreshed: boolean,
+): Settled {
+  const { messageId } = message;
+  if (!r) {
+    // The client returns one result per message it was given; anything missing was not attempted.
+    const error = new SendError('smtp_unavailable', 'the session ended before this message was sent');
+    return { verdict: 'retry', ended: { status: 'not_sent', error } };
+  }
+  if (r.ok) {
+    const rejected = r.rejected.map((x) => ({ address: x.address, code: x.code, message: x.message }));
+    const result = { messageId, accepted: r.accepted.map((x) => x.address), rejected };
+    return { verdict: 'accepted', ended: { status: 'accepted', result } };
+  }
+  const err = smtpFailureOf(r.error);
+  trace.smtpCode = err.code;
+  trace.smtpPhase = err.phase;
+  const verdict = classify(err, refreshed);
+  switch (verdict) {
+    case 'accepted': {
+      // The server took the message; the failure came after (e.g. QUIT). Not an error for the caller.
+      const result = { messageId, accepted: [...message.envelope.to], rejected: [] };
+      return { verdict, ended: { status: 'accepted', result } };
+    }
+    case 'unknown':
+      return { verdict, ended: { status: 'unknown', messageId, error: deliveryUnknown(err, messageId) } };
+    case 'retry':
+      return { verdict, ended: { status: 'not_sent', messageId, error: mapSmtpError(err, refreshed) } };
+    default:
+      return { verdict, ended: { status: 'rejected', messageId, error: mapSmtpError(err, refreshed) } };
+  }
+}
+
+function batchItemOutcome(index: number, ended: Ended): BatchItemOutcome {
+  if (ended.status === 'accepted') return { index, status: 'accepted', ...ended.result };
+  const out: BatchItemOutcome = { index, status: ended.status, error: ended.error.toJSON() };
+  if (ended.messageId !== undefined) out.messageId = ended.messageId;
+  return out;
+}
+
+/** The log's view of what is being sent: recipient domains and total size (never addresses). */
+function noteMessages(trace: DeliveryTrace, items: Pending[]): void {
+  trace.recipientDomains = [...new Set(items.flatMap((p) => p.message.envelope.to.map(domainOf)))];
+  trace.size = items.reduce((n, p) => n + p.message.size, 0);
 }
 
 function outgoing(m: ComposedMessage): OutgoingMessage {
   return { envelope: m.envelope, content: m.bytes, info: { eightBit: m.eightBit, smtpUtf8: m.smtpUtf8 } };
-}
-
-function isAuthFailure(e: SmtpError): boolean {
-  return e.phase === 'auth' && e.code === 535;
-}
-
-function asSmtpError(e: unknown): SmtpError {
-  if (e instanceof SmtpError) return e;
-  if (e instanceof SendError) throw e;
-  // Anything else came from inside the client: we cannot know whether the server has the message.
-  return new SmtpError('unexpected client failure', {
-    phase: 'data',
-    kind: 'protocol',
-    delivery: 'unknown',
-    cause: e,
-  });
-}
-
-function smtpDetail(e: SmtpError): SmtpDetail {
-  const d: SmtpDetail = { phase: e.phase };
-  if (e.code !== undefined) d.code = e.code;
-  if (e.enhancedCode !== undefined) d.enhancedCode = e.enhancedCode;
-  return d;
-}
-
-function describe(e: SmtpError): string {
-  const code = e.code !== undefined ? `${e.code}${e.enhancedCode ? ` ${e.enhancedCode}` : ''}` : e.kind;
-  return `${code} during ${e.phase}`;
-}
-
-function deliveryUnknown(e: SmtpError, messageId: string): SendError {
-  return new SendError(
-    'delivery_unknown',
-    `The connection failed after the message was handed over (${describe(e)}); the server may have it ` +
-      `(Message-ID ${messageId}). Do not retry blindly: check the recipient first.`,
-    { smtp: smtpDetail(e) },
-  );
-}
-
-/** SMTP failure (delivery not-sent) → stable code. */
-export function mapSmtpError(e: SmtpError, afterRefresh = false): SendError {
-  if (isAuthFailure(e)) {
-    return new SendError(
-      'configuration_error',
-      `SMTP authentication failed (${describe(e)})${afterRefresh ? ' even with a freshly read secret' : ''}`,
-      { smtp: smtpDetail(e) },
-    );
-  }
-  if (e.kind === 'security') {
-    return new SendError(
-      'configuration_error',
-      `the SMTP session was refused by a safety rule (${describe(e)})`,
-      {
-        smtp: smtpDetail(e),
-      },
-    );
-  }
-  if (e.kind === 'usage') {
-    return new SendError(
-      'smtp_rejected',
-      `the message cannot be sent to this server (${describe(e)}): ${e.message}`,
-      {
-        smtp: smtpDetail(e),
-      },
-    );
-  }
-  if (e.transient || e.code === undefined) {
-    return new SendError(
-      'smtp_unavailable',
-      `the mail server is unavailable (${describe(e)}); try again later`,
-      {
-        smtp: smtpDetail(e),
-        retryAfter: e.code === undefined ? 10 : 60,
-      },
-    );
-  }
-  return new SendError('smtp_rejected', `the mail server rejected the message (${describe(e)})`, {
-    smtp: smtpDetail(e),
-  });
-}
-
-function toSendError(e: unknown): SendError {
-  if (e instanceof SendError) return e;
-  throw e;
-}
-
-/** Exponential backoff with jitter in [d/2, d]. */
-export function backoff(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
-  const d = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-  return Math.round(d / 2 + (random() * d) / 2);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -5,7 +5,7 @@
  * long an idle session is kept.
  */
 import { SmtpClient } from '../smtp/index.ts';
-import type { BatchItemResult, Deadline, OutgoingMessage, TransactionResult } from '../smtp/types.ts';
+import type { BatchItemResult, OutgoingMessage } from '../smtp/types.ts';
 import type { SmtpSettings } from './types.ts';
 
 export interface TransportOptions {
@@ -19,51 +19,29 @@ export function transportOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): T
   return { reuse, idleTimeoutMs: Number.isFinite(idle) && idle > 0 ? idle * 1000 : 60_000 };
 }
 
-/** The parts of the client's outcomes this layer reads (the client returns more). */
-export type SendOutcome = TransactionResult & { roundTrips: number; reused: boolean };
-export type BatchOutcome = { results: BatchItemResult[]; roundTrips: number };
-
-/** Minimal surface of the client used here (lets the session factory be swapped, e.g. for a bench). */
-export interface SessionLike {
-  send(msg: OutgoingMessage, d?: Deadline): Promise<SendOutcome>;
-  sendBatch(msgs: OutgoingMessage[], d?: Deadline): Promise<BatchOutcome>;
-  close(): Promise<void>;
-}
+/** The part of the client's batch outcome this layer reads (the client returns more). */
+export type SessionOutcome = { results: BatchItemResult[]; roundTrips: number; reused: boolean };
 
 export class SmtpTransport {
-  #current: { revision: string; client: SessionLike } | undefined;
+  #current: { revision: string; client: SmtpClient } | undefined;
   readonly #options: TransportOptions;
-  readonly #factory: (settings: SmtpSettings, options: TransportOptions) => SessionLike;
 
-  constructor(
-    options: TransportOptions,
-    factory?: (settings: SmtpSettings, options: TransportOptions) => SessionLike,
-  ) {
+  constructor(options: TransportOptions) {
     this.#options = options;
-    this.#factory =
-      factory ??
-      ((settings, o) =>
-        new SmtpClient({ ...settings.connection, reuse: o.reuse, idleTimeoutMs: o.idleTimeoutMs }));
   }
 
-  get options(): TransportOptions {
-    return this.#options;
-  }
-
-  #client(settings: SmtpSettings): SessionLike {
+  #client(settings: SmtpSettings): SmtpClient {
     if (this.#current?.revision === settings.revision) return this.#current.client;
     const old = this.#current?.client;
     if (old) void old.close().catch(() => {});
-    const client = this.#factory(settings, this.#options);
+    const o = this.#options;
+    const client = new SmtpClient({ ...settings.connection, reuse: o.reuse, idleTimeoutMs: o.idleTimeoutMs });
     this.#current = { revision: settings.revision, client };
     return client;
   }
 
-  send(settings: SmtpSettings, msg: OutgoingMessage, deadline: number): Promise<SendOutcome> {
-    return this.#client(settings).send(msg, { deadline });
-  }
-
-  sendBatch(settings: SmtpSettings, msgs: OutgoingMessage[], deadline: number): Promise<BatchOutcome> {
+  /** Send `msgs` over one session (the warm one when it is still good); one result per message. */
+  sendBatch(settings: SmtpSettings, msgs: OutgoingMessage[], deadline: number): Promise<SessionOutcome> {
     return this.#client(settings).sendBatch(msgs, { deadline });
   }
 

@@ -4,16 +4,9 @@
  * have the message (delivery unknown); permanent failures not retried.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  backoff,
-  DEFAULT_RETRY,
-  type DeliverDeps,
-  deadlineFrom,
-  deliver,
-  deliverBatch,
-  type RetryPolicy,
-} from '../../functions/send/deliver.ts';
+import { type DeliverDeps, deadlineFrom, deliver, deliverBatch } from '../../functions/send/deliver.ts';
 import type { SendError } from '../../functions/send/errors.ts';
+import { backoff, DEFAULT_RETRY, type RetryPolicy } from '../../functions/send/retry.ts';
 import { SmtpTransport } from '../../functions/send/transport.ts';
 import type { DeliveryTrace, SmtpSettings } from '../../functions/send/types.ts';
 import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
