@@ -6,9 +6,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DeliverDeps, deadlineFrom, deliver, deliverBatch } from '../../functions/send/deliver.ts';
 import type { SendError } from '../../functions/send/errors.ts';
-import { backoff, DEFAULT_RETRY, type RetryPolicy } from '../../functions/send/retry.ts';
+import {
+  backoff,
+  classify,
+  DEFAULT_RETRY,
+  type RetryPolicy,
+  retryDelay,
+} from '../../functions/send/retry.ts';
 import { SmtpTransport } from '../../functions/send/transport.ts';
 import type { DeliveryTrace, SmtpSettings } from '../../functions/send/types.ts';
+import { SmtpError } from '../../functions/smtp/error.ts';
 import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
 
 /** What the peer does on a connection, chosen by the connection's index. */
@@ -228,6 +235,27 @@ describe('backoff and deadline helpers', () => {
       expect(d).toBeGreaterThanOrEqual(p.baseDelayMs * 2);
       expect(d).toBeLessThanOrEqual(p.baseDelayMs * 4);
     }
+  });
+
+  it('classify: one verdict per failure; a 535 re-reads the secret once, then fails', () => {
+    const err = (init: ConstructorParameters<typeof SmtpError>[1]) => new SmtpError('x', init);
+    expect(classify(err({ phase: 'quit', kind: 'network', delivery: 'accepted' }), false)).toBe('accepted');
+    expect(classify(err({ phase: 'data', kind: 'timeout', delivery: 'unknown' }), false)).toBe('unknown');
+    const auth = err({ phase: 'auth', kind: 'reply', code: 535 });
+    expect(classify(auth, false)).toBe('refresh-secret');
+    expect(classify(auth, true)).toBe('fail');
+    expect(classify(err({ phase: 'greeting', kind: 'reply', code: 421 }), true)).toBe('retry');
+    expect(classify(err({ phase: 'data', kind: 'reply', code: 552 }), false)).toBe('fail');
+  });
+
+  it('retryDelay: none once maxAttempts is reached or when the wait would end too close to the deadline', () => {
+    const p: RetryPolicy = { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 1000, minAttemptMs: 500 };
+    const one = () => 1;
+    expect(retryDelay(1, 10_000, p, one, 0)).toBe(100);
+    expect(retryDelay(2, 10_000, p, one, 0)).toBe(200);
+    expect(retryDelay(3, 10_000, p, one, 0)).toBeUndefined();
+    expect(retryDelay(1, 600, p, one, 0)).toBeUndefined(); // 100 + 500 is not before 600
+    expect(retryDelay(1, 601, p, one, 0)).toBe(100);
   });
 
   it('deadlineFrom keeps a 1.5 s safety margin and never goes before now', () => {
