@@ -9,7 +9,7 @@
  * - `tmpfs`: the spool lives on /dev/shm when there is one, so Exim's fsyncs do not measure the disk.
  * Resolves to a reason string when Exim is not usable, so the benchmark prints "skipped: <reason>".
  */
-import { type StartResult, startChunkingServer } from '../test/support/chunking-server.ts';
+import { type ChunkingServer, startChunkingServer } from '../test/support/chunking-server.ts';
 import { BENCH_AUTH, type Peer } from './peers.ts';
 
 export interface EximPeers {
@@ -18,9 +18,9 @@ export interface EximPeers {
 }
 
 export async function startEximPeers(): Promise<EximPeers | string> {
-  let started: StartResult;
+  let server: ChunkingServer;
   try {
-    started = await startChunkingServer({
+    server = await startChunkingServer({
       username: BENCH_AUTH.username,
       password: BENCH_AUTH.password,
       implicitTls: true,
@@ -30,8 +30,6 @@ export async function startEximPeers(): Promise<EximPeers | string> {
   } catch (err) {
     return (err as Error).message;
   }
-  const { server } = started;
-  if (!server) return started.reason;
   const close = () => server.close();
   const peer = (security: 'starttls' | 'tls', port: number): Peer => ({
     name: security === 'tls' ? 'Exim 4 (implicit TLS)' : 'Exim 4 (STARTTLS)',

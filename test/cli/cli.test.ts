@@ -4,7 +4,7 @@
  * the `--json` shape, one-line errors without stack traces, and the exit codes 0/2/3/4.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ChunkingServer, startChunkingServer } from '../support/chunking-server.ts';
 import { startScriptedServer } from '../support/scripted-server.ts';
 import { startSmtpServer, TEST_PASSWORD, TEST_USER, type TestSmtpServer } from '../support/smtp-server.ts';
+import { requireTool } from '../support/tools.ts';
 import { BIN, CA_FILE, closedPort, hasStackTrace, REPO, runCli, runInProcess } from './run-cli.ts';
 
 const USER_IN_URL = encodeURIComponent(TEST_USER); // tester%40example.com
@@ -19,19 +20,13 @@ const ENV = { SMTP_PASSWORD: TEST_PASSWORD };
 
 let starttls: TestSmtpServer;
 let implicit: TestSmtpServer;
-let exim: ChunkingServer | null = null;
-let eximSkip = '';
+let exim: ChunkingServer;
 let workDir: string;
 
 beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'cli-test-'));
   [starttls, implicit] = await Promise.all([startSmtpServer(), startSmtpServer({ secure: true })]);
-  const started = await startChunkingServer({ implicitTls: true });
-  exim = started.server;
-  if (!exim) {
-    eximSkip = started.reason ?? 'unknown';
-    console.warn(`[cli] Exim tests SKIPPED: ${eximSkip}`);
-  }
+  exim = await startChunkingServer({ implicitTls: true });
 });
 
 afterAll(async () => {
@@ -207,14 +202,13 @@ describe('smtp-send verify', { timeout: 60_000 }, () => {
     expect(starttls.authAttempts.at(-1)).toEqual({ method: 'PLAIN', username: TEST_USER });
   });
 
-  it('no --password-env on a terminal: asks with echo off, then authenticates', async (ctx) => {
-    if (!existsSync('/usr/bin/script'))
-      return ctx.skip('util-linux script(1) not installed (needed for a pty)');
+  it('no --password-env on a terminal: asks with echo off, then authenticates', async () => {
+    const script = requireTool('script');
     const cmd = [process.execPath, BIN, 'verify', '--url', url(starttls.port), '--ca', CA_FILE]
       .map((a) => `'${a.replace(/'/g, "'\\''")}'`)
       .join(' ');
     // script(1) gives the CLI a real pseudo-terminal; we type only once the prompt is shown, like a person.
-    const child = spawn('/usr/bin/script', ['-qfec', cmd, '/dev/null'], {
+    const child = spawn(script, ['-qfec', cmd, '/dev/null'], {
       cwd: REPO,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', TERM: 'dumb' },
     });
@@ -592,8 +586,7 @@ describe('smtp-send send', { timeout: 60_000 }, () => {
 });
 
 describe('smtp-send against Exim (CHUNKING)', { timeout: 60_000 }, () => {
-  it('send goes out as BDAT … LAST (no DATA) and arrives intact', async (ctx) => {
-    if (!exim) return ctx.skip(eximSkip);
+  it('send goes out as BDAT … LAST (no DATA) and arrives intact', async () => {
     const r = await runCli(
       [
         'send',
@@ -627,8 +620,7 @@ describe('smtp-send against Exim (CHUNKING)', { timeout: 60_000 }, () => {
     expect(parsed.text?.replace(/\r\n/g, '\n')).toBe('BDAT body\n.\n');
   });
 
-  it('verify over implicit TLS (smtps://) and a bad password (535 → exit 3)', async (ctx) => {
-    if (!exim) return ctx.skip(eximSkip);
+  it('verify over implicit TLS (smtps://) and a bad password (535 → exit 3)', async () => {
     const u = `smtps://${encodeURIComponent(exim.username)}@localhost:${exim.tlsPort}`;
     const ok = await runCli(['verify', '--url', u, '--password-env', 'P', '--ca', CA_FILE], {
       env: { P: exim.password },

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, startLocal } from '../../local/server.ts';
+import { requireTool } from '../support/tools.ts';
 
 const SCREENSHOT = fileURLToPath(new URL('../../docs/img/inbox.png', import.meta.url));
 const CHROMIUM_ARGS = [
@@ -45,7 +46,7 @@ async function newPage(): Promise<Page> {
 beforeAll(async () => {
   process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
   stack = await startLocal({ port: 0, smtpPort: 0 });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await chromium.launch({ executablePath: requireTool('chromium'), args: CHROMIUM_ARGS });
 }, 120_000);
 
 afterAll(async () => {

@@ -1,9 +1,10 @@
 /** After every API call — success or failure — no socket and no timer of ours is left keeping the process alive. */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpClient, SmtpError, sendBatch, sendMail, verify } from '../../functions/smtp/index.ts';
 import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
+import { requireTool } from '../support/tools.ts';
 
 const msg = {
   envelope: { from: 'a@example.com', to: ['b@example.com'] },
@@ -84,7 +85,7 @@ describe('socket and timer cleanup', () => {
  */
 async function blackhole(): Promise<{ port: number; stop(): void }> {
   const py: ChildProcess = spawn(
-    'python3',
+    requireTool('python3'),
     [
       '-c',
       "import socket,sys\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()",
@@ -108,9 +109,7 @@ async function blackhole(): Promise<{ port: number; stop(): void }> {
   };
 }
 
-const hasPython = spawnSync('python3', ['-c', 'pass']).status === 0;
-
-describe.skipIf(!hasPython)('abort during a TCP connect that hangs', () => {
+describe('abort during a TCP connect that hangs', () => {
   it('ends at once with kind aborted, and leaves no socket or timer behind (the connect timeout was 10 s)', async () => {
     const hole = await blackhole();
     try {

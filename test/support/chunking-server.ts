@@ -6,9 +6,9 @@
  * TLS, any sender to any recipient, except local parts `reject-*` (550 5.1.1) and `defer-*` (451 4.2.0).
  * Every message is delivered into a maildir inside the temp dir and read back by `messages()`.
  *
- * `startChunkingServer()` resolves to `{ server: null, reason }` when Exim is not installed, so tests can skip
- * with a printed reason (CI installs `exim4-daemon-heavy`). When Exim is installed but does not start, it
- * throws: a broken harness must fail, not skip.
+ * `startChunkingServer()` throws when Exim is not installed (naming the install command: the set-up step of
+ * `npm test` installs `exim4-daemon-heavy`) and when it is installed but does not start: a missing or broken
+ * harness fails, it never skips.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -30,8 +30,7 @@ import { dirname, join } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { eximConfig } from './exim/config.ts';
-
-export const EXIM_BINARY_CANDIDATES = ['/usr/sbin/exim4', '/usr/sbin/exim', '/usr/local/sbin/exim'];
+import { requireTool } from './tools.ts';
 
 const CERTS = fileURLToPath(new URL('../../certs/dev/', import.meta.url));
 
@@ -70,8 +69,6 @@ export interface ChunkingServer {
   close(): Promise<void>;
 }
 
-export type StartResult = { server: ChunkingServer; reason?: undefined } | { server: null; reason: string };
-
 export interface ChunkingServerOptions {
   username?: string;
   password?: string;
@@ -85,12 +82,6 @@ export interface ChunkingServerOptions {
   queueOnly?: boolean;
   /** Put the temp dir, spool included, on tmpfs (/dev/shm) when there is one, so fsyncs do not measure the disk. */
   tmpfs?: boolean;
-}
-
-export function findExim(): string | null {
-  const fromEnv = process.env.EXIM_BINARY;
-  if (fromEnv) return existsSync(fromEnv) ? fromEnv : null;
-  return EXIM_BINARY_CANDIDATES.find((p) => existsSync(p)) ?? null;
 }
 
 interface Account {
@@ -231,12 +222,10 @@ export function parseDelivered(file: string, data: Buffer): ReceivedMessage {
   return { raw: data.subarray(pos), envelopeFrom, recipients, file };
 }
 
-export async function startChunkingServer(opts: ChunkingServerOptions = {}): Promise<StartResult> {
-  const exim = findExim();
-  if (!exim)
-    return { server: null, reason: `Exim not installed (looked for ${EXIM_BINARY_CANDIDATES.join(', ')})` };
+export async function startChunkingServer(opts: ChunkingServerOptions = {}): Promise<ChunkingServer> {
+  const exim = requireTool('exim');
   const acct = eximAccount();
-  if (typeof acct === 'string') return { server: null, reason: acct };
+  if (typeof acct === 'string') throw new Error(`Exim cannot run its deliveries: ${acct}`);
   const group = groupName(acct.gid);
   const username = opts.username ?? 'tester@example.com';
   const password = opts.password ?? 'chunky-test-secret';
@@ -282,7 +271,7 @@ export async function startChunkingServer(opts: ChunkingServerOptions = {}): Pro
         const ca = readFileSync(join(CERTS, 'ca.pem'), 'utf8');
         const server = makeServer(started.child, dir, port, ca, username, password);
         if (tlsPort !== undefined) server.tlsPort = tlsPort;
-        return { server };
+        return server;
       }
       lastReason = started.reason;
     } catch (err) {
