@@ -14,9 +14,13 @@ export const MAX_LINE_OCTETS = 4096;
 export const MAX_REPLY_OCTETS = 64 * 1024;
 export const MAX_REPLY_LINES = 1000;
 
-/** Thrown by the parser; the transport turns it into an `SmtpError` with the phase it was in. */
+/**
+ * Thrown by the parser; the transport turns it into an `SmtpError` with the phase it was in. `before`: the
+ * replies completed by the same `push` before the bad line (they were said, and count).
+ */
 export class ReplyProtocolError extends Error {
   override readonly name = 'ReplyProtocolError';
+  before: Reply[] = [];
 }
 
 const LF = 0x0a;
@@ -38,21 +42,29 @@ export class ReplyParser {
     return this.partialOctets + this.replyOctets;
   }
 
-  /** Feed bytes; returns every reply completed by them (possibly none). Throws `ReplyProtocolError`. */
+  /**
+   * Feed bytes; returns every reply completed by them (possibly none). Throws `ReplyProtocolError`, carrying the
+   * replies completed before the bad line in `before`.
+   */
   push(chunk: Uint8Array): Reply[] {
     const out: Reply[] = [];
     let start = 0;
-    while (start < chunk.length) {
-      const lf = chunk.indexOf(LF, start);
-      if (lf === -1) {
-        this.addPartial(chunk.subarray(start));
-        break;
+    try {
+      while (start < chunk.length) {
+        const lf = chunk.indexOf(LF, start);
+        if (lf === -1) {
+          this.addPartial(chunk.subarray(start));
+          break;
+        }
+        this.addPartial(chunk.subarray(start, lf));
+        start = lf + 1;
+        const line = this.takeLine();
+        const reply = this.onLine(line);
+        if (reply) out.push(reply);
       }
-      this.addPartial(chunk.subarray(start, lf));
-      start = lf + 1;
-      const line = this.takeLine();
-      const reply = this.onLine(line);
-      if (reply) out.push(reply);
+    } catch (e) {
+      if (e instanceof ReplyProtocolError) e.before = out;
+      throw e;
     }
     return out;
   }

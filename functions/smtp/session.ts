@@ -121,7 +121,13 @@ export class Transaction {
   }
 }
 
-export function replyError(message: string, phase: Phase, reply: Reply, command: string): SmtpError {
+export function replyError(
+  message: string,
+  phase: Phase,
+  reply: Reply,
+  command: string,
+  transient?: boolean,
+): SmtpError {
   const { code, enhancedCode, text: serverText } = reply;
   return new SmtpError(`${message}: ${formatReply(reply)}`, {
     phase,
@@ -130,6 +136,7 @@ export function replyError(message: string, phase: Phase, reply: Reply, command:
     code,
     enhancedCode,
     serverText,
+    ...(transient === undefined ? {} : { transient }),
   });
 }
 
@@ -473,10 +480,18 @@ export class Session {
         kind: 'protocol',
       });
     }
+    if (reply.code === 221 && it.kind !== 'quit' && it.kind !== 'greeting') {
+      // 221 answers QUIT only: the server is closing, and this reply is not the one `it` waits for (a server that
+      // never answers the final dot but answers the pipelined QUIT). Whatever was written is unanswered: a
+      // message whose end of data went out is `unknown`, never accepted.
+      this.abort(
+        replyError('server closed the connection instead of answering', it.phase, reply, it.command, true),
+      );
+      return;
+    }
     if (reply.code === 421 && it.kind !== 'quit') {
       // The server is closing the channel: nothing after this will be answered.
-      const err = replyError('server closing the connection', it.phase, reply, it.command);
-      err.transient = true;
+      const err = replyError('server closing the connection', it.phase, reply, it.command, true);
       this.canTalk = false;
       this.setFatal(err);
       // Nothing written after the command it answers was processed: those messages stay not-sent.

@@ -105,6 +105,8 @@ export class Transport {
       const replies = this.parser.push(chunk);
       this.replies.push(...replies);
     } catch (e) {
+      // The replies before the bad line were said: they are answered first, then the failure.
+      if (e instanceof ReplyProtocolError) this.replies.push(...e.before);
       const message = e instanceof ReplyProtocolError ? e.message : `bad reply: ${String(e)}`;
       this.setFailure({ kind: 'protocol', message, cause: e });
       return;

@@ -5,6 +5,20 @@ import { MAX_LINE_OCTETS, ReplyParser, ReplyProtocolError } from '../../function
 const enc = (s: string) => new TextEncoder().encode(s);
 
 describe('ReplyParser', () => {
+  it('a malformed line after good replies in one chunk: the error carries the good replies', () => {
+    let err: unknown;
+    try {
+      new ReplyParser().push(enc('250 first\r\n354 go on\r\nnot a reply\r\n250 never\r\n'));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ReplyProtocolError);
+    expect((err as ReplyProtocolError).before.map((r) => [r.code, r.text])).toEqual([
+      [250, 'first'],
+      [354, 'go on'],
+    ]);
+  });
+
   it('parses a single-line reply with an enhanced status code', () => {
     const [r, ...rest] = new ReplyParser().push(enc('250 2.1.0 Sender OK\r\n'));
     expect(rest).toEqual([]);
