@@ -1,9 +1,10 @@
 /**
  * esbuild bundles for the cold-start comparison, all with the project's own Lambda build options
  * (`esbuildOptions()` from scripts/build.ts: ESM, node24, minified, `mainFields: module, main`,
- * `require` banner — what the CDK NodejsFunction deploys). The twin is the SAME handler source with
- * exactly two modules swapped at resolution time: functions/smtp/index.ts → bench/twin/smtp.ts and
- * functions/mime/index.ts → bench/twin/mime.ts (nodemailer). Output goes to dist/bench/ (git-ignored,
+ * `require` banner — what the CDK NodejsFunction deploys). The twin is the handler source FROZEN at
+ * bench/twin/frozen.ts's TWIN_COMMIT with exactly two modules swapped at resolution time:
+ * functions/smtp/index.ts → bench/twin/smtp.ts and functions/mime/index.ts → bench/twin/mime.ts
+ * (nodemailer). Output goes to dist/bench/ (git-ignored,
  * inside the repo so an externalised @aws-sdk resolves from node_modules, as the Lambda runtime
  * provides it).
  */
@@ -13,25 +14,23 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build, type Plugin } from 'esbuild';
 import { esbuildOptions } from '../scripts/build.ts';
+import { extractFrozenTwin, type FrozenTwinSource } from './twin/frozen.ts';
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url));
 export const OUT_DIR = join(REPO, 'dist', 'bench');
 
-const SWAPS: Record<string, string> = {
-  [join(REPO, 'functions/smtp/index.ts')]: join(REPO, 'bench/twin/smtp.ts'),
-  [join(REPO, 'functions/mime/index.ts')]: join(REPO, 'bench/twin/mime.ts'),
-};
-
-/** Redirects imports of our SMTP and MIME layers to the nodemailer twins. */
-const twinPlugin: Plugin = {
-  name: 'nodemailer-twin',
-  setup(b) {
-    b.onResolve({ filter: /\/(smtp|mime)\/index\.ts$/ }, (args) => {
-      const target = SWAPS[resolve(args.resolveDir, args.path)];
-      return target ? { path: target } : undefined;
-    });
-  },
-};
+/** Redirects the frozen handler's imports of its SMTP and MIME layers to the nodemailer twins. */
+function twinPlugin(swaps: Record<string, string>): Plugin {
+  return {
+    name: 'nodemailer-twin',
+    setup(b) {
+      b.onResolve({ filter: /\/(smtp|mime)\/index\.ts$/ }, (args) => {
+        const target = swaps[resolve(args.resolveDir, args.path)];
+        return target ? { path: target } : undefined;
+      });
+    },
+  };
+}
 
 export interface BundleInfo {
   file: string;
@@ -43,6 +42,8 @@ export interface BundleInfo {
 
 /** `node_modules/@scope/pkg/...` → `@scope/pkg`; `functions/smtp/x.ts` → `functions/smtp`. */
 function partOf(input: string): string {
+  const frozenAt = input.indexOf('twin-src/');
+  if (frozenAt >= 0) return partOf(input.slice(frozenAt + 'twin-src/'.length));
   const nm = input.lastIndexOf('node_modules/');
   if (nm >= 0) {
     const rest = input.slice(nm + 'node_modules/'.length).split('/');
@@ -56,7 +57,7 @@ async function bundle(opts: {
   stdin?: string;
   out: string;
   externalSdk: boolean;
-  twin: boolean;
+  plugins?: Plugin[];
 }): Promise<BundleInfo> {
   mkdirSync(dirname(opts.out), { recursive: true });
   const base = esbuildOptions({ externalAwsSdk: opts.externalSdk });
@@ -70,7 +71,7 @@ async function bundle(opts: {
     outfile: opts.out,
     // Sizes are of the code alone (the deployed .map file is separate and not loaded at run time).
     sourcemap: false,
-    plugins: opts.twin ? [twinPlugin] : [],
+    plugins: opts.plugins ?? [],
   });
   const bytes = statSync(opts.out).size;
   const parts = new Map<string, number>();
@@ -91,19 +92,25 @@ async function bundle(opts: {
   };
 }
 
-export type Variant = 'ours' | 'twin';
+/**
+ * `ours`: the working tree's handler. `twin`: the frozen handler with nodemailer swapped in (the baseline).
+ * `before`: the frozen handler as it was (our SMTP and MIME), i.e. ours before the cold-start cuts.
+ */
+export type Variant = 'ours' | 'twin' | 'before';
+
+let frozen: FrozenTwinSource | undefined;
 
 export function buildHandler(variant: Variant, externalSdk: boolean): Promise<BundleInfo> {
-  return bundle({
-    entry: join(REPO, 'functions/handlers/index.ts'),
-    out: join(OUT_DIR, `${variant}${externalSdk ? '-sdk-external' : ''}`, 'index.mjs'),
-    externalSdk,
-    twin: variant === 'twin',
-  });
+  const out = join(OUT_DIR, `${variant}${externalSdk ? '-sdk-external' : ''}`, 'index.mjs');
+  if (variant === 'ours')
+    return bundle({ entry: join(REPO, 'functions/handlers/index.ts'), out, externalSdk });
+  frozen ??= extractFrozenTwin(REPO, OUT_DIR);
+  const plugins = variant === 'twin' ? [twinPlugin(frozen.swaps)] : [];
+  return bundle({ entry: frozen.entry, out, externalSdk, plugins });
 }
 
 /** The SMTP + MIME core alone (ours), or what replaces it in the twin (nodemailer). */
-export function buildCore(variant: Variant): Promise<BundleInfo> {
+export function buildCore(variant: 'ours' | 'twin'): Promise<BundleInfo> {
   return bundle({
     stdin:
       variant === 'ours'
@@ -111,6 +118,5 @@ export function buildCore(variant: Variant): Promise<BundleInfo> {
         : "export * from './bench/twin/smtp.ts';\nexport * from './bench/twin/mime.ts';\n",
     out: join(OUT_DIR, `core-${variant}`, 'index.mjs'),
     externalSdk: true,
-    twin: false,
   });
 }

@@ -7,7 +7,7 @@
  *   delivery process per message and, on this 2-core machine, those deliveries (not the SMTP
  *   conversation) set the pace: 20 pipelined messages took 5.7 s instead of 0.64 s.
  * - `tmpfs`: the spool lives on /dev/shm when there is one, so Exim's fsyncs do not measure the disk.
- * Resolves to a reason string when Exim is not usable, so the benchmark prints "skipped: <reason>".
+ * Resolves to a reason string when Exim is not usable; the lab then fails with it (no case is skipped).
  */
 import { type ChunkingServer, startChunkingServer } from '../test/support/chunking-server.ts';
 import { BENCH_AUTH, type Peer } from './peers.ts';

@@ -35,7 +35,14 @@ type Request = Call & { seq: number };
 
 type Response = { seq: number; ok: true; result?: unknown } | { seq: number; ok: false; error: string };
 
-type Ready = { type: 'ready'; peers: LabPeer[]; skipped: string[] };
+type Ready = { type: 'ready'; peers: LabPeer[] } | { type: 'failed'; error: string };
+
+export interface LabOptions {
+  /** Also the implicit-TLS smtp-server peer (465-pipelining). */
+  withSmtpServerTls: boolean;
+  /** The Exim peers (587-chunking, 465-chunking); default true. Exim missing or broken is an error. */
+  exim?: boolean;
+}
 
 const RPC_TIMEOUT_MS = 30_000;
 const START_TIMEOUT_MS = 60_000;
@@ -51,7 +58,6 @@ export class Lab {
   constructor(
     private readonly child: ChildProcess,
     readonly peers: LabPeer[],
-    readonly skipped: string[],
   ) {
     child.on('message', (m: Response) => {
       const p = this.pending.get(m.seq);
@@ -114,8 +120,9 @@ export class Lab {
 }
 
 /** Fork the lab and wait until every peer it could start is listening behind its proxy. */
-export async function startLab(opts: { withSmtpServerTls: boolean }): Promise<Lab> {
-  const child = fork(fileURLToPath(import.meta.url), ['--lab-child', opts.withSmtpServerTls ? 'tls' : ''], {
+export async function startLab(opts: LabOptions): Promise<Lab> {
+  const flags = [opts.withSmtpServerTls ? 'tls' : '', opts.exim === false ? 'no-exim' : 'exim'];
+  const child = fork(fileURLToPath(import.meta.url), ['--lab-child', ...flags], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -133,16 +140,19 @@ export async function startLab(opts: { withSmtpServerTls: boolean }): Promise<La
       reject(new Error(`lab exited during start (code ${code})`));
     });
   });
-  return new Lab(child, ready.peers, ready.skipped);
+  if (ready.type === 'failed') {
+    child.kill('SIGKILL');
+    throw new Error(`lab: ${ready.error}`);
+  }
+  return new Lab(child, ready.peers);
 }
 
 // ---------------------------------------------------------------------------------------------
 // child side
 // ---------------------------------------------------------------------------------------------
 
-async function runChild(withSmtpServerTls: boolean): Promise<void> {
+async function runChild(withSmtpServerTls: boolean, withExim: boolean): Promise<void> {
   const peers: LabPeer[] = [];
-  const skipped: string[] = [];
   const proxies = new Map<PeerId, LatencyProxy>();
   const toClose: Peer[] = [];
 
@@ -160,9 +170,18 @@ async function runChild(withSmtpServerTls: boolean): Promise<void> {
     });
   };
   await add('587-pipelining', await startSmtpServerPeer('starttls'));
-  const exim = await startEximPeers();
-  if (typeof exim === 'string') skipped.push(`Exim (CHUNKING): skipped: ${exim}`);
-  else {
+  if (withExim) {
+    const exim = await startEximPeers();
+    if (typeof exim === 'string') {
+      // No silent skip: a benchmark case that cannot run is an error.
+      for (const p of toClose) await p.close().catch(() => {});
+      process.send?.({
+        type: 'failed',
+        error: `Exim (the CHUNKING peer) cannot run: ${exim}`,
+      } satisfies Ready);
+      process.disconnect();
+      return;
+    }
     await add('587-chunking', exim.starttls);
     await add('465-chunking', exim.tls);
   }
@@ -203,11 +222,11 @@ async function runChild(withSmtpServerTls: boolean): Promise<void> {
   process.on('disconnect', () => {
     void closeAll().then(() => process.exit(0));
   });
-  process.send?.({ type: 'ready', peers, skipped } satisfies Ready);
+  process.send?.({ type: 'ready', peers } satisfies Ready);
 }
 
 if (process.argv[2] === '--lab-child') {
-  runChild(process.argv[3] === 'tls').catch((e) => {
+  runChild(process.argv[3] === 'tls', process.argv[4] !== 'no-exim').catch((e) => {
     process.stderr.write(`lab failed: ${(e as Error).stack}\n`);
     process.exit(1);
   });

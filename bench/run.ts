@@ -1,20 +1,32 @@
 /**
- * `npm run bench` — our SMTP client vs nodemailer 10, same message, same server, same latency proxy.
- * `npm run bench -- --quick` does fewer runs (under a minute). Prints markdown tables and writes
- * bench/results.json (--quick: dist/bench/results-quick.json). Method: docs/benchmarks.md.
+ * `npm run bench` — our SMTP client vs nodemailer 10, same message, same server, same latency proxy, then the
+ * cold start at the 256 MB CPU share. `npm run bench -- --quick` does fewer runs (the cold start: one process
+ * per cell at the 1024 MB share). `npm run bench -- --cold` runs only the cold-start benchmark, at 128, 256, 512
+ * and 1024 MB (`--sizes 256,512` and `--runs N` narrow it). Prints markdown tables and writes bench/results.json
+ * (--cold: bench/results-cold.json; with --quick, --sizes or --runs: dist/bench/). Method: docs/benchmarks.md.
+ * Every case that cannot run is an error (exit code 1), never a skip.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BenchClient, type Endpoint, loadOurClient, nodemailerClient } from './clients.ts';
-import { type ColdStartResult, runColdStart } from './coldstart.ts';
+import { coldStartGoals, coldStartMarkdown } from './cold-report.ts';
+import { type ColdStartOptions, type ColdStartResult, runColdStart } from './coldstart.ts';
 import { type Lab, type LabPeer, type PeerId, startLab } from './lab.ts';
 import { benchMessage } from './message.ts';
 import { fmtMs, mode, type Summary, summarize } from './stats.ts';
 
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
 const QUICK = args.has('--quick');
+const COLD_ONLY = args.has('--cold');
+const flagValue = (flag: string) => {
+  const i = argv.indexOf(flag);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const SIZES = flagValue('--sizes')?.split(',').map(Number);
+const COLD_RUNS = flagValue('--runs') === undefined ? undefined : Number(flagValue('--runs'));
 const RUNS = QUICK ? 3 : 15;
 /** The goal is stated for 100; --quick uses 40 (throughput per message is what is compared). */
 const BATCH_SIZE = QUICK ? 40 : 100;
@@ -288,25 +300,79 @@ const ratioText = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 // main
 // ---------------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
+function coldOptions(all: boolean): ColdStartOptions {
+  const full = !QUICK;
+  return {
+    runs: COLD_RUNS ?? (full ? 15 : 1),
+    memorySizes: SIZES ?? (all && full ? [128, 256, 512, 1024] : full ? [256] : [1024]),
+    variants: all && full ? ['ours', 'twin', 'before'] : ['ours', 'twin'],
+    ...(all && full ? { warm: { memoryMb: 256, processes: 3, requests: 10 } } : {}),
+    sizes: true,
+    log,
+  };
+}
+
+/** Every failed case, for the exit code: a benchmark case that could not run is an error. */
+function failuresOf(
+  cold: ColdStartResult,
+  ...rows: Array<Array<{ failures: string[]; caseId?: string; client?: string }>>
+): string[] {
+  const out = cold.cells.flatMap((c) =>
+    c.failures.map((f) => `cold ${c.memoryMb} MB ${c.variant} ${c.request}: ${f}`),
+  );
+  out.push(...cold.warm.flatMap((w) => w.failures.map((f) => `warm ${w.memoryMb} MB ${w.variant}: ${f}`)));
+  for (const list of rows)
+    for (const r of list) out.push(...r.failures.map((f) => `${r.caseId} ${r.client}: ${f}`));
+  return out;
+}
+
+/** `--cold`: the cold-start benchmark alone, every memory size. */
+async function coldOnly(started: number, machine: ReturnType<typeof machineInfo>): Promise<string[]> {
+  const cold = await runColdStart(coldOptions(true));
+  const goals = coldStartGoals(cold);
+  const out = [
+    `# Cold start at Lambda's CPU share${QUICK ? ' (quick)' : ''}`,
+    '',
+    `Machine: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}; ${machine.date}.`,
+    '',
+    coldStartMarkdown(cold),
+    '',
+    '## Goals',
+    '',
+    table(
+      ['goal', 'target', 'measured', 'result'],
+      goals.map((g) => [g.goal, g.target, g.measured, yesNo(g.met)]),
+    ),
+    '',
+    `Total time ${((performance.now() - started) / 1000).toFixed(1)} s.`,
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+  const partial = QUICK || SIZES !== undefined || COLD_RUNS !== undefined;
+  const file = fileURLToPath(
+    new URL(partial ? '../dist/bench/results-cold-partial.json' : './results-cold.json', import.meta.url),
+  );
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ machine, coldStart: cold, goals }, null, 2)}\n`);
+  log(`wrote ${file}`);
+  return failuresOf(cold);
+}
+
+async function main(): Promise<string[]> {
   const started = performance.now();
   const machine = machineInfo();
-  const skipped: string[] = [];
   const closers: Array<() => Promise<void>> = [];
   const out: string[] = [];
   const say = (s = '') => out.push(s);
 
   try {
+    if (COLD_ONLY) return await coldOnly(started, machine);
     const ours = await loadOurClient();
-    const clients: BenchClient[] = [];
-    if (typeof ours === 'string') skipped.push(`ours: skipped: ${ours}`);
-    else clients.push(ours);
-    clients.push(nodemailerClient);
+    if (typeof ours === 'string') throw new Error(`our client cannot run: ${ours}`);
+    const clients: BenchClient[] = [ours, nodemailerClient];
 
     // Peers and one proxy in front of each, all in the lab process.
     const lab = await startLab({ withSmtpServerTls: !QUICK });
     closers.push(() => lab.close());
-    skipped.push(...lab.skipped);
     const labels: Record<PeerId, [string, { goalRtt?: number; goalRatio?: number }]> = {
       '587-pipelining': ['STARTTLS + AUTH, PIPELINING (smtp-server)', { goalRtt: 8, goalRatio: 0.92 }],
       '587-chunking': ['STARTTLS + AUTH, PIPELINING + CHUNKING (Exim)', { goalRtt: 7, goalRatio: 0.8 }],
@@ -388,15 +454,9 @@ async function main(): Promise<void> {
     // Servers are no longer needed; the cold-start part starts its own.
     for (const close of closers.splice(0).reverse()) await close();
 
-    // 4. Cold start: fresh node process, bundle import + first request.
+    // 4. Cold start: fresh node processes at a Lambda CPU share, bundle import + first request.
     log('cold start: bundles and fresh processes');
-    let coldStart: ColdStartResult | string;
-    try {
-      coldStart = await runColdStart({ quick: QUICK });
-    } catch (err) {
-      coldStart = `failed: ${errText(err)}`;
-    }
-    if (typeof coldStart === 'string') skipped.push(`cold start: skipped: ${coldStart}`);
+    const coldStart = await runColdStart(coldOptions(false));
 
     // ---------------- goals ----------------
     const goals: Goal[] = [];
@@ -431,7 +491,7 @@ async function main(): Promise<void> {
         met: Number.isFinite(x) ? x >= target : null,
       });
     }
-    if (typeof coldStart !== 'string') goals.push(...coldStart.goals);
+    goals.push(...coldStartGoals(coldStart));
 
     // ---------------- print ----------------
     say(`# SMTP client benchmark${QUICK ? ' (quick)' : ''}`);
@@ -513,12 +573,10 @@ async function main(): Promise<void> {
         ]),
       ),
     );
-    if (typeof coldStart !== 'string') {
-      say();
-      say('## Cold start and bundle size');
-      say();
-      say(coldStart.markdown);
-    }
+    say();
+    say('## Cold start at a Lambda CPU share, and bundle size');
+    say();
+    say(coldStartMarkdown(coldStart));
     say();
     say('## Goals');
     say();
@@ -528,10 +586,6 @@ async function main(): Promise<void> {
         goals.map((g) => [g.goal, g.target, g.measured, yesNo(g.met)]),
       ),
     );
-    if (skipped.length) {
-      say();
-      for (const s of skipped) say(`- ${s}`);
-    }
     const seconds = (performance.now() - started) / 1000;
     say();
     say(
@@ -561,7 +615,6 @@ async function main(): Promise<void> {
           warm,
           coldStart,
           goals,
-          skipped,
           totalSeconds: Number(seconds.toFixed(1)),
         },
         null,
@@ -569,13 +622,20 @@ async function main(): Promise<void> {
       )}\n`,
     );
     log(`wrote ${resultsFile}`);
+    return failuresOf(coldStart, single, batch, warm);
   } finally {
     for (const close of closers.reverse()) await close().catch((err) => log(`close: ${errText(err)}`));
   }
 }
 
 main().then(
-  () => process.exit(0),
+  (failures) => {
+    if (failures.length) {
+      log(`bench: ${failures.length} case(s) failed:\n${failures.map((f) => `- ${f}`).join('\n')}`);
+      process.exit(1);
+    }
+    process.exit(0);
+  },
   (err) => {
     log(`bench failed: ${(err as Error).stack ?? err}`);
     process.exit(1);

@@ -5,11 +5,13 @@
  * message and hands them to the twin SMTP client (./smtp.ts) through `mailOptionsFor`.
  * Address parsing is nodemailer's `addressparser`. `MimeError` is the product's (the use case
  * checks `instanceof` on it), so validation errors keep their shape.
+ * The cold-start benchmark builds this file into the frozen handler tree (./frozen.ts), so it may only import
+ * what `functions/mime` exported at TWIN_COMMIT.
  */
 import { randomUUID } from 'node:crypto';
 import type { SendMailOptions } from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
-import { MimeError } from '../../functions/mime/error.ts';
+import { lineBreakIn, MimeError } from '../../functions/mime/error.ts';
 import type {
   AddressInput,
   ComposedMessage,
@@ -18,7 +20,9 @@ import type {
   MessageInput,
 } from '../../functions/mime/types.ts';
 
-export { MimeError };
+// The product's own line-break check (a validation rule of the handler, not composition): the handler imports it
+// from the message layer, so the twin's message layer passes it through.
+export { lineBreakIn, MimeError };
 
 const pending = new WeakMap<Uint8Array, SendMailOptions>();
 
