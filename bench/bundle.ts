@@ -98,25 +98,30 @@ async function bundle(opts: {
  */
 export type Variant = 'ours' | 'twin' | 'before';
 
-let frozen: FrozenTwinSource | undefined;
+const frozen = new Map<string, FrozenTwinSource>();
 
-export function buildHandler(variant: Variant, externalSdk: boolean): Promise<BundleInfo> {
-  const out = join(OUT_DIR, `${variant}${externalSdk ? '-sdk-external' : ''}`, 'index.mjs');
+/** `outDir` must be inside the repository (an external SDK resolves from its node_modules). */
+export function buildHandler(variant: Variant, externalSdk: boolean, outDir = OUT_DIR): Promise<BundleInfo> {
+  const out = join(outDir, `${variant}${externalSdk ? '-sdk-external' : ''}`, 'index.mjs');
   if (variant === 'ours')
     return bundle({ entry: join(REPO, 'functions/handlers/index.ts'), out, externalSdk });
-  frozen ??= extractFrozenTwin(REPO, OUT_DIR);
-  const plugins = variant === 'twin' ? [twinPlugin(frozen.swaps)] : [];
-  return bundle({ entry: frozen.entry, out, externalSdk, plugins });
+  let src = frozen.get(outDir);
+  if (!src) {
+    src = extractFrozenTwin(REPO, outDir);
+    frozen.set(outDir, src);
+  }
+  const plugins = variant === 'twin' ? [twinPlugin(src.swaps)] : [];
+  return bundle({ entry: src.entry, out, externalSdk, plugins });
 }
 
 /** The SMTP + MIME core alone (ours), or what replaces it in the twin (nodemailer). */
-export function buildCore(variant: 'ours' | 'twin'): Promise<BundleInfo> {
+export function buildCore(variant: 'ours' | 'twin', outDir = OUT_DIR): Promise<BundleInfo> {
   return bundle({
     stdin:
       variant === 'ours'
         ? "export * from './functions/smtp/index.ts';\nexport * from './functions/mime/index.ts';\n"
         : "export * from './bench/twin/smtp.ts';\nexport * from './bench/twin/mime.ts';\n",
-    out: join(OUT_DIR, `core-${variant}`, 'index.mjs'),
+    out: join(outDir, `core-${variant}`, 'index.mjs'),
     externalSdk: true,
   });
 }

@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startSecretsManagerEndpoint } from '../local/secrets-manager-endpoint.ts';
 import { type BundleInfo, buildCore, buildHandler, OUT_DIR, REPO, type Variant } from './bundle.ts';
 import { COLD_ENDPOINT_CONFIG, coldEvent, REQUEST_KINDS, type RequestKind } from './cold-requests.ts';
@@ -93,6 +93,8 @@ export interface ColdStartOptions {
   /** Bundle sizes of the SDK-external builds and the SMTP + MIME cores too. */
   sizes?: boolean;
   oneWayMs?: number;
+  /** Where bundles go (inside the repo); default dist/bench. The quick test uses its own, so a bench can run alongside. */
+  outDir?: string;
   log?: (line: string) => void;
 }
 
@@ -157,7 +159,7 @@ function runChild(
 ): Promise<ColdStartRun> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const [cmd, args] = cap.wrap([process.execPath, join(OUT_DIR, 'invoke.mjs'), bundle]);
+    const [cmd, args] = cap.wrap([process.execPath, join(dirname(bundle), '..', 'invoke.mjs'), bundle]);
     const child = spawn(cmd, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -195,8 +197,15 @@ function runChild(
   });
 }
 
-function childEnv(smUrl: string, secretId: string, memoryMb: number, kind: RequestKind, warm: number) {
-  const home = join(OUT_DIR, 'home');
+function childEnv(
+  dir: string,
+  smUrl: string,
+  secretId: string,
+  memoryMb: number,
+  kind: RequestKind,
+  warm: number,
+) {
+  const home = join(dir, 'home');
   mkdirSync(home, { recursive: true });
   return {
     PATH: process.env.PATH,
@@ -226,14 +235,15 @@ function childEnv(smUrl: string, secretId: string, memoryMb: number, kind: Reque
   } satisfies NodeJS.ProcessEnv;
 }
 
-async function buildAll(opts: ColdStartOptions): Promise<Record<string, BundleInfo>> {
+async function buildAll(opts: ColdStartOptions, dir: string): Promise<Record<string, BundleInfo>> {
   const sizes: Record<string, BundleInfo> = {};
   for (const variant of opts.variants) {
-    sizes[`${variant} handler, SDK bundled`] = await buildHandler(variant, false);
-    if (opts.sizes) sizes[`${variant} handler, SDK external`] = await buildHandler(variant, true);
-    if (opts.sizes && variant !== 'before') sizes[`${variant} SMTP + MIME core`] = await buildCore(variant);
+    sizes[`${variant} handler, SDK bundled`] = await buildHandler(variant, false, dir);
+    if (opts.sizes) sizes[`${variant} handler, SDK external`] = await buildHandler(variant, true, dir);
+    if (opts.sizes && variant !== 'before')
+      sizes[`${variant} SMTP + MIME core`] = await buildCore(variant, dir);
   }
-  writeFileSync(join(OUT_DIR, 'invoke.mjs'), CHILD);
+  writeFileSync(join(dir, 'invoke.mjs'), CHILD);
   return sizes;
 }
 
@@ -305,7 +315,8 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
   const loadStart = os.loadavg();
   // Fail before building anything when the cap cannot be set up (no uncapped figure is reported as capped).
   openCpuCap(opts.memorySizes[0]!).close();
-  const sizes = await buildAll(opts);
+  const dir = opts.outDir ?? OUT_DIR;
+  const sizes = await buildAll(opts, dir);
   const bundleOf = (v: Variant) => sizes[`${v} handler, SDK bundled`]!.file;
 
   const lab = await startLab({ withSmtpServerTls: false, exim: false });
@@ -338,7 +349,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
         const plans: Plan[] = opts.variants.flatMap((variant) =>
           requests.map((request) => ({ variant, request, runs: [], failures: [] })),
         );
-        const envOf = (kind: RequestKind) => childEnv(smUrl, secretId, memoryMb, kind, 0);
+        const envOf = (kind: RequestKind) => childEnv(dir, smUrl, secretId, memoryMb, kind, 0);
         await measureSize(cap, plans, opts.runs, bundleOf, envOf, log);
         cells.push(...plans.map((p) => cellOf(memoryMb, p)));
         caps.push(capReport(cap));
@@ -346,7 +357,14 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
         cap.close();
       }
     }
-    if (opts.warm) warm = await measureWarm(opts, bundleOf, smUrl, secretId, caps, log);
+    if (opts.warm)
+      warm = await measureWarm(
+        opts,
+        bundleOf,
+        (kind, n) => childEnv(dir, smUrl, secretId, opts.warm!.memoryMb, kind, n),
+        caps,
+        log,
+      );
   } finally {
     await sm?.close();
     await lab.close();
@@ -367,8 +385,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
 async function measureWarm(
   opts: ColdStartOptions,
   bundleOf: (v: Variant) => string,
-  smUrl: string,
-  secretId: string,
+  envFor: (kind: RequestKind, warm: number) => NodeJS.ProcessEnv,
   caps: CapReport[],
   log: (line: string) => void,
 ): Promise<WarmCell[]> {
@@ -382,7 +399,7 @@ async function measureWarm(
       runs: [],
       failures: [],
     }));
-    const envOf = () => childEnv(smUrl, secretId, w.memoryMb, 'urlencoded', w.requests);
+    const envOf = () => envFor('urlencoded', w.requests);
     await measureSize(cap, plans, w.processes, bundleOf, envOf, log);
     caps.push(capReport(cap));
     return plans.map((p) => ({

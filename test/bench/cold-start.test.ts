@@ -5,7 +5,9 @@
  * is throttled. Figures are not asserted (they belong to `npm run bench -- --cold`); counts are.
  */
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { REPO } from '../../bench/bundle.ts';
 import { coldStartGoals, coldStartMarkdown } from '../../bench/cold-report.ts';
 import { runColdStart } from '../../bench/coldstart.ts';
 import { CpuCapUnavailable, openCpuCap, quotaFor } from '../../bench/cpu-cap.ts';
@@ -45,7 +47,12 @@ describe('CPU cap (bench/cpu-cap.ts)', () => {
 
 describe('cold start, quick mode (bench/coldstart.ts)', () => {
   it('builds ours and the frozen twin and serves every request kind once per handler under the cap', async () => {
-    const result = await runColdStart({ runs: 1, memorySizes: [1024], variants: ['ours', 'twin'] });
+    const result = await runColdStart({
+      runs: 1,
+      memorySizes: [1024],
+      variants: ['ours', 'twin'],
+      outDir: join(REPO, 'dist', 'bench-test'),
+    });
     expect(result.cells.map((c) => `${c.variant} ${c.request}`)).toEqual([
       'ours direct',
       'ours urlencoded',
