@@ -6,6 +6,7 @@
 import {
   GetSecretValueCommand,
   type GetSecretValueCommandOutput,
+  PutSecretValueCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { SendError } from '../send/errors.ts';
@@ -40,6 +41,8 @@ export class SecretStore {
   fetches = 0;
   /** Times a stale value was served because a refresh failed transiently. */
   staleServed = 0;
+  /** Number of PutSecretValue calls that succeeded. */
+  writes = 0;
 
   constructor(opts: SecretStoreOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 300_000;
@@ -77,6 +80,19 @@ export class SecretStore {
   refresh(id: string): Promise<SecretValue> {
     this.#cache.delete(id);
     return this.#fetch(id);
+  }
+
+  /**
+   * Store a new version (PutSecretValue; the OAuth refresh-token write-back, allowed by IAM only when enabled).
+   * The cached value is left as it is: the next fetch after the TTL reads the new version.
+   */
+  async put(id: string, value: string): Promise<void> {
+    try {
+      await this.client.send(new PutSecretValueCommand({ SecretId: id, SecretString: value }));
+    } catch (e) {
+      throw secretError(id, e);
+    }
+    this.writes++;
   }
 
   invalidate(id?: string): void {

@@ -2,6 +2,7 @@
  * The use case's typed failures. Every failure has a stable `code` (part of the public API: clients switch on
  * it), an HTTP status, and optional field errors / SMTP details. Messages never contain secrets or bodies.
  */
+import type { ProviderHint } from './provider-hints.ts';
 
 export type ErrorCode =
   | 'validation_failed'
@@ -71,6 +72,8 @@ export const ERROR_CODES: Record<ErrorCode, ErrorInfo> = {
 
 export interface SendErrorOptions {
   status?: number;
+  /** What a provider's refusal means and what to do (provider-hints.ts); never shown on public form pages. */
+  hint?: ProviderHint;
   errors?: FieldError[];
   smtp?: SmtpDetail;
   /** Seconds; set on transient failures. */
@@ -85,6 +88,7 @@ export class SendError extends Error {
   readonly errors?: FieldError[];
   readonly smtp?: SmtpDetail;
   readonly retryAfter?: number;
+  readonly hint?: ProviderHint;
   override readonly name = 'SendError';
 
   constructor(code: ErrorCode, detail: string, opts: SendErrorOptions = {}) {
@@ -93,6 +97,7 @@ export class SendError extends Error {
     this.status = opts.status ?? ERROR_CODES[code].status;
     if (opts.errors) this.errors = opts.errors;
     if (opts.smtp) this.smtp = opts.smtp;
+    if (opts.hint) this.hint = opts.hint;
     if (opts.retryAfter !== undefined) this.retryAfter = opts.retryAfter;
     else if (ERROR_CODES[code].transient) this.retryAfter = 30;
   }
@@ -115,6 +120,7 @@ export class SendError extends Error {
     };
     if (this.errors?.length) body.errors = this.errors;
     if (this.smtp) body.smtp = this.smtp;
+    if (this.hint) body.hint = { code: this.hint.code, message: this.hint.text };
     if (this.retryAfter !== undefined) body.retryAfter = this.retryAfter;
     return body;
   }
@@ -127,6 +133,8 @@ export interface SendErrorBody {
   detail: string;
   errors?: FieldError[];
   smtp?: SmtpDetail;
+  /** A provider hint: stable code and one sentence (IAM callers and logs only). */
+  hint?: { code: string; message: string };
   retryAfter?: number;
 }
 

@@ -1,3 +1,4 @@
+import type { DkimSigner } from '../mime/dkim.ts';
 import type { ConnectionOptions } from '../smtp/types.ts';
 import type { SendErrorBody } from './errors.ts';
 
@@ -7,7 +8,9 @@ export interface SmtpSettings {
   /** Default (and default-allowed) sender address. */
   from: string;
   fromName?: string;
-  /** Changes whenever the secret changes; a new revision closes the warm session. */
+  /** DKIM keys to sign every message with (one signature each: RSA, Ed25519, or both). */
+  dkim?: DkimSigner[];
+  /** Changes whenever the secret (or its OAuth access token) changes; a new revision closes the warm session. */
   revision: string;
 }
 
