@@ -11,7 +11,23 @@ import { UsageError } from './usage-error.ts';
 export type CommandName = 'verify' | 'send';
 export type AuthChoice = 'plain' | 'login' | 'xoauth2';
 
+/** `--auth xoauth2` with a token fetched here (client_credentials) instead of `--token-env`. */
+export interface OAuthSpec {
+  tokenUrl?: string;
+  tenant?: string;
+  clientId: string;
+  /** Environment variable holding the client secret. */
+  clientSecretEnv: string;
+  scope?: string;
+}
+
 export interface ConnectionSpec {
+  /**
+   * `--secret-file FILE`: the exact JSON the function reads from Secrets Manager; host, port, security, user and
+   * credentials (password or OAuth grant) and CA come from it, `host`/`port`/`security` here are unused.
+   */
+  secretFile?: string;
+  oauth?: OAuthSpec;
   host: string;
   port: number;
   security: Security;
@@ -59,6 +75,12 @@ const OPTIONS = {
   user: { type: 'string' },
   'password-env': { type: 'string' },
   'token-env': { type: 'string' },
+  'secret-file': { type: 'string' },
+  'oauth-token-url': { type: 'string' },
+  'oauth-tenant': { type: 'string' },
+  'oauth-client-id': { type: 'string' },
+  'oauth-client-secret-env': { type: 'string' },
+  'oauth-scope': { type: 'string' },
   auth: { type: 'string' },
   ca: { type: 'string' },
   ehlo: { type: 'string' },
@@ -127,7 +149,44 @@ type Values = ReturnType<
   typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>
 >['values'];
 
+const OAUTH_FLAGS = [
+  'oauth-token-url',
+  'oauth-tenant',
+  'oauth-client-id',
+  'oauth-client-secret-env',
+  'oauth-scope',
+] as const;
+/** What a secret file already says: these flags cannot be combined with --secret-file. */
+const SECRET_FILE_CONFLICTS = [
+  'url',
+  'host',
+  'port',
+  'security',
+  'user',
+  'password-env',
+  'token-env',
+  'auth',
+  'ca',
+  ...OAUTH_FLAGS,
+] as const;
+
 function connectionSpec(v: Values): ConnectionSpec {
+  const timeoutMs = parseTimeout(v.timeout);
+  if (v['secret-file'] !== undefined) {
+    const clash = SECRET_FILE_CONFLICTS.find((k) => v[k] !== undefined);
+    if (clash) throw new UsageError(`--secret-file and --${clash} cannot be combined (the file says it)`);
+    if (v['secret-file'] === '') throw new UsageError('--secret-file needs a file name');
+    const spec: ConnectionSpec = {
+      secretFile: v['secret-file'],
+      host: '',
+      port: 0,
+      security: 'starttls',
+      timeoutMs,
+      allowPlaintext: v['allow-plaintext'] ?? false,
+    };
+    if (v.ehlo !== undefined) spec.ehlo = parseEhlo(v.ehlo);
+    return spec;
+  }
   let host: string | undefined;
   let port: number | undefined;
   let security: Security | undefined;
@@ -168,33 +227,30 @@ function connectionSpec(v: Values): ConnectionSpec {
   if (auth !== undefined && user === undefined)
     throw new UsageError('--auth needs a user (--user or smtp://user@host)');
   let secretEnv: string | undefined;
+  const oauthGiven = OAUTH_FLAGS.filter((k) => v[k] !== undefined);
+  if (oauthGiven.length > 0 && auth !== 'xoauth2') {
+    throw new UsageError(`--${oauthGiven[0]} is only used with --auth xoauth2`);
+  }
+  let oauth: OAuthSpec | undefined;
   if (auth === 'xoauth2') {
     if (v['password-env'] !== undefined)
       throw new UsageError('--auth xoauth2 takes --token-env, not --password-env');
-    if (v['token-env'] === undefined)
-      throw new UsageError('--auth xoauth2 needs --token-env NAME (the access token)');
-    secretEnv = envName(v['token-env'], '--token-env');
+    if (v['token-env'] !== undefined && oauthGiven.length > 0) {
+      throw new UsageError('--token-env (a token you have) and --oauth-* (fetch one) cannot be combined');
+    }
+    if (oauthGiven.length > 0) oauth = oauthSpec(v);
+    else if (v['token-env'] === undefined) {
+      throw new UsageError(
+        '--auth xoauth2 needs --token-env NAME (the access token) or --oauth-client-id, ' +
+          '--oauth-client-secret-env and --oauth-token-url/--oauth-tenant (fetch one)',
+      );
+    } else secretEnv = envName(v['token-env'], '--token-env');
   } else {
     if (v['token-env'] !== undefined) throw new UsageError('--token-env is only used with --auth xoauth2');
     if (v['password-env'] !== undefined) secretEnv = envName(v['password-env'], '--password-env');
   }
   if (secretEnv !== undefined && user === undefined) {
     throw new UsageError('a password/token was given but no user (--user or smtp://user@host)');
-  }
-
-  let timeoutMs = DEFAULT_TIMEOUT_SECONDS * 1000;
-  if (v.timeout !== undefined) {
-    const s = Number(v.timeout);
-    if (!/^\d+(\.\d+)?$/.test(v.timeout) || !(s > 0) || s > 3600) {
-      throw new UsageError(`--timeout must be seconds between 0 and 3600 (got ${JSON.stringify(v.timeout)})`);
-    }
-    timeoutMs = Math.round(s * 1000);
-  }
-  if (
-    v.ehlo !== undefined &&
-    !/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$|^\[IPv6:[0-9A-Fa-f:.]+\]$/.test(v.ehlo)
-  ) {
-    throw new UsageError('--ehlo must be a domain name or an address literal like [192.0.2.1]');
   }
 
   const spec: ConnectionSpec = {
@@ -206,10 +262,47 @@ function connectionSpec(v: Values): ConnectionSpec {
   };
   if (user !== undefined) spec.user = user;
   if (secretEnv !== undefined) spec.secretEnv = secretEnv;
+  if (oauth !== undefined) spec.oauth = oauth;
   if (auth !== undefined) spec.auth = auth;
   if (v.ca !== undefined) spec.caFile = v.ca;
-  if (v.ehlo !== undefined) spec.ehlo = v.ehlo;
+  if (v.ehlo !== undefined) spec.ehlo = parseEhlo(v.ehlo);
   return spec;
+}
+
+function oauthSpec(v: Values): OAuthSpec {
+  const clientId = v['oauth-client-id'];
+  const secretEnv = v['oauth-client-secret-env'];
+  if (clientId === undefined || clientId === '')
+    throw new UsageError('--auth xoauth2 with --oauth-*: --oauth-client-id is required');
+  if (secretEnv === undefined) {
+    throw new UsageError(
+      '--oauth-client-secret-env NAME is required (the client secret is never taken on the command line)',
+    );
+  }
+  if (v['oauth-token-url'] === undefined && v['oauth-tenant'] === undefined) {
+    throw new UsageError('--oauth-token-url URL or --oauth-tenant TENANT (Microsoft Entra ID) is required');
+  }
+  const o: OAuthSpec = { clientId, clientSecretEnv: envName(secretEnv, '--oauth-client-secret-env') };
+  if (v['oauth-token-url'] !== undefined) o.tokenUrl = v['oauth-token-url'];
+  if (v['oauth-tenant'] !== undefined) o.tenant = v['oauth-tenant'];
+  if (v['oauth-scope'] !== undefined) o.scope = v['oauth-scope'];
+  return o;
+}
+
+function parseTimeout(t: string | undefined): number {
+  if (t === undefined) return DEFAULT_TIMEOUT_SECONDS * 1000;
+  const s = Number(t);
+  if (!/^\d+(\.\d+)?$/.test(t) || !(s > 0) || s > 3600) {
+    throw new UsageError(`--timeout must be seconds between 0 and 3600 (got ${JSON.stringify(t)})`);
+  }
+  return Math.round(s * 1000);
+}
+
+function parseEhlo(ehlo: string): string {
+  if (!/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$|^\[IPv6:[0-9A-Fa-f:.]+\]$/.test(ehlo)) {
+    throw new UsageError('--ehlo must be a domain name or an address literal like [192.0.2.1]');
+  }
+  return ehlo;
 }
 
 function messageSpec(v: Values): MessageSpec {

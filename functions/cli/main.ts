@@ -8,13 +8,16 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { DkimSigner } from '../mime/dkim.ts';
 import { MimeError } from '../mime/error.ts';
+import { SendError } from '../send/errors.ts';
 import { SmtpError } from '../smtp/error.ts';
 import type { ConnectionOptions, Credentials, Deadline, OutgoingMessage } from '../smtp/types.ts';
 import {
   type Command,
   type ConnectionSpec,
   type MessageSpec,
+  type OAuthSpec,
   type OutputSpec,
   parseCommandLine,
 } from './args.ts';
@@ -56,7 +59,7 @@ export async function run(argv: string[], io: CliIo = processIo()): Promise<numb
       io.stdout.write(helpText(command.topic));
       return EXIT.ok;
     }
-    const options = await connectionOptions(command.connection, command.output, io);
+    const { options, dkim } = await connectionOptions(command.connection, command.output, io);
     // The clock starts when the session starts (after the prompt and after loading the client code).
     const timeoutMs = command.connection.timeoutMs;
     const deadline = (): Deadline => ({
@@ -64,20 +67,27 @@ export async function run(argv: string[], io: CliIo = processIo()): Promise<numb
       ...(io.signal ? { signal: io.signal } : {}),
     });
     const server: ServerView = {
-      host: command.connection.host,
-      port: command.connection.port,
-      security: command.connection.security,
+      host: options.host,
+      port: options.port ?? command.connection.port,
+      security: options.security ?? command.connection.security,
     };
-    if (command.connection.user !== undefined) server.user = command.connection.user;
+    if (options.auth !== undefined) server.user = options.auth.username;
     if (command.kind === 'verify') return await runVerify(options, deadline, server, command.output, io);
-    return await runSend(options, deadline, server, command.message, command.output, io);
+    return await runSend(options, deadline, server, command.message, command.output, io, dkim);
   } catch (err) {
     const output = command !== undefined && 'output' in command ? command.output : undefined;
     return reportError(err, command?.kind, wantsJson || !!output?.json, io, !!output?.transcript);
   }
 }
 
-async function connectionOptions(c: ConnectionSpec, out: OutputSpec, io: CliIo): Promise<ConnectionOptions> {
+interface ResolvedConnection {
+  options: ConnectionOptions;
+  /** DKIM keys from a --secret-file (send signs with them, as the function does). */
+  dkim?: DkimSigner[];
+}
+
+async function connectionOptions(c: ConnectionSpec, out: OutputSpec, io: CliIo): Promise<ResolvedConnection> {
+  if (c.secretFile !== undefined) return secretFileConnection(c, c.secretFile, out);
   const timeouts = { connect: c.timeoutMs, greeting: c.timeoutMs, reply: c.timeoutMs, data: c.timeoutMs };
   const o: ConnectionOptions = { host: c.host, port: c.port, security: c.security, timeouts };
   if (c.allowPlaintext) {
@@ -97,8 +107,70 @@ async function connectionOptions(c: ConnectionSpec, out: OutputSpec, io: CliIo):
     if (!o.ca.includes('-----BEGIN CERTIFICATE-----'))
       throw new UsageError(`--ca: ${c.caFile} holds no PEM certificate`);
   }
-  if (c.user !== undefined) o.auth = await credentials(c, io);
-  return o;
+  if (c.user !== undefined) o.auth = c.oauth ? await fetchedToken(c, c.oauth, io) : await credentials(c, io);
+  return { options: o };
+}
+
+/** The connection exactly as the function builds it from its secret (OAuth token fetched the same way). */
+async function secretFileConnection(
+  c: ConnectionSpec,
+  file: string,
+  out: OutputSpec,
+): Promise<ResolvedConnection> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(
+      `--secret-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  const [{ parseSmtpSecretText, withAccessToken }, { OAuthTokenSource }] = await Promise.all([
+    import('../config/smtp-secret.ts'),
+    import('../config/oauth-credentials.ts'),
+  ]);
+  const parsed = parseSmtpSecretText(text, basename(file));
+  const tokens = parsed.oauth ? new OAuthTokenSource(parsed.oauth, parsed.username) : undefined;
+  const settings = await withAccessToken(parsed, tokens);
+  const t = c.timeoutMs;
+  const o: ConnectionOptions = {
+    ...settings.connection,
+    timeouts: { connect: t, greeting: t, reply: t, data: t },
+  };
+  if (c.allowPlaintext) {
+    o.allowPlaintext = true;
+    o.allowPlaintextAuth = true;
+  }
+  if (c.ehlo !== undefined) o.clientName = c.ehlo;
+  if (out.transcript) o.transcript = true;
+  return settings.dkim ? { options: o, dkim: settings.dkim } : { options: o };
+}
+
+/** `--auth xoauth2 --oauth-*`: a client_credentials token (Microsoft Entra ID by default). */
+async function fetchedToken(c: ConnectionSpec, spec: OAuthSpec, io: CliIo): Promise<Credentials> {
+  const secret = io.env[spec.clientSecretEnv];
+  if (secret === undefined || secret === '') {
+    throw new UsageError(`environment variable ${spec.clientSecretEnv} is not set or empty`);
+  }
+  const [grant, { OAuthTokenSource }] = await Promise.all([
+    import('../config/oauth-grant.ts'),
+    import('../config/oauth-credentials.ts'),
+  ]);
+  const tokenUrl = spec.tokenUrl ?? grant.microsoftTokenUrl(spec.tenant!);
+  const problem = grant.tokenUrlProblem(tokenUrl);
+  if (problem) throw new UsageError(`--oauth-token-url ${problem}`);
+  const tokens = new OAuthTokenSource(
+    {
+      grant: 'client_credentials',
+      tokenUrl,
+      clientId: spec.clientId,
+      clientSecret: secret,
+      scope: spec.scope ?? grant.MICROSOFT_SCOPE,
+    },
+    c.user!,
+  );
+  const { accessToken } = await tokens.get();
+  return { username: c.user!, accessToken, mechanism: 'XOAUTH2' };
 }
 
 async function credentials(c: ConnectionSpec, io: CliIo): Promise<Credentials> {
@@ -177,6 +249,7 @@ async function runSend(
   m: MessageSpec,
   out: OutputSpec,
   io: CliIo,
+  dkim?: DkimSigner[],
 ): Promise<number> {
   const attachments = await Promise.all(
     m.attach.map(async (file) => {
@@ -193,7 +266,7 @@ async function runSend(
     import('../mime/index.ts'),
     import('../smtp/index.ts'),
   ]);
-  const composed = compose({
+  const unsigned = compose({
     from: m.from,
     to: m.to,
     cc: m.cc,
@@ -204,6 +277,7 @@ async function runSend(
     ...(m.html !== undefined ? { html: m.html } : {}),
     ...(attachments.length > 0 ? { attachments } : {}),
   });
+  const composed = dkim ? (await import('../mime/dkim.ts')).signMessage(unsigned, dkim) : unsigned;
   const msg: OutgoingMessage = {
     envelope: composed.envelope,
     content: composed.bytes,
@@ -281,6 +355,17 @@ function reportError(
     code = EXIT.usage;
     line = mimeErrorLine(err);
     detail = { type: 'message', field: err.field, code: err.code, message: oneLine(err.message) };
+  } else if (err instanceof SendError) {
+    // The secret file or the OAuth token endpoint (configuration_error: permanent; unavailable: transient).
+    code = err.transient ? EXIT.transient : err.code === 'validation_failed' ? EXIT.usage : EXIT.permanent;
+    line = `${oneLine(err.message)}${err.hint ? `\nhint (${err.hint.code}): ${err.hint.text}` : ''}`;
+    detail = {
+      type: 'configuration',
+      code: err.code,
+      message: oneLine(err.message),
+      transient: err.transient,
+    };
+    if (err.hint) detail.hint = { code: err.hint.code, message: err.hint.text };
   } else if (err instanceof SmtpError) {
     code = smtpExitCode(err);
     line = smtpErrorLine(err);

@@ -2,6 +2,7 @@
  * What `smtp-send` prints: human text or one JSON object. Never a stack trace, never a secret, never the body.
  */
 import type { MimeError } from '../mime/index.ts';
+import { type ProviderHint, providerHint } from '../send/provider-hints.ts';
 import type { SmtpError } from '../smtp/error.ts';
 import type {
   Capabilities,
@@ -130,7 +131,13 @@ export function smtpErrorLine(e: SmtpError): string {
   parts.push(oneLine(e.serverText ?? e.message));
   const tail = [`${e.transient ? 'transient' : 'permanent'}`, `delivery ${e.delivery}`];
   if (e.command !== undefined) tail.unshift(`after ${oneLine(e.command)}`);
-  return `${parts.join(' ')} — ${tail.join(', ')}`;
+  const hint = replyHint(e);
+  return `${parts.join(' ')} — ${tail.join(', ')}${hint ? `\nhint (${hint.code}): ${hint.text}` : ''}`;
+}
+
+/** A provider hint for a server's refusal (provider-hints.ts). */
+function replyHint(e: SmtpError): ProviderHint | undefined {
+  return e.kind === 'reply' ? providerHint(e) : undefined;
 }
 
 /** The error as JSON; with `transcript` (the `--transcript` flag) the redacted transcript up to the failure. */
@@ -147,6 +154,7 @@ export function smtpErrorJson(e: SmtpError, transcript = false): Record<string, 
     transient: e.transient,
     delivery: e.delivery,
     roundTrips: e.roundTrips,
+    ...(replyHint(e) ? { hint: { code: replyHint(e)!.code, message: replyHint(e)!.text } } : {}),
     ...(transcript ? { transcript: e.transcript ?? [] } : {}),
   };
 }

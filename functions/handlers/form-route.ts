@@ -104,7 +104,7 @@ export async function handleForm(
     if (err.code === 'internal_error') rt.logger.error('form handler failed', { error: e as Error });
     noteError(log, err);
     const extra = err.code === 'method_not_allowed' ? { ...cors, allow: 'POST, OPTIONS' } : cors;
-    if (asJson) return problem(err, extra, log.requestId);
+    if (asJson) return problem(err, extra, log.requestId, 'public');
     const h: Record<string, string> = { ...extra };
     if (err.transient && err.retryAfter !== undefined) h['retry-after'] = String(err.retryAfter);
     return errorPage(err.status, err.title, err.message, err.errors ?? [], h);

@@ -121,20 +121,31 @@ export interface Problem {
   code: string;
   errors?: FieldError[];
   smtp?: SmtpDetail;
+  /** Provider hint code (IAM callers only; its sentence ends `detail`). */
+  hint?: string;
   instance?: string;
   requestId?: string;
 }
 
-export function problemOf(err: SendError, requestId?: string): Problem {
+/**
+ * The problem body. `audience: 'public'` (form routes) leaves provider hints out: they describe the deployment,
+ * which is for its operators (IAM callers, logs), not for a site's visitors.
+ */
+export function problemOf(err: SendError, requestId?: string, audience: 'iam' | 'public' = 'iam'): Problem {
+  const hint = audience === 'iam' ? err.hint : undefined;
   const p: Problem = {
     type: PROBLEM_TYPE_BASE + err.code,
     title: err.title,
     status: err.status,
-    detail: err.message,
+    detail: hint ? `${err.message}. ${hint.text}` : err.message,
     code: err.code,
   };
   if (err.errors?.length) p.errors = err.errors;
-  if (err.smtp) p.smtp = err.smtp;
+  if (err.smtp) {
+    const { hint: _code, ...smtp } = err.smtp;
+    p.smtp = hint ? err.smtp : smtp;
+  }
+  if (hint) p.hint = hint.code;
   if (requestId) p.requestId = requestId;
   return p;
 }
@@ -144,11 +155,12 @@ export function problem(
   err: SendError,
   headers: Record<string, string> = {},
   requestId?: string,
+  audience: 'iam' | 'public' = 'iam',
 ): HttpResult {
   const extra: Record<string, string> = { ...headers };
   if (err.retryAfter !== undefined && err.transient) extra['retry-after'] = String(err.retryAfter);
   if (err.code === 'method_not_allowed' && !extra.allow) extra.allow = 'POST';
-  const res = json(err.status, problemOf(err, requestId), extra);
+  const res = json(err.status, problemOf(err, requestId, audience), extra);
   res.headers['content-type'] = 'application/problem+json; charset=utf-8';
   return res;
 }

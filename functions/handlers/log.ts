@@ -26,6 +26,8 @@ export interface InvocationLog {
   counts?: Record<string, number>;
   /** `field:code` of field errors (never values). */
   fieldErrors?: string[];
+  /** Provider hint (provider-hints.ts): what the refusal means, for the operator reading the log. */
+  hint?: { code: string; text: string };
   trace: DeliveryTrace;
   started: number;
 }
@@ -44,6 +46,7 @@ export function noteError(log: InvocationLog, err: SendError): void {
         ? 'failed'
         : 'rejected';
   if (err.errors?.length) log.fieldErrors = err.errors.slice(0, 10).map((e) => `${e.field}:${e.code}`);
+  if (err.hint) log.hint = { code: err.hint.code, text: err.hint.text };
   if (err.smtp?.code !== undefined) log.trace.smtpCode = err.smtp.code;
   if (err.smtp?.phase) log.trace.smtpPhase = err.smtp.phase;
 }
@@ -58,6 +61,8 @@ export function writeSummary(logger: Logger, log: InvocationLog, extra: Record<s
     status: log.status,
     messages: log.messages,
     fieldErrors: log.fieldErrors,
+    hint: log.hint?.code,
+    hintText: log.hint?.text,
     smtpCode: t.smtpCode,
     smtpPhase: t.smtpPhase,
     roundTrips: t.roundTrips,

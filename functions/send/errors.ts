@@ -34,6 +34,8 @@ export interface SmtpDetail {
   phase: string;
   code?: number;
   enhancedCode?: string;
+  /** Stable code of the provider hint (provider-hints.ts), when the reply is a known one. */
+  hint?: string;
 }
 
 export interface ErrorInfo {

@@ -1,4 +1,8 @@
-/** One validated request → one composed message: the sender/recipient allowlists, then composition. */
+/**
+ * One validated request → one composed message: the sender/recipient allowlists, then composition, then the DKIM
+ * signature(s) when the secret has `dkim` (mime/dkim.ts).
+ */
+import { signMessage } from '../mime/dkim.ts';
 import { MimeError } from '../mime/error.ts';
 import { compose } from '../mime/index.ts';
 import type { ComposedMessage, MessageInput } from '../mime/types.ts';
@@ -40,7 +44,8 @@ export function prepare(
   if (valid.attachments.length) input.attachments = valid.attachments;
   if (Object.keys(valid.headers).length) input.headers = valid.headers;
   try {
-    return compose(input);
+    const composed = compose(input);
+    return settings.dkim ? signMessage(composed, settings.dkim) : composed;
   } catch (e) {
     if (e instanceof MimeError) {
       throw validationFailed([{ field: e.field, code: e.code, message: mimeDetail(e) }]);

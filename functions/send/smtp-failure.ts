@@ -3,7 +3,8 @@
  * stable code. `delivery: 'unknown'` is always `delivery_unknown`; everything else here was not sent.
  */
 import { SmtpError } from '../smtp/error.ts';
-import { SendError, type SmtpDetail } from './errors.ts';
+import { SendError, type SendErrorOptions, type SmtpDetail } from './errors.ts';
+import { type ProviderHint, providerHint } from './provider-hints.ts';
 import { isAuthFailure } from './retry.ts';
 
 /**
@@ -43,13 +44,27 @@ export function deliveryUnknown(e: SmtpError, messageId: string): SendError {
   );
 }
 
-/** SMTP failure (delivery not-sent) → stable code. */
+/** SMTP failure (delivery not-sent) → stable code, with a provider hint when the reply is a known one. */
 export function mapSmtpError(e: SmtpError, afterRefresh = false): SendError {
+  const hint = e.kind === 'reply' ? providerHint(e) : undefined;
+  if (hint) return withHint(mapReply(e, afterRefresh), hint);
+  return mapReply(e, afterRefresh);
+}
+
+function withHint(err: SendError, hint: ProviderHint): SendError {
+  const o: SendErrorOptions = { hint };
+  if (err.smtp) o.smtp = { ...err.smtp, hint: hint.code };
+  if (err.retryAfter !== undefined) o.retryAfter = err.retryAfter;
+  return new SendError(err.code, err.message, o);
+}
+
+function mapReply(e: SmtpError, afterRefresh: boolean): SendError {
   const smtp = smtpDetail(e);
-  if (isAuthFailure(e)) {
+  // Any 5xx to AUTH (535 credentials, 534 app password, 550 5.7.30 basic auth off) is the deployment's to fix.
+  if (isAuthFailure(e) || (e.phase === 'auth' && e.code !== undefined && e.code >= 500)) {
     return new SendError(
       'configuration_error',
-      `SMTP authentication failed (${describe(e)})${afterRefresh ? ' even with a freshly read secret' : ''}`,
+      `SMTP authentication failed (${describe(e)})${afterRefresh ? ' even with a freshly read secret (and a new token)' : ''}`,
       { smtp },
     );
   }

@@ -249,20 +249,18 @@ describe('jwt_bearer (Google service account, domain-wide delegation)', () => {
 });
 
 describe('refresh_token (any provider) with write-back of a rotated refresh token', () => {
+  const refreshAuth = (refreshToken: string, extra: object = {}) => ({
+    type: 'oauth2',
+    grant: 'refresh_token',
+    tokenUrl: idp.entraUrl('common'),
+    clientId: 'app-2',
+    refreshToken,
+    ...extra,
+  });
+
   it('rotated by the provider: PutSecretValue stores it (real SDK client → Secrets Manager endpoint)', async () => {
     idp.options.refreshTokens!['rt-first'] = { clientId: 'app-2', subject: MAILBOX, rotate: true };
-    const secret = {
-      ...base(),
-      auth: {
-        type: 'oauth2',
-        grant: 'refresh_token',
-        tokenUrl: idp.entraUrl('common'),
-        clientId: 'app-2',
-        refreshToken: 'rt-first',
-        writeBack: true,
-      },
-      note: 'kept as it is',
-    };
+    const secret = { ...base(), auth: refreshAuth('rt-first', { writeBack: true }), note: 'kept as it is' };
     const { deps, transport } = setup('rt-rotate', secret);
     sm.resetCalls();
     await deliver(message, deps, { deadline: Date.now() + 20_000 });
@@ -273,13 +271,7 @@ describe('refresh_token (any provider) with write-back of a rotated refresh toke
     expect(stored).toMatchObject({ note: 'kept as it is', auth: { writeBack: true, clientId: 'app-2' } });
     // The next token request (forced) uses the rotated token and succeeds.
     const tokens = new OAuthTokenSource(
-      {
-        grant: 'refresh_token',
-        tokenUrl: idp.entraUrl('common'),
-        clientId: 'app-2',
-        refreshToken: stored.auth.refreshToken,
-        writeBack: false,
-      },
+      { ...refreshAuth(stored.auth.refreshToken), grant: 'refresh_token', writeBack: false },
       MAILBOX,
     );
     await tokens.get();
@@ -288,16 +280,7 @@ describe('refresh_token (any provider) with write-back of a rotated refresh toke
 
   it('without writeBack nothing is written (and the rotated token is still used in memory)', async () => {
     idp.options.refreshTokens!['rt-mem'] = { clientId: 'app-2', subject: MAILBOX, rotate: true };
-    const { settings } = setup('rt-nowrite', {
-      ...base(),
-      auth: {
-        type: 'oauth2',
-        grant: 'refresh_token',
-        tokenUrl: idp.entraUrl('common'),
-        clientId: 'app-2',
-        refreshToken: 'rt-mem',
-      },
-    });
+    const { settings } = setup('rt-nowrite', { ...base(), auth: refreshAuth('rt-mem') });
     sm.resetCalls();
     await settings.get();
     await settings.refresh();
