@@ -11,8 +11,8 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from './connection.ts';
-import { SmtpError } from './error.ts';
-import { asSmtpError, type Transaction } from './session.ts';
+import { asSmtpError, SmtpError } from './error.ts';
+import type { Transaction } from './transaction.ts';
 import type {
   BatchItemResult,
   Capabilities,

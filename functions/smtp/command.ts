@@ -21,8 +21,8 @@ export type CommandKind =
   | 'rset'
   | 'quit';
 
-export interface Command {
-  kind: CommandKind;
+export interface Command<K extends CommandKind = CommandKind> {
+  kind: K;
   phase: Phase;
   /** The line without CRLF. May hold secrets (AUTH): never log it, log `redacted`. */
   line: string;
@@ -97,11 +97,11 @@ function renderParams(params: EsmtpParam[], phase: Phase): string {
   return s;
 }
 
-function plain(kind: CommandKind, phase: Phase, line: string): Command {
+function plain<K extends CommandKind>(kind: K, phase: Phase, line: string): Command<K> {
   return { kind, phase, line, redacted: line };
 }
 
-export function ehlo(clientName: string): Command {
+export function ehlo(clientName: string): Command<'ehlo'> {
   assertNoLineBreak(clientName, 'EHLO name', 'ehlo');
   if (!isValidClientName(clientName)) {
     throw usage(
@@ -112,10 +112,10 @@ export function ehlo(clientName: string): Command {
   return plain('ehlo', 'ehlo', `EHLO ${clientName}`);
 }
 
-export const starttls = (): Command => plain('starttls', 'starttls', 'STARTTLS');
+export const starttls = (): Command<'starttls'> => plain('starttls', 'starttls', 'STARTTLS');
 
 /** `AUTH <mech> [initial-response]`; the response is redacted. */
-export function auth(mechanism: string, initialResponse?: string): Command {
+export function auth(mechanism: string, initialResponse?: string): Command<'auth'> {
   assertNoLineBreak(mechanism, 'SASL mechanism', 'auth');
   if (!/^[A-Z0-9_-]{1,20}$/.test(mechanism)) throw usage(`invalid SASL mechanism ${mechanism}`, 'auth');
   if (initialResponse === undefined) return plain('auth', 'auth', `AUTH ${mechanism}`);
@@ -131,33 +131,33 @@ export function auth(mechanism: string, initialResponse?: string): Command {
 }
 
 /** A SASL continuation line (answer to a 334). Always redacted. */
-export function saslResponse(data: string): Command {
+export function saslResponse(data: string): Command<'sasl'> {
   assertNoLineBreak(data, 'SASL response', 'auth');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw usage('SASL response is not base64', 'auth');
   return { kind: 'sasl', phase: 'auth', line: data, redacted: '***' };
 }
 
-export function mail(from: string, params: EsmtpParam[] = []): Command {
+export function mail(from: string, params: EsmtpParam[] = []): Command<'mail'> {
   if (from !== '') assertAddress(from, 'mail');
   return plain('mail', 'mail', `MAIL FROM:<${from}>${renderParams(params, 'mail')}`);
 }
 
-export function rcpt(to: string, params: EsmtpParam[] = []): Command {
+export function rcpt(to: string, params: EsmtpParam[] = []): Command<'rcpt'> {
   if (to === '') throw usage('empty recipient address', 'rcpt');
   assertAddress(to, 'rcpt');
   return plain('rcpt', 'rcpt', `RCPT TO:<${to}>${renderParams(params, 'rcpt')}`);
 }
 
-export const data = (): Command => plain('data', 'data', 'DATA');
+export const data = (): Command<'data'> => plain('data', 'data', 'DATA');
 
-export function bdat(octets: number, last: boolean): Command {
+export function bdat(octets: number, last: boolean): Command<'bdat'> {
   if (!Number.isSafeInteger(octets) || octets < 0)
     throw usage('BDAT size must be a non-negative integer', 'data');
   return plain('bdat', 'data', `BDAT ${octets}${last ? ' LAST' : ''}`);
 }
 
-export const rset = (): Command => plain('rset', 'rset', 'RSET');
-export const quit = (): Command => plain('quit', 'quit', 'QUIT');
+export const rset = (): Command<'rset'> => plain('rset', 'rset', 'RSET');
+export const quit = (): Command<'quit'> => plain('quit', 'quit', 'QUIT');
 
 const encoder = new TextEncoder();
 /** The exact bytes of a command on the wire (UTF-8, CRLF). */

@@ -5,10 +5,11 @@
  */
 import { isIP } from 'node:net';
 import * as cmd from './command.ts';
-import { abortError, SmtpError } from './error.ts';
+import { abortError, asSmtpError, SmtpError } from './error.ts';
 import { formatReply } from './reply.ts';
-import { asSmtpError, Session } from './session.ts';
+import { Session } from './session.ts';
 import { upgradeToTls } from './starttls.ts';
+import { endsData } from './transaction.ts';
 import { connectTcp, Transport } from './transport.ts';
 import type {
   ConnectionOptions,
@@ -234,7 +235,7 @@ export class Connection {
         const phaseMs =
           item.kind === 'greeting'
             ? this.options.timeouts.greeting
-            : item.endsData
+            : endsData(item)
               ? this.options.timeouts.data // the reply to the final dot / BDAT LAST: exactly `timeouts.data`
               : this.session.awaitingDataEnd
                 ? Math.max(this.options.timeouts.data, this.options.timeouts.reply)

@@ -3,7 +3,8 @@
  * (`code`, `enhancedCode`, `serverText`), whether trying again later may help (`transient`) and what we know about
  * the message (`delivery`). `command` is always redacted (AUTH payloads never appear).
  */
-import type { Delivery, Phase, TranscriptLine } from './types.ts';
+import { formatReply } from './reply.ts';
+import type { Delivery, Phase, Reply, TranscriptLine } from './types.ts';
 
 /** Broad cause, for callers that want to branch without parsing messages. */
 export type SmtpErrorKind =
@@ -112,4 +113,30 @@ export class SmtpError extends Error {
 /** The caller aborted through its AbortSignal (its reason is kept as the cause). */
 export function abortError(phase: Phase, signal?: AbortSignal): SmtpError {
   return new SmtpError('operation aborted by the caller', { phase, kind: 'aborted', cause: signal?.reason });
+}
+
+/** The error for a refusing reply: code, enhanced code and text from the server, the redacted command. */
+export function replyError(
+  message: string,
+  phase: Phase,
+  reply: Reply,
+  command: string,
+  transient?: boolean,
+): SmtpError {
+  const { code, enhancedCode, text: serverText } = reply;
+  return new SmtpError(`${message}: ${formatReply(reply)}`, {
+    phase,
+    kind: 'reply',
+    command,
+    code,
+    enhancedCode,
+    serverText,
+    ...(transient === undefined ? {} : { transient }),
+  });
+}
+
+/** Anything thrown that is not an `SmtpError` (e.g. Node's RangeError for a bad port) becomes a `usage` error. */
+export function asSmtpError(e: unknown, phase: Phase): SmtpError {
+  if (e instanceof SmtpError) return e;
+  return new SmtpError(e instanceof Error ? e.message : String(e), { phase, kind: 'usage', cause: e });
 }

@@ -138,3 +138,19 @@ export function makeReply(code: number, lines: string[]): Reply {
 export function formatReply(reply: Reply): string {
   return reply.lines.map((l, i) => `${reply.code}${i === reply.lines.length - 1 ? ' ' : '-'}${l}`).join('\n');
 }
+
+const QUEUE_ID = [
+  /\bOK\s+\d+\s+(\S+)\s+-\s+gsmtp/i,
+  /queued as ([A-Za-z0-9._\-@/+=]+)/i,
+  /\bid=([A-Za-z0-9._\-@/+=]+)/i,
+  /\bOK:?\s+<?([A-Za-z0-9._\-@/+=]{6,})>?/i,
+];
+
+/** Best-effort queue id from the final reply ("queued as X", "id=X", "OK X"). */
+export function parseQueueId(reply: Reply): string | undefined {
+  for (const re of QUEUE_ID) {
+    const m = re.exec(reply.text);
+    if (m) return m[1];
+  }
+  return undefined;
+}

@@ -14,7 +14,8 @@ import {
   sendMail,
 } from '../../functions/smtp/index.ts';
 import { makeReply } from '../../functions/smtp/reply.ts';
-import { type Item, Session } from '../../functions/smtp/session.ts';
+import { Session } from '../../functions/smtp/session.ts';
+import { endsData, type WrittenItem } from '../../functions/smtp/transaction.ts';
 import type { Reply } from '../../functions/smtp/types.ts';
 import { type ScriptAction, type ScriptedServer, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
@@ -143,13 +144,13 @@ describe('a group the driver could not write', () => {
       greeting: makeReply(220, ['mx ESMTP']),
       EHLO: makeReply(250, ['mx', 'PIPELINING', 'CHUNKING']),
     };
-    let write: Item[] | undefined;
+    let write: WrittenItem[] | undefined;
     for (let n = 0; n < 10 && !write; n++) {
       const a = s.next();
       if (a.type === 'read') s.onReply(replies[a.item.kind === 'greeting' ? 'greeting' : 'EHLO']!);
       else if (a.type === 'write' && a.items.some((i) => i.kind === 'bdat')) write = a.items;
     }
-    expect(write?.filter((i) => i.endsData)).toHaveLength(2); // both BDAT LAST planned in one group
+    expect(write?.filter(endsData)).toHaveLength(2); // both BDAT LAST planned in one group
     s.notWritten(write!);
     s.abort(
       new SmtpError('connection closed by the server', { phase: 'mail', kind: 'network', transient: true }),

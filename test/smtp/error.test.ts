@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SmtpError } from '../../functions/smtp/error.ts';
-import { makeReply } from '../../functions/smtp/reply.ts';
-import { parseQueueId, replyError } from '../../functions/smtp/session.ts';
+import { replyError, SmtpError } from '../../functions/smtp/error.ts';
+import { makeReply, parseQueueId } from '../../functions/smtp/reply.ts';
 
 describe('SmtpError', () => {
   it('derives transient from 4xx codes and defaults delivery to not-sent', () => {
