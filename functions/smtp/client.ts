@@ -84,9 +84,10 @@ function precheck(msg: OutgoingMessage): void {
  */
 function withContext(e: unknown, stats: OperationStats): SmtpError {
   const err = asSmtpError(e, 'connect');
-  err.roundTrips = stats.roundTrips;
-  if (stats.transcript) err.transcript = stats.transcript;
-  return err;
+  return err.with({
+    roundTrips: stats.roundTrips,
+    ...(stats.transcript ? { transcript: stats.transcript } : {}),
+  });
 }
 
 const notSent = () => new SmtpError('message was not sent', { phase: 'mail', kind: 'network' });
@@ -151,8 +152,7 @@ async function runBatch(
       for (const i of index) results[i] = { ok: false, error };
     }
   }
-  for (const r of results) if (!r.ok) withContext(r.error, stats);
-  return results;
+  return results.map((r) => (r.ok ? r : { ok: false, error: withContext(r.error, stats) }));
 }
 
 function batchOutcome(results: BatchItemResult[], stats: OperationStats, reused: boolean): BatchOutcome {

@@ -23,19 +23,23 @@ export type SmtpErrorKind =
   /** Bad input from the caller (CR/LF in an argument, missing extension for the message). */
   | 'usage';
 
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** What `new SmtpError` takes: the error's own fields (see the class), all but `phase` and `kind` optional. */
 export interface SmtpErrorInit
   extends Partial<
-    Pick<
-      SmtpError,
-      | 'command'
-      | 'code'
-      | 'enhancedCode'
-      | 'serverText'
-      | 'transient'
-      | 'delivery'
-      | 'roundTrips'
-      | 'transcript'
+    Writable<
+      Pick<
+        SmtpError,
+        | 'command'
+        | 'code'
+        | 'enhancedCode'
+        | 'serverText'
+        | 'transient'
+        | 'delivery'
+        | 'roundTrips'
+        | 'transcript'
+      >
     >
   > {
   phase: Phase;
@@ -45,22 +49,22 @@ export interface SmtpErrorInit
 
 export class SmtpError extends Error {
   override readonly name = 'SmtpError';
-  phase: Phase;
-  kind: SmtpErrorKind;
+  readonly phase: Phase;
+  readonly kind: SmtpErrorKind;
   /** The command the error answers, redacted (`AUTH PLAIN ***`). */
-  command?: string;
-  code?: number;
-  enhancedCode?: string;
-  serverText?: string;
-  transient: boolean;
-  delivery: Delivery;
+  readonly command?: string;
+  readonly code?: number;
+  readonly enhancedCode?: string;
+  readonly serverText?: string;
+  readonly transient: boolean;
+  readonly delivery: Delivery;
   /** Round trips of the operation up to the failure (set on every error `sendMail`/`verify`/`send` throw). */
-  roundTrips?: number;
+  readonly roundTrips?: number;
   /**
    * The redacted transcript of the operation up to the failure (only with `transcript: true`). Not in `toJSON()`:
    * it names every address of the envelope; print it on purpose (CLI `--transcript`), never log it by default.
    */
-  transcript?: TranscriptLine[];
+  readonly transcript?: TranscriptLine[];
 
   constructor(message: string, init: SmtpErrorInit) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -83,8 +87,15 @@ export class SmtpError extends Error {
 
   /** A copy with another delivery verdict (the verdict is only known by whoever tracks the message). */
   withDelivery(delivery: Delivery, phase: Phase = this.phase): SmtpError {
-    // The own fields carry everything; fields left undefined stay unset in the copy, as in the original.
-    const copy = new SmtpError(this.message, { ...this, phase, delivery, cause: this.cause });
+    return this.with({ phase, delivery });
+  }
+
+  /**
+   * A copy with some fields changed (an error is never changed once made: several transactions may hold it).
+   * The own fields carry everything; fields left undefined stay unset in the copy, as in the original.
+   */
+  with(changes: Partial<Pick<SmtpErrorInit, 'phase' | 'delivery' | 'roundTrips' | 'transcript'>>): SmtpError {
+    const copy = new SmtpError(this.message, { ...this, ...changes, cause: this.cause });
     copy.stack = this.stack;
     return copy;
   }
