@@ -3,6 +3,7 @@
  * structure from what is given (text, html, inline images, attachments), transfer encodings per part,
  * and deterministic output for a given `random`/`now`.
  */
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { type AddrSpec, parseAddrSpec, parseDomain, parseMailbox } from './address.ts';
 import { assertNoLineBreak, assertWellFormed, MimeError } from './error.ts';
@@ -15,8 +16,9 @@ import {
   rawTokens,
   unstructuredTokens,
 } from './header.ts';
+import { asHtmlDocument, htmlToText } from './html-text.ts';
 import { guessMediaType, parseMediaType } from './media-type.ts';
-import { fileNameParameters } from './parameter.ts';
+import { contentTypeName, dispositionFileName } from './parameter.ts';
 import {
   encodeBase64,
   encodeTextBody,
@@ -124,8 +126,8 @@ class Composer {
     list.forEach((m, i) => {
       if (m.name !== undefined) tokens.push(...phraseTokens(m.name, this.rawUtf8));
       const comma = i < list.length - 1 ? ',' : '';
-      const addr = m.name === undefined ? m.spec.address : `<${m.spec.address}>`;
-      tokens.push({ sep: ' ', text: addr + comma });
+      // Always the angle-addr form: a bare `To: a@b` scores as spam (SpamAssassin TO_NO_BRKTS_*).
+      tokens.push({ sep: ' ', text: `<${m.spec.address}>${comma}` });
     });
     return tokens;
   }
@@ -152,17 +154,21 @@ class Composer {
     const media = a.contentType === undefined ? { type: guessMediaType(a.filename), params: [] } : undefined;
     const type = media ?? parseMediaType(a.contentType!, `${field}.contentType`);
     const typeParams = type.params.filter(([k]) => k !== 'name').map(([k, v]) => `${k}=${v}`);
+    if (type.type.startsWith('text/') && !type.params.some(([k]) => k === 'charset') && isUtf8(a.content)) {
+      // A text part without a charset is US-ASCII by default (RFC 2046 §4.1.2): say what the bytes are.
+      typeParams.push('charset=utf-8');
+    }
     const disposition = a.disposition ?? (forceInline ? 'inline' : 'attachment');
     const fields = [
       foldField(
         'Content-Type',
-        paramTokens(type.type, [...typeParams, ...fileNameParameters('name', a.filename)]),
+        paramTokens(type.type, [...typeParams, contentTypeName(a.filename)]),
         `${field}.contentType`,
       ),
       foldField('Content-Transfer-Encoding', rawTokens('base64'), field),
       foldField(
         'Content-Disposition',
-        paramTokens(disposition, fileNameParameters('filename', a.filename)),
+        paramTokens(disposition, dispositionFileName(a.filename)),
         `${field}.filename`,
       ),
     ];
@@ -212,10 +218,22 @@ class Composer {
   }
 }
 
-/** `value; a=b; c=d` as tokens that fold after each `;`. */
-function paramTokens(value: string, params: string[]): HeaderToken[] {
-  const all = [value, ...params];
-  return all.map((text, i) => ({ sep: ' ', text: i < all.length - 1 ? `${text};` : text }));
+/**
+ * `value; a=b; c=d` as tokens that fold after each `;`. A parameter given as pieces may also fold between them
+ * (never inside a quoted value otherwise: munpack keeps the fold in a file name).
+ */
+function paramTokens(value: string, params: Array<string | string[]>): HeaderToken[] {
+  const tokens: HeaderToken[] = [{ sep: ' ', text: params.length > 0 ? `${value};` : value }];
+  params.forEach((param, i) => {
+    const pieces = (typeof param === 'string' ? [param] : param).map((text) => ({ sep: ' ', text }));
+    if (i < params.length - 1) pieces[pieces.length - 1]!.text += ';';
+    tokens.push(...pieces);
+  });
+  return tokens;
+}
+
+function htmlDocument(html: string): string {
+  return typeof html === 'string' ? asHtmlDocument(html) : html;
 }
 
 function hasHighOctet(b: Uint8Array): boolean {
@@ -338,8 +356,10 @@ export function compose(input: MessageInput, opts: ComposeOptions = {}): Compose
     throw new MimeError('to', 'missing_recipient', 'at least one of to, cc or bcc is needed');
 
   // 3. Body structure.
-  const html = input.html !== undefined ? c.textLeaf(input.html, 'html', 'html') : undefined;
-  const text = input.text !== undefined ? c.textLeaf(input.text, 'plain', 'text') : undefined;
+  // An HTML body always has a text alternative (generated when not given) and is a whole document.
+  const html = input.html !== undefined ? c.textLeaf(htmlDocument(input.html), 'html', 'html') : undefined;
+  const textInput = input.text ?? (typeof input.html === 'string' ? htmlToText(input.html) : undefined);
+  const text = textInput !== undefined ? c.textLeaf(textInput, 'plain', 'text') : undefined;
   const related: Leaf[] = [];
   const mixed: Leaf[] = [];
   attachments.forEach((a, i) => {

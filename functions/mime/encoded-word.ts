@@ -88,11 +88,17 @@ export class EncodedWordSource {
     return this.index >= this.units.length;
   }
 
+  /** Units left: `peek(…) === remaining` means the rest fits in one word. */
+  get remaining(): number {
+    return this.units.length - this.index;
+  }
+
   /**
-   * The next word of at most `maxLength` characters (≤ 75), or null when not even one character fits
-   * (the caller then folds and asks again with more room).
+   * How many units the next word of at most `maxLength` characters (≤ 75) would take: as many as fit, but
+   * when not all of the rest fits, the word ends after the last space that fits (a decoder that wrongly keeps
+   * the break between two words then shows it at a word boundary, not inside a word). 0 when nothing fits.
    */
-  next(maxLength: number): string | null {
+  peek(maxLength: number): number {
     const maxPayload = Math.min(maxLength, MAX_ENCODED_WORD) - OVERHEAD;
     let end = this.index;
     let bytes = 0;
@@ -106,7 +112,24 @@ export class EncodedWordSource {
       qLen = nextQ;
       end++;
     }
-    if (end === this.index) return null;
+    if (end < this.units.length) {
+      for (let k = end - 1; k > this.index; k--) {
+        if (isSpace(this.units[k]!)) return k + 1 - this.index;
+      }
+    }
+    return end - this.index;
+  }
+
+  /**
+   * The next word of at most `maxLength` characters (≤ 75), cut as `peek` says, or null when not even one
+   * character fits (the caller then folds and asks again with more room).
+   */
+  next(maxLength: number): string | null {
+    const count = this.peek(maxLength);
+    if (count === 0) return null;
+    const end = this.index + count;
+    let bytes = 0;
+    for (let i = this.index; i < end; i++) bytes += this.units[i]!.length;
     const chunk = new Uint8Array(bytes);
     let offset = 0;
     for (let i = this.index; i < end; i++) {
@@ -117,4 +140,8 @@ export class EncodedWordSource {
     const payload = this.encoding === 'B' ? Buffer.from(chunk).toString('base64') : qEncode(chunk);
     return `=?UTF-8?${this.encoding}?${payload}?=`;
   }
+}
+
+function isSpace(unit: Uint8Array): boolean {
+  return unit.length === 1 && (unit[0] === 0x20 || unit[0] === 0x09);
 }

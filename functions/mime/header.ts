@@ -13,7 +13,10 @@ export const MAX_LINE = 998;
  * One unit of a header value. `sep` is the white space before it: folding inserts CRLF in front of
  * `sep`, so `sep` must start with SP or HTAB; an empty `sep` glues the token to the previous one.
  */
-export type HeaderToken = { sep: string; text: string } | { sep: string; words: EncodedWordSource };
+export type HeaderToken =
+  | { sep: string; text: string }
+  /** `phrase`: a display name, moved whole to the next line rather than split when it fits one word. */
+  | { sep: string; words: EncodedWordSource; phrase?: boolean };
 
 export interface FoldedField {
   name: string;
@@ -56,17 +59,23 @@ export function foldField(name: string, tokens: HeaderToken[], field: string): F
       continue;
     }
     let s = sep;
+    const atStart = octets(name) + 1;
     while (!token.words.done) {
       const room = FOLD_AT - lineLen - octets(s);
-      let word = token.words.next(room);
-      if (word === null) {
-        // Not one character fits on this line: continue on a new one (also right after "Name:").
+      const onFreshLine = token.words.peek(FOLD_AT - octets(s));
+      const here = token.words.peek(room);
+      // Fold BEFORE an encoded word rather than cut it short: when a fresh line holds more of the text (or
+      // all of a short one, which is then never split: Python's parser shows a space between two words of a
+      // display name). Right after "Name:" only a short display name moves to the next line.
+      const whole = token.phrase === true && onFreshLine === token.words.remaining;
+      const fold = here === 0 || (here < onFreshLine && (lineLen > atStart || whole));
+      if (fold && lineLen > 0) {
         lines.push(line);
         line = '';
         lineLen = 0;
-        word = token.words.next(FOLD_AT - octets(s));
-        if (word === null) throw new MimeError(field, 'line_too_long', 'cannot encode value');
       }
+      const word = token.words.next(FOLD_AT - lineLen - octets(s));
+      if (word === null) throw new MimeError(field, 'line_too_long', 'cannot encode value');
       line += s + word;
       lineLen += octets(s) + octets(word);
       value += s + word;
@@ -155,14 +164,14 @@ const ATOM_UTF8 = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u00a0-\u{10ffff}]+$/u;
  */
 export function phraseTokens(name: string, rawUtf8: boolean): HeaderToken[] {
   if (name.includes('\t') || !isRawSafe(name, rawUtf8) || name.includes('=?')) {
-    return [{ sep: ' ', words: new EncodedWordSource(name) }];
+    return [{ sep: ' ', words: new EncodedWordSource(name), phrase: true }];
   }
   const words = name.split(' ');
   const atom = rawUtf8 ? ATOM_UTF8 : ATOM;
   if (words.every((w) => atom.test(w))) return words.map((w) => ({ sep: ' ', text: w }));
   const tokens = rawTokens('"' + name.replace(/[\\"]/g, '\\$&') + '"');
   if (tokens.some((t) => octets(t.text) > LONG_WORD))
-    return [{ sep: ' ', words: new EncodedWordSource(name) }];
+    return [{ sep: ' ', words: new EncodedWordSource(name), phrase: true }];
   return tokens;
 }
 

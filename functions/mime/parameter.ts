@@ -1,9 +1,14 @@
 /**
- * MIME parameters (RFC 2045 §5.1) with RFC 2231 extended values for file names:
- * `filename="plain.pdf"` when the name is short printable ASCII, otherwise
- * `filename="ascii-fallback.pdf"` plus `filename*=UTF-8''…` (split into `filename*0*=`, `filename*1*=` …
- * continuations, each on its own line, never splitting a character's %XX sequence).
+ * MIME parameters (RFC 2045 §5.1) carrying a file name, each name written ONCE per header field:
+ *
+ * - `Content-Disposition: attachment; filename="plain.pdf"` for printable ASCII, otherwise the RFC 2231
+ *   extended value `filename*=UTF-8''…` (split into `filename*0*=`, `filename*1*=` … continuations, each on its
+ *   own line, never splitting a character's %XX sequence). No ASCII fallback beside it: a second `filename`
+ *   is a duplicate parameter to Python's `email`, and ripmime/munpack would pick (or glue) the wrong one.
+ * - `Content-Type: …; name="plain.pdf"`, otherwise `name="=?UTF-8?B?…?="`: RFC 2047 words inside the quoted
+ *   string, which RFC 2047 §5 does not bless but Outlook and most clients read (the de facto form).
  */
+import { EncodedWordSource, MAX_ENCODED_WORD } from './encoded-word.ts';
 
 const utf8 = new TextEncoder();
 const HEX = '0123456789ABCDEF';
@@ -35,40 +40,31 @@ export function quoteValue(value: string): string {
   return '"' + value.replace(/[\\"]/g, '\\$&') + '"';
 }
 
-/** Printable ASCII version of a file name: accents removed, anything else becomes `_`. */
-export function asciiFallback(value: string, max = 60): string {
-  let ascii = value
-    .normalize('NFKD')
-    .replace(/\p{M}/gu, '')
-    .replace(/[^\x20-\x7e]|["\\]/gu, '_');
-  if (ascii.length > max) {
-    const dot = ascii.lastIndexOf('.');
-    const ext = dot > 0 && ascii.length - dot <= 10 ? ascii.slice(dot) : '';
-    ascii = ascii.slice(0, max - ext.length) + ext;
-  }
-  return ascii;
-}
-
-/** Longest `attr="value"` kept as a single plain parameter. */
-const PLAIN_MAX = 70;
+/** Longest plain quoted value (it is never folded; a header line may have 998 octets). */
+const MAX_PLAIN = 900;
+/** Longest `attr*=UTF-8''…` kept as a single extended parameter. */
+const EXTENDED_MAX = 70;
 /** RFC 5322 preferred line length. */
 const LINE_MAX = 78;
 
 /**
- * Parameters for `attr` (`filename` or `name`) carrying `value`, each a complete `attr…=…` string;
- * the caller joins them with `;` and folds between them.
+ * Can the value go into a plain quoted-string that every parser reads as is? Not with `"` or `\` (ripmime
+ * does not unescape a quoted-pair), nor `=?` (a decoder might take it for an encoded word). The value is one
+ * token, never folded inside: munpack keeps a fold's line break in the name.
  */
-export function fileNameParameters(attr: string, value: string): string[] {
-  const plain = `${attr}=${quoteValue(value)}`;
-  if (/^[\x20-\x7e]*$/.test(value) && !value.includes('=?') && plain.length <= PLAIN_MAX) return [plain];
-  const params = [`${attr}=${quoteValue(asciiFallback(value))}`];
+function isPlain(value: string): boolean {
+  return /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/.test(value) && !value.includes('=?') && value.length <= MAX_PLAIN;
+}
+
+/** `filename` for Content-Disposition: one plain parameter, or the RFC 2231 extended value (continued). */
+export function dispositionFileName(value: string): string[] {
+  const attr = 'filename';
+  if (isPlain(value)) return [`${attr}=${quoteValue(value)}`];
   const pieces = percentPieces(value);
   const whole = pieces.join('');
-  if (`${attr}*=UTF-8''${whole}`.length <= PLAIN_MAX) {
-    params.push(`${attr}*=UTF-8''${whole}`);
-    return params;
-  }
+  if (`${attr}*=UTF-8''${whole}`.length <= EXTENDED_MAX) return [`${attr}*=UTF-8''${whole}`];
   // Each continuation goes on its own folded line: " " + prefix + section + ";" ≤ 78 characters.
+  const params: string[] = [];
   let section = '';
   let index = 0;
   const prefix = (i: number): string => (i === 0 ? `${attr}*0*=UTF-8''` : `${attr}*${i}*=`);
@@ -83,4 +79,18 @@ export function fileNameParameters(attr: string, value: string): string[] {
   }
   flush();
   return params;
+}
+
+/**
+ * `name` for Content-Type: one plain parameter, or RFC 2047 encoded words in the quoted string, returned as
+ * pieces the caller may fold between (decoders drop the white space between adjacent encoded words).
+ */
+export function contentTypeName(value: string): string[] {
+  if (isPlain(value)) return [`name=${quoteValue(value)}`];
+  const source = new EncodedWordSource(value);
+  const words: string[] = [];
+  while (!source.done) words.push(source.next(MAX_ENCODED_WORD)!);
+  words[0] = `name="${words[0]}`;
+  words[words.length - 1] += '"';
+  return words;
 }

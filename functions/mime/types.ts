@@ -30,7 +30,9 @@ export interface MessageInput {
   /** Envelope only: never written to a header. */
   bcc?: AddressInput | AddressInput[];
   subject: string;
+  /** The text part. With `html` but no `text`, one is generated from the HTML (no HTML-only mail). */
   text?: string;
+  /** The HTML part; a fragment (no `<html>` element) is sent as `<html><body>…</body></html>`. */
   html?: string;
   attachments?: AttachmentInput[];
   /**

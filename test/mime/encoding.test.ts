@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EncodedWordSource } from '../../functions/mime/encoded-word.ts';
 import { compose, MimeError } from '../../functions/mime/index.ts';
-import { fileNameParameters } from '../../functions/mime/parameter.ts';
+import { contentTypeName, dispositionFileName } from '../../functions/mime/parameter.ts';
 import { encodeQuotedPrintable, encodeTextBody } from '../../functions/mime/transfer-encoding.ts';
 import { checkWire, decodeUnstructured, fixedOptions, parse } from './support.ts';
 
@@ -210,16 +210,18 @@ describe('RFC 5322 header limits', () => {
   });
 });
 
-describe('RFC 2231 file names', () => {
-  it('short ASCII names stay a plain quoted parameter', () => {
-    expect(fileNameParameters('filename', 'report.pdf')).toEqual(['filename="report.pdf"']);
+describe('file name parameters: each name written once', () => {
+  it('printable ASCII names are one plain quoted parameter, also when long; `"` and `\\` take RFC 2231', () => {
+    expect(dispositionFileName('a "b".csv')).toEqual([`filename*=UTF-8''a%20%22b%22.csv`]);
+    expect(dispositionFileName('report.pdf')).toEqual(['filename="report.pdf"']);
+    expect(contentTypeName('report.pdf')).toEqual(['name="report.pdf"']);
+    const long = `${'long ascii name '.repeat(8)}.zip`;
+    expect(dispositionFileName(long)).toEqual([`filename="${long}"`]);
   });
 
-  it('continuations hold whole characters and fit on a line', () => {
+  it('RFC 2231 continuations hold whole characters, fit on a line, and have no ASCII fallback beside them', () => {
     const name = '😀'.repeat(10) + 'ü'.repeat(30) + '.txt';
-    const params = fileNameParameters('filename', name);
-    expect(params[0]).toMatch(/^filename="[\x20-\x7e]*"$/);
-    const sections = params.slice(1);
+    const sections = dispositionFileName(name);
     expect(sections.length).toBeGreaterThan(1);
     let joined = '';
     sections.forEach((p, i) => {
@@ -231,6 +233,15 @@ describe('RFC 2231 file names', () => {
       joined += m![1];
     });
     expect(decodeURIComponent(joined)).toBe(name);
+  });
+
+  it('a non-ASCII Content-Type name is RFC 2047 words in one quoted string', async () => {
+    const name = 'Übersicht für die Buchhaltung — März 2026, endgültige Fassung.pdf';
+    const param = contentTypeName(name).join(' ');
+    const m = /^name="((?:=\?UTF-8\?[BQ]\?[^?]*\?=)(?: =\?UTF-8\?[BQ]\?[^?]*\?=)*)"$/.exec(param);
+    expect(m, param).not.toBeNull();
+    for (const w of m![1]!.split(' ')) expect(w.length).toBeLessThanOrEqual(75);
+    expect(await decodeUnstructured(m![1]!)).toBe(name);
   });
 });
 
