@@ -28,7 +28,17 @@ function runSetup(args: string[], env: NodeJS.ProcessEnv) {
   });
 }
 
-const APT_PACKAGES = ['chromium', 'exim4-daemon-heavy', 'python3', 'bsdutils', 'python3-dkim', 'awscli'];
+const APT_PACKAGES = [
+  'chromium',
+  'exim4-daemon-heavy',
+  'python3',
+  'bsdutils',
+  'python3-dkim',
+  'awscli',
+  'spamassassin',
+  'ripmime',
+  'mpack',
+];
 
 describe('npm test set-up step', () => {
   it('finds every tool on this machine: nothing to install, no output, exit 0', () => {
@@ -59,7 +69,7 @@ describe('npm test set-up step', () => {
     if (process.getuid?.() === 0) {
       expect(lines).toEqual([
         'test set-up: would run: /usr/bin/apt-get update -qq',
-        `test set-up: would run: /usr/bin/apt-get install -y -qq ${APT_PACKAGES.join(' ')} (for chromium, exim, python3, script, dkimverify, aws-cli-v2)`,
+        `test set-up: would run: /usr/bin/apt-get install -y -qq ${APT_PACKAGES.join(' ')} (for chromium, exim, python3, script, dkimverify, aws-cli-v2, spamassassin, ripmime, munpack)`,
         "test set-up: would run: python3 -m pip install -q --retries 0 --timeout 20 'moto[server]' cfn-lint (for moto_server, cfn-lint)",
       ]);
       expect(r.status).toBe(0);
@@ -79,6 +89,9 @@ describe('npm test set-up step', () => {
       'script',
       'dkimverify',
       'aws-cli-v2',
+      'spamassassin',
+      'ripmime',
+      'munpack',
     ]);
     expect(missingLines(todo.manual, false)).toEqual([
       'test set-up: missing chromium (browser end-to-end tests (playwright-core)): install it with: sudo apt-get install -y chromium',
@@ -87,8 +100,11 @@ describe('npm test set-up step', () => {
       'test set-up: missing script (a pseudo-terminal for the CLI password prompt): install it with: sudo apt-get install -y bsdutils',
       "test set-up: missing dkimverify (independent DKIM verification (Debian's python3-dkim)): install it with: sudo apt-get install -y python3-dkim",
       'test set-up: missing aws-cli-v2 (the docs/deploy.md commands (AWS CLI v2)): install it with: sudo apt-get install -y awscli',
+      'test set-up: missing spamassassin (spam rules on the mail we compose (local tests only, -L)): install it with: sudo apt-get install -y spamassassin',
+      'test set-up: missing ripmime (attachment file names as ripmime saves them): install it with: sudo apt-get install -y ripmime',
+      'test set-up: missing munpack (attachment file names as munpack saves them): install it with: sudo apt-get install -y mpack',
     ]);
-    expect(plan(hiddenEnv(), { root: true, apt: false }).manual).toHaveLength(6);
+    expect(plan(hiddenEnv(), { root: true, apt: false }).manual).toHaveLength(9);
   });
 
   it('a tool pointed at a missing file is missing, and requireTool names the install command', () => {

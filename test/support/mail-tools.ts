@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireTool } from './tools.ts';
 
 const CHECKER = join(import.meta.dirname, 'mail-check.py');
 
@@ -45,13 +46,13 @@ function run(file: string, args: string[], input?: Uint8Array, cwd?: string): st
 
 /** What Python's `email` package (policy.strict) reads from the message. */
 export function pythonEmail(bytes: Uint8Array): PythonView {
-  return JSON.parse(run('python3', [CHECKER], bytes)) as PythonView;
+  return JSON.parse(run(requireTool('python3'), [CHECKER], bytes)) as PythonView;
 }
 
 /** `pythonEmail` for many messages in one Python process. */
 export function pythonEmails(messages: Uint8Array[]): PythonView[] {
   const input = Buffer.from(JSON.stringify(messages.map((m) => Buffer.from(m).toString('base64'))));
-  return JSON.parse(run('python3', [CHECKER, '--many'], input)) as PythonView[];
+  return JSON.parse(run(requireTool('python3'), [CHECKER, '--many'], input)) as PythonView[];
 }
 
 function withTempDir<T>(fn: (dir: string) => T): T {
@@ -68,7 +69,7 @@ export function spamAssassin(bytes: Uint8Array): { score: number; rules: string[
   return withTempDir((dir) => {
     const prefs = join(dir, 'user_prefs');
     writeFileSync(prefs, '');
-    const out = run('spamassassin', ['-L', '-p', prefs], bytes);
+    const out = run(requireTool('spamassassin'), ['-L', '-p', prefs], bytes);
     const head = out.slice(0, out.search(/\r?\n\r?\n/));
     const status = /^X-Spam-Status: (.*(?:\r?\n[ \t].*)*)/m.exec(head);
     if (!status) throw new Error('spamassassin wrote no X-Spam-Status header');
@@ -86,7 +87,7 @@ export function ripmimeFiles(bytes: Uint8Array): string[] {
   return withTempDir((dir) => {
     writeFileSync(join(dir, 'in.eml'), bytes);
     mkdirSync(join(dir, 'out'));
-    run('ripmime', ['-i', 'in.eml', '-d', 'out'], undefined, dir);
+    run(requireTool('ripmime'), ['-i', 'in.eml', '-d', 'out'], undefined, dir);
     return readdirSync(join(dir, 'out'))
       .filter((f) => !/^textfile\d+$/.test(f))
       .sort();
@@ -98,7 +99,7 @@ export function munpackFiles(bytes: Uint8Array): string[] {
   return withTempDir((dir) => {
     writeFileSync(join(dir, 'in.eml'), bytes);
     mkdirSync(join(dir, 'out'));
-    run('munpack', ['-f', '-q', '-C', join(dir, 'out'), join(dir, 'in.eml')]);
+    run(requireTool('munpack'), ['-f', '-q', '-C', join(dir, 'out'), join(dir, 'in.eml')]);
     return readdirSync(join(dir, 'out'))
       .filter((f) => !f.endsWith('.desc'))
       .sort();

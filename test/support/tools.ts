@@ -67,6 +67,27 @@ export const TOOLS = [
     install: { apt: 'awscli' },
   },
   {
+    name: 'spamassassin',
+    purpose: 'spam rules on the mail we compose (local tests only, -L)',
+    env: 'SPAMASSASSIN_PATH',
+    find: { paths: ['/usr/bin/spamassassin'] },
+    install: { apt: 'spamassassin' },
+  },
+  {
+    name: 'ripmime',
+    purpose: 'attachment file names as ripmime saves them',
+    env: 'RIPMIME_PATH',
+    find: { paths: ['/usr/bin/ripmime'] },
+    install: { apt: 'ripmime' },
+  },
+  {
+    name: 'munpack',
+    purpose: 'attachment file names as munpack saves them',
+    env: 'MUNPACK_PATH',
+    find: { paths: ['/usr/bin/munpack'] },
+    install: { apt: 'mpack' },
+  },
+  {
     name: 'moto_server',
     purpose: 'the emulated AWS for the deploy test',
     env: 'MOTO_SERVER_PATH',
