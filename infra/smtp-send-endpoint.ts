@@ -10,6 +10,11 @@
  * dead-letter queue. An SQS event source mapping from that queue back to the function (disabled until an operator
  * enables it) redrives it; a record the redrive keeps failing is moved after 3 receives to the "parked" queue (the
  * DLQ's own dead-letter queue). Alarms watch errors, throttles, unknown deliveries and both queues' depth.
+ *
+ * The constructor only composes private builders, one per part (the way aws-solutions-constructs composes its
+ * patterns): `resolveSmtpSecret`, `buildRole`, `buildEnvironment`, `buildFunction`, `buildAsyncFailurePath`,
+ * `buildHttpApi`, `buildSendEmailRule`, `buildAlarmTopic`, `buildAlarms`. A new part is a builder of its own and
+ * one line in the constructor.
  */
 
 import { createHash } from 'node:crypto';
@@ -249,11 +254,8 @@ export class SmtpSendEndpoint extends Construct {
 
   constructor(scope: Construct, id: string, props: SmtpSendEndpointProps) {
     super(scope, id);
-    const stack = Stack.of(this);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
-
-    // --- secrets --------------------------------------------------------------------------------------------
     const { secret, secretId } = this.resolveSmtpSecret(
       props.smtpSecret ?? { create: true },
       removalPolicy,
@@ -261,23 +263,29 @@ export class SmtpSendEndpoint extends Construct {
     );
     this.smtpSecret = secret;
     this.smtpSecretId = secretId;
-    const secretArns = [secretArnForPolicy(secret)];
-    for (const captchaSecretId of captchaSecretIds(props.config)) {
-      secretArns.push(
-        captchaSecretId.startsWith('arn:')
-          ? captchaSecretId
-          : stack.formatArn({
-              service: 'secretsmanager',
-              resource: 'secret',
-              // Secrets Manager appends "-" and 6 random characters to every secret's ARN.
-              resourceName: `${captchaSecretId}-??????`,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-      );
-    }
-
-    // --- logs + role ----------------------------------------------------------------------------------------
     this.logGroup = new LogGroup(this, 'FunctionLogs', { retention: logRetention, removalPolicy });
+    this.role = this.buildRole(props);
+    const { environment, delivery, configFile } = this.buildEnvironment(props);
+    this.configDelivery = delivery;
+    this.function = this.buildFunction(props, environment, configFile);
+    const asyncFailure = this.buildAsyncFailurePath(props, removalPolicy);
+    this.parkedQueue = asyncFailure.parkedQueue;
+    this.deadLetterQueue = asyncFailure.deadLetterQueue;
+    this.redriveEventSource = asyncFailure.redriveEventSource;
+    const http = this.buildHttpApi(props, logRetention, removalPolicy);
+    this.httpApi = http.httpApi;
+    this.accessLogGroup = http.accessLogGroup;
+    this.stage = http.stage;
+    this.eventBus = props.eventBus ?? EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+    this.sendEmailRule = this.buildSendEmailRule(props);
+    this.alarmTopic = this.buildAlarmTopic(props);
+    this.alarms = this.buildAlarms();
+  }
+
+  /** The function's own role: inline policies only (its logs, its secrets, the KMS key and VPC ENIs if any). */
+  private buildRole(props: SmtpSendEndpointProps): Role {
+    const stack = Stack.of(this);
+    const secretArns = this.readableSecretArns(props.config);
     const statements = [
       // Lambda writes to the log group given in LoggingConfig; it exists, so no logs:CreateLogGroup.
       new PolicyStatement({
@@ -322,24 +330,50 @@ export class SmtpSendEndpoint extends Construct {
     }
     // Own role, inline policies only: no AWS-managed policy (AWSLambdaBasicExecutionRole would allow writing to
     // every log group of the account).
-    this.role = new Role(this, 'Role', {
+    const role = new Role(this, 'Role', {
       assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
       description:
         'SMTP send endpoint function: own logs, its secrets, its dead-letter queue (send, and receive for redrive)',
       inlinePolicies: { SmtpSendEndpoint: new PolicyDocument({ statements }) },
     });
     if (props.vpc) {
-      Validations.of(this.role).acknowledge({
+      Validations.of(role).acknowledge({
         id: 'AwsSolutions-IAM5[Resource::*]',
         reason:
           'ENI management for VPC placement (same actions as AWSLambdaVPCAccessExecutionRole): these EC2 actions ' +
           'do not support resource-level permissions.',
       });
     }
+    return role;
+  }
 
-    // --- configuration delivery ---------------------------------------------------------------------------------
+  /** ARNs of the secrets the function reads: the SMTP secret and each form's CAPTCHA secret. */
+  private readableSecretArns(config: EndpointConfigInput): string[] {
+    const secretArns = [secretArnForPolicy(this.smtpSecret)];
+    for (const captchaSecretId of captchaSecretIds(config)) {
+      secretArns.push(
+        captchaSecretId.startsWith('arn:')
+          ? captchaSecretId
+          : Stack.of(this).formatArn({
+              service: 'secretsmanager',
+              resource: 'secret',
+              // Secrets Manager appends "-" and 6 random characters to every secret's ARN.
+              resourceName: `${captchaSecretId}-??????`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+      );
+    }
+    return secretArns;
+  }
+
+  /** The function's environment, with the configuration inline or (too large, or asked for) as a file. */
+  private buildEnvironment(props: SmtpSendEndpointProps): {
+    environment: Record<string, string>;
+    delivery: 'env' | 'file';
+    configFile: string | undefined;
+  } {
     const baseEnv: Record<string, string> = {
-      SMTP_SECRET_ID: secretId,
+      SMTP_SECRET_ID: this.smtpSecretId,
       SECRET_TTL_SECONDS: String((props.secretTtl ?? Duration.minutes(5)).toSeconds()),
       SMTP_REUSE: String(props.smtpReuse ?? true),
       SMTP_IDLE_SECONDS: String((props.smtpIdleTimeout ?? Duration.seconds(60)).toSeconds()),
@@ -350,33 +384,39 @@ export class SmtpSendEndpoint extends Construct {
     const configJson = JSON.stringify(props.config);
     const requested = props.configDelivery ?? 'auto';
     const inlineSize = envSize({ ...baseEnv, ENDPOINT_CONFIG: configJson });
-    this.configDelivery =
+    const delivery =
       requested === 'auto' ? (inlineSize <= INLINE_ENV_BUDGET_BYTES ? 'env' : 'file') : requested;
-    if (this.configDelivery === 'env' && inlineSize > 4096) {
+    if (delivery === 'env' && inlineSize > 4096) {
       throw new Error(
         `SmtpSendEndpoint: the environment with the inline configuration is ${inlineSize} bytes; Lambda allows ` +
           "4096. Use configDelivery: 'file' (or 'auto').",
       );
     }
     let configFile: string | undefined;
-    if (this.configDelivery === 'file') {
+    if (delivery === 'file') {
       if (props.code)
         throw new Error("SmtpSendEndpoint: configDelivery 'file' needs bundling (no prebuilt code)");
       configFile = stageConfigFile(this, configJson);
     }
     const environment = {
       ...baseEnv,
-      ...(this.configDelivery === 'env'
+      ...(delivery === 'env'
         ? { ENDPOINT_CONFIG: configJson }
         : // relative paths resolve against LAMBDA_TASK_ROOT (/var/task), where the bundle is unpacked
           { ENDPOINT_CONFIG_FILE: CONFIG_FILE_NAME }),
     };
+    return { environment, delivery, configFile };
+  }
 
-    // --- function ---------------------------------------------------------------------------------------------
+  /** The Lambda function: prebuilt `code`, or `entry` bundled by esbuild with scripts/build.ts's settings. */
+  private buildFunction(
+    props: SmtpSendEndpointProps,
+    environment: Record<string, string>,
+    configFile: string | undefined,
+  ): NodejsFunction {
     const runtime = props.runtime ?? Runtime.NODEJS_24_X;
-    const functionTimeout = props.timeout ?? Duration.seconds(30);
     const projectRoot = props.projectRoot ?? PROJECT_ROOT;
-    this.function = new NodejsFunction(this, 'Function', {
+    return new NodejsFunction(this, 'Function', {
       description: 'SMTP send endpoint: HTTP API /send + /forms, EventBridge, direct invoke',
       runtime,
       architecture: Architecture.ARM_64,
@@ -387,7 +427,7 @@ export class SmtpSendEndpoint extends Construct {
       // 30 s = API Gateway's integration timeout, and longer than the send deadline budget the handler gives the
       // SMTP client (derived from the remaining invocation time), so a slow server ends in a classified SmtpError
       // (not-sent / unknown) reported to the caller instead of Lambda killing the invocation mid-transaction.
-      timeout: functionTimeout,
+      timeout: functionTimeout(props),
       role: this.role,
       logGroup: this.logGroup,
       environment,
@@ -434,44 +474,52 @@ export class SmtpSendEndpoint extends Construct {
             },
           }),
     });
+  }
 
-    // --- asynchronous invocations: retries, then the dead-letter queue ----------------------------------------
+  /**
+   * Asynchronous invocations (EventBridge, direct `Event` invokes): two retries, then the dead-letter queue; the
+   * redrive mapping (DLQ → function) and the parked queue for what the redrive keeps failing on.
+   */
+  private buildAsyncFailurePath(
+    props: SmtpSendEndpointProps,
+    removalPolicy: RemovalPolicy,
+  ): { parkedQueue: Queue; deadLetterQueue: Queue; redriveEventSource: SqsEventSource } {
     // The parked queue is the DLQ's own dead-letter queue: what the redrive failed to deliver
     // PARKED_MAX_RECEIVE_COUNT times waits there for a human. SQS keeps a message's original enqueue time when it
     // moves it, so the parked queue gets the same (maximum) retention as the DLQ.
-    this.parkedQueue = new Queue(this, 'ParkedQueue', {
+    const parkedQueue = new Queue(this, 'ParkedQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
       removalPolicy,
     });
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+    const deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
       // Lambda's advice for an SQS event source: at least 6× the function timeout, so that a batch still being
       // processed (or retried after a throttle) does not become visible to a second poller.
-      visibilityTimeout: Duration.seconds(REDRIVE_VISIBILITY_FACTOR * functionTimeout.toSeconds()),
-      deadLetterQueue: { queue: this.parkedQueue, maxReceiveCount: PARKED_MAX_RECEIVE_COUNT },
+      visibilityTimeout: Duration.seconds(REDRIVE_VISIBILITY_FACTOR * functionTimeout(props).toSeconds()),
+      deadLetterQueue: { queue: parkedQueue, maxReceiveCount: PARKED_MAX_RECEIVE_COUNT },
       removalPolicy,
     });
     this.function.configureAsyncInvoke({
       retryAttempts: 2,
       // An alert or notification older than an hour has lost its point; it waits in the DLQ for a human.
       maxEventAge: Duration.hours(1),
-      onFailure: new SqsDestination(this.deadLetterQueue),
+      onFailure: new SqsDestination(deadLetterQueue),
     });
     // Redrive: DLQ → the same function (functions/handlers/sqs.ts), which re-runs each record through its original
     // entry point and answers { batchItemFailures }. Disabled by default: an operator enables it after fixing the
     // cause. A small batch keeps each record's share of the 30 s (the handler stops starting records when too little
     // time is left), and 2 concurrent batches (the minimum) keep the load on the mail server low.
-    this.redriveEventSource = new SqsEventSource(this.deadLetterQueue, {
+    const redriveEventSource = new SqsEventSource(deadLetterQueue, {
       enabled: props.redriveEnabled ?? false,
       reportBatchItemFailures: true,
       batchSize: REDRIVE_BATCH_SIZE,
       maxConcurrency: REDRIVE_MAX_CONCURRENCY,
     });
-    this.function.addEventSource(this.redriveEventSource);
+    this.function.addEventSource(redriveEventSource);
     if (props.reservedConcurrency !== undefined && props.reservedConcurrency < REDRIVE_MAX_CONCURRENCY) {
       // A throttled SQS batch goes back to the queue and its receive still counts toward maxReceiveCount: with less
       // reserved concurrency than the mapping's maximum, the redrive would park messages it never ran.
@@ -482,23 +530,30 @@ export class SmtpSendEndpoint extends Construct {
           `toward the ${PARKED_MAX_RECEIVE_COUNT} that park a message.`,
       );
     }
+    return { parkedQueue, deadLetterQueue, redriveEventSource };
+  }
 
-    // --- HTTP API -----------------------------------------------------------------------------------------------
+  /** The HTTP API: `POST /send` (IAM) and the public form routes, the `$default` stage, its access logs. */
+  private buildHttpApi(
+    props: SmtpSendEndpointProps,
+    logRetention: RetentionDays,
+    removalPolicy: RemovalPolicy,
+  ): { httpApi: HttpApi; accessLogGroup: LogGroup; stage: HttpStage } {
     // No API-level CORS (corsPreflight): API Gateway would answer every OPTIONS itself without calling the
     // function, and would overwrite the CORS headers of the function's responses. Each form has its own
     // allowedOrigins, so the function answers preflights and puts CORS headers on every response, errors included.
-    this.httpApi = new HttpApi(this, 'HttpApi', {
+    const httpApi = new HttpApi(this, 'HttpApi', {
       description: 'SMTP send endpoint: POST /send (IAM), POST|OPTIONS /forms/{formId} (public)',
       createDefaultStage: false,
     });
     const integration = new HttpLambdaIntegration('Function', this.function);
-    this.httpApi.addRoutes({
+    httpApi.addRoutes({
       path: '/send',
       methods: [HttpMethod.POST],
       integration,
       authorizer: new HttpIamAuthorizer(),
     });
-    const formRoutes = this.httpApi.addRoutes({
+    const formRoutes = httpApi.addRoutes({
       path: '/forms/{formId}',
       methods: [HttpMethod.POST, HttpMethod.OPTIONS],
       integration,
@@ -513,15 +568,15 @@ export class SmtpSendEndpoint extends Construct {
       });
     }
 
-    this.accessLogGroup = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy });
+    const accessLogGroup = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy });
     const throttle = props.throttle ?? { rateLimit: 10, burstLimit: 20 };
-    this.stage = new HttpStage(this, 'Stage', {
-      httpApi: this.httpApi,
+    const stage = new HttpStage(this, 'Stage', {
+      httpApi,
       stageName: '$default',
       autoDeploy: true,
       throttle,
       accessLogSettings: {
-        destination: new LogGroupLogDestination(this.accessLogGroup),
+        destination: new LogGroupLogDestination(accessLogGroup),
         format: AccessLogFormat.custom(
           JSON.stringify({
             requestId: '$context.requestId',
@@ -549,14 +604,16 @@ export class SmtpSendEndpoint extends Construct {
         ThrottlingBurstLimit: formsThrottle.burstLimit,
       };
     }
-    const cfnStage = this.stage.node.defaultChild as CfnStage;
+    const cfnStage = stage.node.defaultChild as CfnStage;
     // The L2 stage has no per-route settings; route settings need the routes to exist first.
     cfnStage.addPropertyOverride('RouteSettings', routeSettings);
-    for (const route of formRoutes) this.stage.node.addDependency(route);
+    for (const route of formRoutes) stage.node.addDependency(route);
+    return { httpApi, accessLogGroup, stage };
+  }
 
-    // --- EventBridge --------------------------------------------------------------------------------------------
-    this.eventBus = props.eventBus ?? EventBus.fromEventBusName(this, 'DefaultBus', 'default');
-    this.sendEmailRule = new Rule(this, 'SendEmailRule', {
+  /** The `Send Email` rule on the bus: its events' `detail` is a send request. */
+  private buildSendEmailRule(props: SmtpSendEndpointProps): Rule {
+    return new Rule(this, 'SendEmailRule', {
       description: 'Events with detail-type "Send Email" carry a send request in detail',
       eventBus: this.eventBus,
       eventPattern: {
@@ -565,17 +622,22 @@ export class SmtpSendEndpoint extends Construct {
       },
       targets: [new LambdaFunction(this.function)],
     });
+  }
 
-    // --- alarms -------------------------------------------------------------------------------------------------
-    this.alarmTopic = props.alarmTopic;
-    if (!this.alarmTopic && (props.createAlarmTopic || props.alarmEmails?.length)) {
-      const topic = new Topic(this, 'AlarmTopic', {
-        displayName: 'SMTP send endpoint alarms',
-        enforceSSL: true,
-      });
-      for (const email of props.alarmEmails ?? []) topic.addSubscription(new EmailSubscription(email));
-      this.alarmTopic = topic;
-    }
+  /** The given alarm topic, or one created for `alarmEmails` / `createAlarmTopic`. */
+  private buildAlarmTopic(props: SmtpSendEndpointProps): ITopic | undefined {
+    if (props.alarmTopic) return props.alarmTopic;
+    if (!props.createAlarmTopic && !props.alarmEmails?.length) return undefined;
+    const topic = new Topic(this, 'AlarmTopic', {
+      displayName: 'SMTP send endpoint alarms',
+      enforceSSL: true,
+    });
+    for (const email of props.alarmEmails ?? []) topic.addSubscription(new EmailSubscription(email));
+    return topic;
+  }
+
+  /** Errors, throttles, DLQ and parked depth, unknown deliveries; each notifies the alarm topic (ALARM and OK). */
+  private buildAlarms(): Alarm[] {
     // Every alarm: one evaluation period, missing data is OK, and fires from the first occurrence (threshold 1,
     // ">= 1"); queue depths say "> 0" instead.
     const makeAlarm = (
@@ -590,7 +652,7 @@ export class SmtpSendEndpoint extends Construct {
           ? { threshold: 0, comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD }
           : { threshold: 1, comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD }),
       });
-    this.alarms = [
+    const alarms = [
       makeAlarm('ErrorsAlarm', {
         alarmDescription: 'The SMTP send function reported errors (failed invocations)',
         metric: this.function.metricErrors({ period: Duration.minutes(5) }),
@@ -626,7 +688,7 @@ export class SmtpSendEndpoint extends Construct {
             FilterPattern.stringValue('$.code', '=', 'delivery_unknown'),
           ),
           // one namespace per stack: two copies of the endpoint in an account must not share the count
-          metricNamespace: `SmtpSendEndpoint/${stack.stackName}`,
+          metricNamespace: `SmtpSendEndpoint/${Stack.of(this).stackName}`,
           metricName: 'DeliveryUnknown',
           metricValue: '1',
         }).metric({ period: Duration.minutes(5), statistic: 'Sum' }),
@@ -634,11 +696,12 @@ export class SmtpSendEndpoint extends Construct {
     ];
     if (this.alarmTopic) {
       const action = new SnsAction(this.alarmTopic);
-      for (const alarm of this.alarms) {
+      for (const alarm of alarms) {
         alarm.addAlarmAction(action);
         alarm.addOkAction(action);
       }
     }
+    return alarms;
   }
 
   /** UUID of the redrive event source mapping (`aws lambda update-event-source-mapping --uuid`). */
@@ -754,6 +817,11 @@ export function captchaSecretIds(config: EndpointConfigInput): string[] {
     if (form.captcha?.secretId) ids.add(form.captcha.secretId.trim());
   }
   return [...ids];
+}
+
+/** The function's timeout (the DLQ's visibility timeout is derived from it). */
+function functionTimeout(props: SmtpSendEndpointProps): Duration {
+  return props.timeout ?? Duration.seconds(30);
 }
 
 /** The ARN to put in a policy: the complete ARN when known, else the name-based ARN plus the random suffix. */
