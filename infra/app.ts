@@ -8,6 +8,7 @@
  * - `secretName`          existing SMTP secret by name (default `smtp-send-endpoint/smtp`)
  * - `secretArn`           existing SMTP secret by complete ARN (wins over secretName)
  * - `createSecret`        `true`: create a placeholder secret to fill after the deploy (ignores secretName)
+ * - `smtpSecretWriteBack` `true`: the function may PutSecretValue on the SMTP secret (OAuth refresh-token rotation)
  * - `alarmEmail`          subscribe this address to the alarm topic and mail it alarm changes (example rule)
  * - `eventSources`        comma-separated `source` values accepted by the "Send Email" rule (default: any)
  * - `reservedConcurrency` integer; `0`/unset = no reservation (default unset)
@@ -99,6 +100,7 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: Smtp
     ...(logLevel ? { logLevel: logLevel as SmtpSendEndpointProps['logLevel'] } : {}),
     ...(alarmEmail ? { alarmEmails: [alarmEmail] } : {}),
     ...(ctx('redriveEnabled') === 'true' ? { redriveEnabled: true } : {}),
+    ...(ctx('smtpSecretWriteBack') === 'true' ? { smtpSecretWriteBack: true } : {}),
     ...(ctx('destroyData') === 'true' ? { removalPolicy: RemovalPolicy.DESTROY } : {}),
     ...overrides,
   };

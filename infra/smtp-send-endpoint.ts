@@ -135,6 +135,13 @@ export interface SmtpSendEndpointProps {
   readonly secretsKey?: IKey;
   /** How long a warm function caches the secret value (`SECRET_TTL_SECONDS`). @default Duration.minutes(5) */
   readonly secretTtl?: Duration;
+  /**
+   * Let the function write a rotated OAuth refresh token back to the SMTP secret (`auth.grant: "refresh_token"`
+   * with `"writeBack": true`): `secretsmanager:PutSecretValue` on exactly that secret (and, with `secretsKey`,
+   * `kms:GenerateDataKey` through Secrets Manager). Off: the function can only read its secrets.
+   * @default false
+   */
+  readonly smtpSecretWriteBack?: boolean;
   /** Keep the authenticated SMTP session open between invocations of a warm instance (`SMTP_REUSE`). @default true */
   readonly smtpReuse?: boolean;
   /** Close a reused SMTP session after this idle time (`SMTP_IDLE_SECONDS`). @default Duration.seconds(60) */
@@ -299,11 +306,20 @@ export class SmtpSendEndpoint extends Construct {
         resources: secretArns,
       }),
     ];
+    if (props.smtpSecretWriteBack) {
+      statements.push(
+        new PolicyStatement({
+          sid: 'WriteBackSmtpSecret',
+          actions: ['secretsmanager:PutSecretValue'],
+          resources: [secretArnForPolicy(secret)],
+        }),
+      );
+    }
     if (props.secretsKey) {
       statements.push(
         new PolicyStatement({
           sid: 'DecryptSecrets',
-          actions: ['kms:Decrypt'],
+          actions: props.smtpSecretWriteBack ? ['kms:Decrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'],
           resources: [props.secretsKey.keyArn],
           conditions: {
             StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.${stack.urlSuffix}` },

@@ -551,6 +551,25 @@ describe('construct variants', { timeout: 90_000 }, () => {
     expect(read.Resource).toBe(arn);
   });
 
+  it('smtpSecretWriteBack: PutSecretValue on exactly the SMTP secret (off by default), GenerateDataKey with a CMK', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:smtp-AbCdEf';
+    const writes = (res: Record<string, Resource>) =>
+      allStatements(res).filter((s) => JSON.stringify(s.Action).includes('secretsmanager:PutSecretValue'));
+    const off = synthConstruct({ smtpSecret: { secretArn: arn }, config: {} }).template.toJSON();
+    expect(writes(off.Resources)).toEqual([]);
+    const on = synthConstruct({ smtpSecret: { secretArn: arn }, config: {}, smtpSecretWriteBack: true });
+    const res = on.template.toJSON().Resources as Record<string, Resource>;
+    expect(writes(res)).toEqual([
+      { Sid: 'WriteBackSmtpSecret', Effect: 'Allow', Action: 'secretsmanager:PutSecretValue', Resource: arn },
+    ]);
+    const cmk = synthConstruct({ smtpSecretWriteBack: true }, (s) => ({ secretsKey: new Key(s, 'K') }));
+    const kms = allStatements(cmk.template.toJSON().Resources).filter((x) =>
+      JSON.stringify(x.Action).includes('kms:'),
+    );
+    expect(kms.map((x) => x.Action)).toEqual([['kms:Decrypt', 'kms:GenerateDataKey']]);
+    expect(JSON.stringify(kms[0]!.Condition)).toContain('secretsmanager.');
+  });
+
   it('places the function in a VPC with inline ENI permissions, still no managed policy', () => {
     const { template: t } = synthConstruct({}, (s) => ({
       vpc: Vpc.fromVpcAttributes(s, 'Vpc', {

@@ -54,6 +54,7 @@ describe('cdk-nag AwsSolutions', () => {
         alarmEmail: 'ops@example.com',
         eventSources: 'my.app',
         reservedConcurrency: '5',
+        smtpSecretWriteBack: 'true',
       },
       endpoint: { config: SAMPLE_CONFIG, code: Code.fromAsset(bundleDir) },
     });
@@ -74,6 +75,7 @@ describe('cdk-nag AwsSolutions', () => {
       code: Code.fromAsset(bundleDir),
       smtpSecret: { secretName: 'relay/smtp' },
       secretsKey: key,
+      smtpSecretWriteBack: true,
       alarmTopic: topic,
       vpc: Vpc.fromVpcAttributes(stack, 'Imported', {
         vpcId: 'vpc-12345678',
