@@ -4,6 +4,7 @@
  * per cell at the 1024 MB share). `npm run bench -- --cold` runs only the cold-start benchmark, at 128, 256, 512
  * and 1024 MB (`--sizes 256,512` and `--runs N` narrow it). Prints markdown tables and writes bench/results.json
  * (--cold: bench/results-cold.json; with --quick, --sizes or --runs: dist/bench/). Method: docs/benchmarks.md.
+ * `npm run bench -- --dkim` measures DKIM signing per message against the unsigned compose (dist/bench/).
  * Every case that cannot run is an error (exit code 1), never a skip.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,6 +22,7 @@ const argv = process.argv.slice(2);
 const args = new Set(argv);
 const QUICK = args.has('--quick');
 const COLD_ONLY = args.has('--cold');
+const DKIM_ONLY = args.has('--dkim');
 const flagValue = (flag: string) => {
   const i = argv.indexOf(flag);
   return i >= 0 ? argv[i + 1] : undefined;
@@ -326,6 +328,29 @@ function failuresOf(
   return out;
 }
 
+/** `--dkim`: DKIM signing cost per message, as ratios over the unsigned compose (bench/dkim.ts). */
+async function dkimOnly(machine: ReturnType<typeof machineInfo>): Promise<string[]> {
+  const { runDkimBench } = await import('./dkim.ts');
+  const rows = runDkimBench(QUICK ? 5 : 15, QUICK ? 20 : 50);
+  const us = (n: number) => `${n.toFixed(0)} µs`;
+  const out = [
+    `# DKIM signing cost per message${QUICK ? ' (quick)' : ''}`,
+    '',
+    `Machine: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}; ${machine.date}.`,
+    '',
+    table(
+      ['message', 'variant', 'median', 'p90', 'ratio to unsigned'],
+      rows.map((r) => [r.message, r.variant, us(r.medianUs), us(r.p90Us), `${r.ratio.toFixed(2)}×`]),
+    ),
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+  const file = fileURLToPath(new URL('../dist/bench/results-dkim.json', import.meta.url));
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ machine, dkim: rows }, null, 2)}\n`);
+  log(`wrote ${file}`);
+  return [];
+}
+
 /** `--cold`: the cold-start benchmark alone, every memory size. */
 async function coldOnly(started: number, machine: ReturnType<typeof machineInfo>): Promise<string[]> {
   const cold = await runColdStart(coldOptions(true));
@@ -366,6 +391,7 @@ async function main(): Promise<string[]> {
 
   try {
     if (COLD_ONLY) return await coldOnly(started, machine);
+    if (DKIM_ONLY) return await dkimOnly(machine);
     const ours = await loadOurClient();
     if (typeof ours === 'string') throw new Error(`our client cannot run: ${ours}`);
     const clients: BenchClient[] = [ours, nodemailerClient];

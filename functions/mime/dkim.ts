@@ -140,21 +140,28 @@ function selectHeaders(fields: string[], names: readonly string[]): string[] {
   });
 }
 
-/**
- * One `DKIM-Signature:` field (folded between tags, without its CRLF) for `message` (CRLF line endings).
- * `now` is the signing time (`t=`), in epoch ms.
- */
-export function dkimSignature(message: Uint8Array, signer: DkimSigner, now: number): string {
+/** The message split once for every signer: header fields as written, and the body hash (`bh=`). */
+interface Prepared {
+  fields: string[];
+  present: Set<string>;
+  bodyHash: string;
+}
+
+function prepareMessage(message: Uint8Array): Prepared {
   const buf = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
   const split = buf.indexOf('\r\n\r\n');
   const head = (split < 0 ? buf : buf.subarray(0, split)).toString('latin1');
   const body = split < 0 ? Buffer.alloc(0) : buf.subarray(split + 4);
   const fields = headerFields(head);
   const present = new Set(fields.map((f) => f.slice(0, f.indexOf(':')).trim().toLowerCase()));
-  if (!present.has('from'))
+  if (!present.has('from')) {
     throw new MimeError('from', 'invalid_option', 'a DKIM-signed message needs a From field');
-  const names = [...DKIM_SIGNED_HEADERS.filter((n) => present.has(n)), 'from'];
-  const bh = createHash('sha256').update(relaxedBody(body)).digest('base64');
+  }
+  return { fields, present, bodyHash: createHash('sha256').update(relaxedBody(body)).digest('base64') };
+}
+
+function signatureField(m: Prepared, signer: DkimSigner, now: number): string {
+  const names = [...DKIM_SIGNED_HEADERS.filter((n) => m.present.has(n)), 'from'];
   const tags = [
     'v=1',
     `a=${signer.algorithm}`,
@@ -163,16 +170,24 @@ export function dkimSignature(message: Uint8Array, signer: DkimSigner, now: numb
     `s=${signer.selector}`,
     `t=${Math.floor(now / 1000)}`,
     `h=${names.join(':')}`,
-    `bh=${bh}`,
+    `bh=${m.bodyHash}`,
   ];
   const unsigned = `DKIM-Signature: ${tags.join(';\r\n\t')};\r\n\tb=`;
-  const data = [...selectHeaders(fields, names), relaxedHeader(unsigned)].join('\r\n');
+  const data = [...selectHeaders(m.fields, names), relaxedHeader(unsigned)].join('\r\n');
   const input = Buffer.from(data, 'latin1');
   const b =
     signer.algorithm === 'rsa-sha256'
       ? sign('sha256', input, signer.key)
       : sign(null, createHash('sha256').update(input).digest(), signer.key);
   return unsigned + b.toString('base64');
+}
+
+/**
+ * One `DKIM-Signature:` field (folded between tags, without its CRLF) for `message` (CRLF line endings).
+ * `now` is the signing time (`t=`), in epoch ms.
+ */
+export function dkimSignature(message: Uint8Array, signer: DkimSigner, now: number): string {
+  return signatureField(prepareMessage(message), signer, now);
 }
 
 /** The composed message with one DKIM-Signature field per signer prepended (the bytes to transmit). */
@@ -182,7 +197,8 @@ export function signMessage(
   now: number = Date.now(),
 ): ComposedMessage {
   if (signers.length === 0) return composed;
-  const fields = signers.map((s) => `${dkimSignature(composed.bytes, s, now)}\r\n`).join('');
+  const m = prepareMessage(composed.bytes);
+  const fields = signers.map((s) => `${signatureField(m, s, now)}\r\n`).join('');
   const buf = Buffer.concat([Buffer.from(fields, 'latin1'), composed.bytes]);
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
   return { ...composed, bytes, size: bytes.length };
