@@ -311,7 +311,7 @@ export class SmtpSendEndpoint extends Construct {
         new PolicyStatement({
           sid: 'WriteBackSmtpSecret',
           actions: ['secretsmanager:PutSecretValue'],
-          resources: [secretArnForPolicy(secret)],
+          resources: [secretArnForPolicy(this.smtpSecret)],
         }),
       );
     }
