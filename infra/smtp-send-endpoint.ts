@@ -64,13 +64,14 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EndpointConfigInput } from '../functions/config/endpoint.ts';
+import { SEND_EMAIL_DETAIL_TYPE } from '../functions/handlers/detail-type.ts';
 import { esbuildTarget, LAMBDA_BUNDLE } from '../scripts/build.ts';
 
 /** Repository root (this file lives in `<root>/infra/`). */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The `detail-type` the function handles (functions/handlers/eventbridge.ts). */
-export const SEND_EMAIL_DETAIL_TYPE = 'Send Email';
+/** The `detail-type` the function handles (functions/handlers/detail-type.ts). */
+export { SEND_EMAIL_DETAIL_TYPE };
 
 /** Name of the configuration file shipped next to the bundle when the config is delivered as a file. */
 export const CONFIG_FILE_NAME = 'endpoint-config.json';

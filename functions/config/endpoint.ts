@@ -107,7 +107,6 @@ export type EndpointConfigInput = v.InferInput<typeof EndpointConfigSchema>;
 /** The configuration after validation (address lists normalised to arrays). */
 export type EndpointConfig = v.InferOutput<typeof EndpointConfigSchema>;
 export type FormConfig = v.InferOutput<typeof FormSchema>;
-export type FieldRule = v.InferOutput<typeof FieldRuleSchema>;
 export type CaptchaConfig = v.InferOutput<typeof CaptchaSchema>;
 
 export interface Limits {

@@ -95,11 +95,6 @@ export class SecretStore {
     this.writes++;
   }
 
-  invalidate(id?: string): void {
-    if (id === undefined) this.#cache.clear();
-    else this.#cache.delete(id);
-  }
-
   #fetch(id: string): Promise<SecretValue> {
     const running = this.#inflight.get(id);
     if (running) return running;

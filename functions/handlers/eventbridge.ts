@@ -20,10 +20,11 @@ import type { EventBridgeEvent } from 'aws-lambda';
 import { deadlineFrom, deliverRequest } from '../send/deliver.ts';
 import { type ErrorCode, SendError, type SendErrorBody } from '../send/errors.ts';
 import type { BatchItemOutcome } from '../send/types.ts';
+import { SEND_EMAIL_DETAIL_TYPE } from './detail-type.ts';
 import { type InvocationLog, noteError } from './log.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
-export const SEND_EMAIL_DETAIL_TYPE = 'Send Email';
+export { SEND_EMAIL_DETAIL_TYPE };
 
 export type SendEmailEvent = EventBridgeEvent<string, unknown>;
 

@@ -123,7 +123,6 @@ export interface Problem {
   smtp?: SmtpDetail;
   /** Provider hint code (IAM callers only; its sentence ends `detail`). */
   hint?: string;
-  instance?: string;
   requestId?: string;
 }
 

@@ -58,8 +58,3 @@ export function assertWellFormed(value: string, field: string): void {
     throw new MimeError(field, 'invalid_unicode', 'contains a lone surrogate (not valid Unicode)');
   }
 }
-
-/** Path of an element: `to` for a single value, `to[2]` for an array element. */
-export function fieldPath(base: string, index: number | undefined): string {
-  return index === undefined ? base : `${base}[${index}]`;
-}

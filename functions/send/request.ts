@@ -38,7 +38,6 @@ export const BatchRequestSchema = v.strictObject({ messages: v.array(v.unknown()
 
 /** The request as sent by a caller. */
 export type SendRequest = v.InferOutput<typeof SendRequestSchema>;
-export type BatchRequest = { messages: SendRequest[] };
 
 /** A request that passed every rule: addresses parsed, attachments decoded. */
 export interface ValidSendRequest {

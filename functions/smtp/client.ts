@@ -256,7 +256,7 @@ function staleSessionFailure(tx: Transaction): boolean {
  * LAST was written is `delivery: 'unknown'` and is never resent. Calls are serialised.
  */
 export class SmtpClient {
-  private readonly options: ConnectionOptions;
+  private readonly options: ResolvedOptions;
   private readonly reuse: boolean;
   private readonly idleTimeoutMs: number;
   private conn?: Connection;
@@ -265,10 +265,9 @@ export class SmtpClient {
 
   constructor(opts: SmtpClientOptions) {
     const { reuse, idleTimeoutMs, ...rest } = opts;
-    this.options = rest;
     this.reuse = reuse !== false;
     this.idleTimeoutMs = idleTimeoutMs ?? 60_000;
-    resolveOptions(rest); // fail early on bad options
+    this.options = resolveOptions(rest); // fails early on bad options
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -322,7 +321,7 @@ export class SmtpClient {
     d: Deadline,
     stats: OperationStats,
   ): Promise<{ txs: Transaction[]; conn: Connection; reused: boolean }> {
-    const options = resolveOptions(this.options);
+    const options = this.options;
     const budget = new Budget(d);
     const quit = !this.reuse;
     let conn = await this.takeWarm();

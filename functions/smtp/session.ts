@@ -107,8 +107,6 @@ export class Session {
 
   constructor(private readonly opts: SessionOptions) {
     this.tls = opts.tls;
-    // Validate our EHLO name before anything happens (throws SmtpError).
-    cmd.ehlo(opts.clientName);
   }
 
   get capabilities(): Capabilities | undefined {

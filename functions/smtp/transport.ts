@@ -96,10 +96,6 @@ export class Transport {
     return !this.failure && !this.socket.destroyed && !this.raw.destroyed;
   }
 
-  get failed(): boolean {
-    return !!this.failure;
-  }
-
   private receive(chunk: Buffer): void {
     try {
       const replies = this.parser.push(chunk);

@@ -18,7 +18,6 @@ import { buildApp } from '../../infra/app.ts';
 import {
   envSize,
   INLINE_ENV_BUDGET_BYTES,
-  SEND_EMAIL_DETAIL_TYPE,
   SmtpSendEndpoint,
   type SmtpSendEndpointProps,
 } from '../../infra/smtp-send-endpoint.ts';
@@ -665,10 +664,6 @@ describe('construct variants', { timeout: 90_000 }, () => {
     const arn = JSON.stringify(s.resolve(statement.Resource));
     expect(arn).toContain(':execute-api:');
     expect(arn).toContain('/$default/POST/send');
-  });
-
-  it('matches the detail-type the handler accepts', () => {
-    expect(SEND_EMAIL_DETAIL_TYPE).toBe(HANDLED_DETAIL_TYPE);
   });
 
   it('delivers a large configuration as a file (and refuses to inline one over 4 KB)', () => {
