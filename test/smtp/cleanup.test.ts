@@ -115,14 +115,13 @@ describe('abort during a TCP connect that hangs', () => {
     try {
       const before = resources();
       const ac = new AbortController();
-      const t0 = Date.now();
       setTimeout(() => ac.abort(), 300);
       const e = await sendMail({ host: '127.0.0.1', port: hole.port, signal: ac.signal }, msg).catch(
         (x) => x,
       );
       expect(e).toBeInstanceOf(SmtpError);
+      // kind 'aborted' (not 'timeout'): the abort ended the connect, the 10 s connect timeout did not.
       expect(e).toMatchObject({ phase: 'connect', kind: 'aborted', transient: true, roundTrips: 0 });
-      expect(Date.now() - t0).toBeLessThan(5000);
       await new Promise((r) => setTimeout(r, 50));
       const after = resources();
       expect(after.timers).toBeLessThanOrEqual(before.timers);

@@ -21,27 +21,25 @@ let srv: ScriptedServer | undefined;
 
 async function fail(o: ScriptedServerOptions, extra: Record<string, unknown> = {}, m = msg()) {
   srv = await scripted.start(o);
-  const t0 = Date.now();
   const e = await sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, ...extra }, m).then(
     () => new Error('expected a failure'),
     (err: unknown) => err,
   );
   expect(e).toBeInstanceOf(SmtpError);
-  return { e: e as SmtpError, ms: Date.now() - t0 };
+  return { e: e as SmtpError };
 }
 
 describe('faults', () => {
   it('silent greeting → greeting timeout, transient, not-sent', async () => {
-    const { e, ms } = await fail({ greeting: null }, { timeouts: { greeting: 300 } });
+    const { e } = await fail({ greeting: null }, { timeouts: { greeting: 300 } });
     expect(e).toMatchObject({ phase: 'greeting', kind: 'timeout', transient: true, delivery: 'not-sent' });
-    expect(ms).toBeLessThan(5000);
+    expect(e.message).toBe('no greeting within 300 ms'); // the phase timeout ended it, not a default
   });
 
   it('silent greeting → the overall deadline wins when it is shorter', async () => {
-    const { e, ms } = await fail({ greeting: null }, { deadline: Date.now() + 400 });
+    const { e } = await fail({ greeting: null }, { deadline: Date.now() + 400 });
     expect(e).toMatchObject({ phase: 'greeting', kind: 'timeout', transient: true });
-    expect(e.message).toMatch(/deadline/);
-    expect(ms).toBeLessThan(5000);
+    expect(e.message).toBe('deadline exceeded while waiting for greeting');
   });
 
   it('abort signal ends the wait', async () => {
@@ -162,12 +160,12 @@ describe('faults', () => {
   });
 
   it('slow drip of the final reply past the deadline → timeout, unknown, within the deadline', async () => {
-    const { e, ms } = await fail(
+    const { e } = await fail(
       { extensions: PC, onMessage: () => ({ drip: '250 2.0.0 queued as X\r\n', everyMs: 150 }) },
       { deadline: Date.now() + 1500 },
     );
     expect(e).toMatchObject({ phase: 'data', kind: 'timeout', transient: true, delivery: 'unknown' });
-    expect(ms).toBeLessThan(3000);
+    expect(e.message).toMatch(/^deadline exceeded while waiting for reply to BDAT/); // not the 30 s data timeout
   });
 
   it('abort while waiting for the final reply → aborted, unknown', async () => {
@@ -186,12 +184,12 @@ describe('faults', () => {
   });
 
   it('TLS handshake never answered → phase starttls timeout', async () => {
-    const { e, ms } = await fail(
+    const { e } = await fail(
       { onCommand: (c) => (c === 'STARTTLS' ? { reply: '220 Ready\r\n' } : undefined) },
       { timeouts: { connect: 300 } },
     );
     expect(e).toMatchObject({ phase: 'starttls', kind: 'timeout', transient: true, delivery: 'not-sent' });
-    expect(ms).toBeLessThan(5000);
+    expect(e.message).toBe('no TLS handshake within 300 ms');
   });
 
   it('an endless reply is cut at 64 KiB (protocol error)', async () => {

@@ -85,7 +85,6 @@ describe('transaction pipelined behind a refused AUTH', () => {
 describe('timeouts.data', () => {
   it('is the wait for the reply to the final dot, even when shorter than timeouts.reply', async () => {
     const srv = await scripted.start({ extensions: P, onMessage: () => ({ silent: true }) });
-    const t0 = Date.now();
     const e = await failure(
       sendMail(
         { host: 'localhost', port: srv.port, ca: TEST_CA, auth, timeouts: { reply: 20_000, data: 300 } },
@@ -93,7 +92,6 @@ describe('timeouts.data', () => {
       ),
     );
     expect(e).toMatchObject({ phase: 'data', kind: 'timeout', delivery: 'unknown' });
-    expect(e.message).toMatch(/within 300 ms/);
-    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(e.message).toBe('no reply to . within 300 ms'); // the data timeout, not the 20 s reply timeout
   });
 });
