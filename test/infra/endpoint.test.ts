@@ -505,7 +505,13 @@ describe('construct variants', { timeout: 90_000 }, () => {
     t.hasResourceProperties('AWS::Lambda::Function', { Timeout: 60 });
     t.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 360 });
     t.hasResourceProperties('AWS::Lambda::EventSourceMapping', { Enabled: true, BatchSize: 5 });
-    expect(endpoint.parkedQueue).toBeDefined();
+    // The DLQ hands what the redrive keeps failing on to the parked queue.
+    t.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 360,
+      RedrivePolicy: {
+        deadLetterTargetArn: endpoint.parkedQueue.stack.resolve(endpoint.parkedQueue.queueArn),
+      },
+    });
   });
 
   it('warns when reserved concurrency is below the redrive mapping maximum (throttled receives park messages)', () => {

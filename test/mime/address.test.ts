@@ -237,7 +237,10 @@ describe('message fields', () => {
     expect(errorOf(() => compose(att({ content: 'text' })))).toMatchObject({
       field: 'attachments[0].content',
     });
-    expect(compose(att({ contentType: 'text/csv; charset="utf-8"' })).headers).toBeDefined();
+    // A content type with parameters is taken as given (the file name is added to it).
+    expect(
+      Buffer.from(compose(att({ contentType: 'text/csv; charset="utf-8"' })).bytes).toString(),
+    ).toContain('\r\nContent-Type: text/csv; charset="utf-8"; name="a.txt"\r\n');
     const cid = compose(att({ contentId: '<logo@example.com>' }));
     expect(Buffer.from(cid.bytes).toString()).toContain('\r\nContent-ID: <logo@example.com>\r\n');
   });
