@@ -9,19 +9,13 @@ import {
   parseEndpointConfig,
   resolveLimits,
 } from '../../functions/config/endpoint.ts';
+import { thrown } from '../support/fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'endpoint-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function issuesOf(value: unknown): string {
-  try {
-    parseEndpointConfig(value, 'test');
-  } catch (e) {
-    expect(e).toBeInstanceOf(EndpointConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a failure');
-}
+const issuesOf = (value: unknown) =>
+  thrown(() => parseEndpointConfig(value, 'test'), EndpointConfigError).message;
 
 describe('endpoint configuration', () => {
   it('the sample config/endpoint.json is valid', () => {

@@ -13,13 +13,14 @@ import {
   SecretSmtpSettings,
 } from '../../functions/config/smtp-secret.ts';
 import { type DeliverDeps, deliver } from '../../functions/send/deliver.ts';
-import type { SendError } from '../../functions/send/errors.ts';
+import { SendError } from '../../functions/send/errors.ts';
 import { SmtpTransport } from '../../functions/send/transport.ts';
 import type { DeliveryTrace } from '../../functions/send/types.ts';
 import {
   type SecretsManagerEndpoint,
   startSecretsManagerEndpoint,
 } from '../../local/secrets-manager-endpoint.ts';
+import { rejection, thrown } from '../support/fixtures.ts';
 import { startTokenEndpoint, type TokenEndpoint, xoauth2OnAuth } from '../support/oauth-token-endpoint.ts';
 import { startSmtpServer, TEST_CA, type TestSmtpServer } from '../support/smtp-server.ts';
 
@@ -86,13 +87,7 @@ function setup(secretId: string, secret: object, now?: () => number) {
   return { deps, settings, transport };
 }
 
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (e: unknown) => e as SendError,
-  );
+const failure = (p: Promise<unknown>) => rejection(p, SendError);
 
 describe('client_credentials (Microsoft Entra ID v2.0)', () => {
   it('fetches one token, authenticates with XOAUTH2 as the mailbox, and reuses the token', async () => {
@@ -321,14 +316,7 @@ describe('the OAuth part of the secret is validated; errors name the field, neve
       /auth\.clientSecrte: unknown key/,
     ],
   ])('%s', (_name, auth, message) => {
-    const err = (() => {
-      try {
-        parse(auth())();
-      } catch (e) {
-        return e as SendError;
-      }
-      throw new Error('expected a failure');
-    })();
+    const err = thrown(parse(auth()), SendError);
     expect(err.code).toBe('configuration_error');
     expect(err.message).toMatch(message);
     expect(err.message).not.toContain(CLIENT_SECRET);

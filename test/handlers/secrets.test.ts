@@ -10,6 +10,7 @@ import {
   type SecretsManagerEndpoint,
   startSecretsManagerEndpoint,
 } from '../../local/secrets-manager-endpoint.ts';
+import { thrown } from '../support/fixtures.ts';
 
 const PASSWORD = 'pa55-Wörd-very-secret';
 const good = {
@@ -160,14 +161,7 @@ describe('SMTP secret validation', () => {
       from: PASSWORD,
       ca: PASSWORD,
     };
-    const err = (() => {
-      try {
-        parseSmtpSecret(JSON.stringify(bad), 'secret smtp');
-      } catch (e) {
-        return e as SendError;
-      }
-      throw new Error('expected a failure');
-    })();
+    const err = thrown(() => parseSmtpSecret(JSON.stringify(bad), 'secret smtp'), SendError);
     expect(err.code).toBe('configuration_error');
     for (const field of ['host', 'port', 'security', 'username', 'from', 'ca'])
       expect(err.message).toContain(field);
@@ -178,14 +172,7 @@ describe('SMTP secret validation', () => {
   });
 
   it('invalid JSON says so without echoing the text', () => {
-    const err = (() => {
-      try {
-        parseSmtpSecret(`{"password":"${PASSWORD}",`, 'secret smtp');
-      } catch (e) {
-        return e as SendError;
-      }
-      throw new Error('expected a failure');
-    })();
+    const err = thrown(() => parseSmtpSecret(`{"password":"${PASSWORD}",`, 'secret smtp'), SendError);
     expect(err.message).toBe('secret smtp: SecretString is not valid JSON');
   });
 

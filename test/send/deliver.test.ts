@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DeliverDeps, deadlineFrom, deliver, deliverBatch } from '../../functions/send/deliver.ts';
-import type { SendError } from '../../functions/send/errors.ts';
+import { SendError } from '../../functions/send/errors.ts';
 import {
   backoff,
   classify,
@@ -16,6 +16,7 @@ import {
 import { SmtpTransport } from '../../functions/send/transport.ts';
 import type { DeliveryTrace, SmtpSettings } from '../../functions/send/types.ts';
 import { SmtpError } from '../../functions/smtp/error.ts';
+import { rejection } from '../support/fixtures.ts';
 import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
 
 /** What the peer does on a connection, chosen by the connection's index. */
@@ -109,13 +110,7 @@ async function setup(script: (i: number) => Behaviour, reuse = false) {
   return { srv, deps };
 }
 
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (e: unknown) => e as SendError,
-  );
+const failure = (p: Promise<unknown>) => rejection(p, SendError);
 
 describe('deliver: retry policy', () => {
   it('a 421 greeting is transient: retried on a new connection, then delivered', async () => {

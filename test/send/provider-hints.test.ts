@@ -6,10 +6,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { problemOf } from '../../functions/handlers/http.ts';
 import { type DeliverDeps, deliver } from '../../functions/send/deliver.ts';
-import type { SendError } from '../../functions/send/errors.ts';
+import { SendError } from '../../functions/send/errors.ts';
 import { providerHint } from '../../functions/send/provider-hints.ts';
 import { SmtpTransport } from '../../functions/send/transport.ts';
 import type { SmtpSettings } from '../../functions/send/types.ts';
+import { rejection } from '../support/fixtures.ts';
 import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
@@ -159,12 +160,7 @@ async function failureFrom(c: Case): Promise<{ err: SendError; srv: ScriptedServ
     transport,
     retry: { maxAttempts: 1, baseDelayMs: 10, maxDelayMs: 10, minAttemptMs: 10 },
   };
-  const err = await deliver(message, deps, { deadline: Date.now() + 15_000 }).then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (e: unknown) => e as SendError,
-  );
+  const err = await rejection(deliver(message, deps, { deadline: Date.now() + 15_000 }), SendError);
   return { err, srv };
 }
 

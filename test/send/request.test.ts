@@ -7,18 +7,12 @@ import {
   validateBatchEnvelope,
   validateSendRequest,
 } from '../../functions/send/request.ts';
+import { thrown } from '../support/fixtures.ts';
 
 const limits = { maxRecipients: 3, maxBatch: 2, maxBodyBytes: 100, maxAttachmentBytes: 10 };
 const base = { to: 'a@example.com', subject: 's', text: 't' };
 
-function errorOf(input: unknown): SendError {
-  try {
-    validateSendRequest(input, limits);
-  } catch (e) {
-    return e as SendError;
-  }
-  throw new Error('expected a failure');
-}
+const errorOf = (input: unknown) => thrown(() => validateSendRequest(input, limits), SendError);
 
 describe('validateSendRequest', () => {
   it('accepts string or array addresses, parses display names, decodes attachments', () => {

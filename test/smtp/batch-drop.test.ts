@@ -7,7 +7,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   type BatchItemResult,
-  type OutgoingMessage,
   SmtpClient,
   SmtpError,
   sendBatch,
@@ -17,14 +16,11 @@ import { makeReply } from '../../functions/smtp/reply.ts';
 import { Session } from '../../functions/smtp/session.ts';
 import { endsData, type WrittenItem } from '../../functions/smtp/transaction.ts';
 import type { Reply } from '../../functions/smtp/types.ts';
+import { AUTH as auth, numbered } from '../support/fixtures.ts';
 import { type ScriptAction, type ScriptedServer, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
-const msg = (n: number): OutgoingMessage => ({
-  envelope: { from: 'a@example.com', to: [`r${n}@example.com`] },
-  content: new TextEncoder().encode(`Subject: m${n}\r\n\r\nbody ${n}\r\n`),
-});
-const auth = { username: 'u', password: 'p' };
+const msg = (n: number) => numbered(n, `r${n}@example.com`);
 const NONE = ['ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
 const P = ['PIPELINING', ...NONE];
 const PC = [...P, 'CHUNKING'];

@@ -1,14 +1,11 @@
 /** sendBatch accounting over a scripted server: failures inside pipelined groups land on the right message. */
 import { describe, expect, it } from 'vitest';
 import { sendBatch } from '../../functions/smtp/index.ts';
+import { AUTH as auth, numbered } from '../support/fixtures.ts';
 import { PIPELINED as P, PIPELINED_CHUNKING as PC, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
-const msg = (n: number, to = `r${n}@example.com`) => ({
-  envelope: { from: 'a@example.com', to: [to] },
-  content: new TextEncoder().encode(`Subject: m${n}\r\n\r\nbody ${n}\r\n`),
-});
-const auth = { username: 'u', password: 'p' };
+const msg = (n: number, to = `r${n}@example.com`) => numbered(n, to);
 
 const scripted = useScriptedServers();
 

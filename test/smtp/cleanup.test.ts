@@ -2,15 +2,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpClient, SmtpError, sendBatch, sendMail, verify } from '../../functions/smtp/index.ts';
+import { AUTH as auth, outgoing } from '../support/fixtures.ts';
 import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 import { requireTool } from '../support/tools.ts';
 
-const msg = {
-  envelope: { from: 'a@example.com', to: ['b@example.com'] },
-  content: new TextEncoder().encode('Subject: s\r\n\r\nbody\r\n'),
-};
-const auth = { username: 'u', password: 'p' };
+const msg = outgoing();
 
 let ok: ScriptedServer;
 let silent: ScriptedServer;

@@ -5,13 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SmtpClient, SmtpError, sendBatch, sendMail, verify } from '../../functions/smtp/index.ts';
+import { outgoing, rejection } from '../support/fixtures.ts';
 import { PIPELINED as P, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
-const msg = (to = 'b@example.com') => ({
-  envelope: { from: 'a@example.com', to: [to] },
-  content: new TextEncoder().encode('Subject: s\r\n\r\nsecret body text\r\n'),
-});
+const msg = (to = 'b@example.com') => outgoing(to, 'Subject: s\r\n\r\nsecret body text\r\n');
 const auth = { username: 'u', password: 'hunter2' };
 
 const scripted = useScriptedServers();
@@ -22,14 +20,7 @@ const rejectRcpt = () =>
     onCommand: (c) => (c.startsWith('RCPT') ? { reply: '550 5.1.1 no such user\r\n' } : undefined),
   });
 const lines = (e: SmtpError) => (e.transcript ?? []).map((l) => `${l.dir}: ${l.line}`);
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => expect.unreachable('expected a failure'),
-    (e: unknown) => {
-      expect(e).toBeInstanceOf(SmtpError);
-      return e as SmtpError;
-    },
-  );
+const failure = (p: Promise<unknown>) => rejection(p, SmtpError);
 
 describe('SmtpError context', () => {
   it('sendMail: round trips (as the server counts them) and the redacted transcript up to the failure', async () => {

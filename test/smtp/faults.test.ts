@@ -1,6 +1,7 @@
 /** Faults from a scripted server: each ends within its deadline with the right phase, transient and delivery. */
 import { describe, expect, it } from 'vitest';
 import { SmtpError, sendMail, verify } from '../../functions/smtp/index.ts';
+import { AUTH as auth, outgoing as msg, rejection } from '../support/fixtures.ts';
 import {
   PIPELINED as P,
   PIPELINED_CHUNKING as PC,
@@ -10,23 +11,16 @@ import {
 } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
-const msg = (to = ['b@example.com']) => ({
-  envelope: { from: 'a@example.com', to },
-  content: new TextEncoder().encode('Subject: s\r\n\r\nbody\r\n'),
-});
-const auth = { username: 'u', password: 'p' };
-
 const scripted = useScriptedServers();
 let srv: ScriptedServer | undefined;
 
 async function fail(o: ScriptedServerOptions, extra: Record<string, unknown> = {}, m = msg()) {
   srv = await scripted.start(o);
-  const e = await sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, ...extra }, m).then(
-    () => new Error('expected a failure'),
-    (err: unknown) => err,
+  const e = await rejection(
+    sendMail({ host: 'localhost', port: srv.port, ca: TEST_CA, auth, ...extra }, m),
+    SmtpError,
   );
-  expect(e).toBeInstanceOf(SmtpError);
-  return { e: e as SmtpError };
+  return { e };
 }
 
 describe('faults', () => {

@@ -8,24 +8,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SmtpError, sendBatch, sendMail } from '../../functions/smtp/index.ts';
+import { AUTH as auth, outgoing as msg, rejection } from '../support/fixtures.ts';
 import { PIPELINED, PIPELINED_CHUNKING, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
-const msg = (to = 'b@example.com') => ({
-  envelope: { from: 'a@example.com', to: [to] },
-  content: new TextEncoder().encode('Subject: s\r\n\r\nbody\r\n'),
-});
-const auth = { username: 'u', password: 'p' };
 const scripted = useScriptedServers();
 
-async function failure(p: Promise<unknown>): Promise<SmtpError> {
-  const e = await p.then(
-    () => new Error('expected a failure'),
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(SmtpError);
-  return e as SmtpError;
-}
+const failure = (p: Promise<unknown>) => rejection(p, SmtpError);
 
 describe('the final reply', () => {
   for (const [name, extensions] of [

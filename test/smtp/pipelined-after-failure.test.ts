@@ -8,14 +8,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SmtpError, sendMail } from '../../functions/smtp/index.ts';
+import { AUTH as auth, outgoing, rejection } from '../support/fixtures.ts';
 import { PIPELINED as P, PIPELINED_CHUNKING as PC, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
-const msg = {
-  envelope: { from: 'a@example.com', to: ['b@example.com'] },
-  content: new TextEncoder().encode('Subject: s\r\n\r\nbody\r\n'),
-};
-const auth = { username: 'u', password: 'p' };
+const msg = outgoing();
 
 const scripted = useScriptedServers();
 
@@ -27,14 +24,7 @@ const refuseAuth = (extensions: string[], onMessage?: () => { silent: true } | u
     ...(onMessage ? { onMessage } : {}),
   });
 
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => expect.unreachable('expected a failure'),
-    (e: unknown) => {
-      expect(e).toBeInstanceOf(SmtpError);
-      return e as SmtpError;
-    },
-  );
+const failure = (p: Promise<unknown>) => rejection(p, SmtpError);
 
 describe('transaction pipelined behind a refused AUTH', () => {
   it('DATA: the 354 is not answered with `.` (no empty message is delivered); not-sent', async () => {

@@ -2,6 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { SmtpClient, SmtpError } from '../../functions/smtp/index.ts';
+import { AUTH as auth, numbered as msg } from '../support/fixtures.ts';
 import {
   type ScriptedServer,
   type ScriptedServerOptions,
@@ -9,11 +10,6 @@ import {
 } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
-const msg = (n: number) => ({
-  envelope: { from: 'a@example.com', to: ['b@example.com'] },
-  content: new TextEncoder().encode(`Subject: m${n}\r\n\r\nbody ${n}\r\n`),
-});
-const auth = { username: 'u', password: 'p' };
 const PC = ['PIPELINING', 'CHUNKING', 'ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
 
 const scripted = useScriptedServers();

@@ -4,14 +4,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SmtpClient, sendMail } from '../../functions/smtp/index.ts';
+import { AUTH as auth, outgoing } from '../support/fixtures.ts';
 import { useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
-const msg = (n = 1) => ({
-  envelope: { from: 'a@example.com', to: ['b@example.com'] },
-  content: new TextEncoder().encode(`Subject: m${n}\r\n\r\nbody ${n}\r\n.\r\n`),
-});
-const auth = { username: 'u', password: 'p' };
+/** With a line holding only a dot (dot-stuffed on the way). */
+const msg = (n = 1) => outgoing('b@example.com', `Subject: m${n}\r\n\r\nbody ${n}\r\n.\r\n`);
 const P = ['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN'];
 const PC = [...P, 'CHUNKING'];
 

@@ -3,13 +3,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SmtpError, sendMail, verify } from '../../functions/smtp/index.ts';
+import { outgoing } from '../support/fixtures.ts';
 import { type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
 import { startSmtpServer, TEST_AUTH, TEST_CA, type TestSmtpServer } from '../support/smtp-server.ts';
 
-const msg = {
-  envelope: { from: 'a@example.com', to: ['b@example.com'] },
-  content: new TextEncoder().encode('Subject: s\r\n\r\nsecret body\r\n'),
-};
+const msg = outgoing('b@example.com', 'Subject: s\r\n\r\nsecret body\r\n');
 
 let scripted: ScriptedServer | undefined;
 let real: TestSmtpServer | undefined;

@@ -4,14 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { SmtpError } from '../../functions/smtp/error.ts';
 import { makeReply } from '../../functions/smtp/reply.ts';
 import { type Action, Session, type SessionOptions } from '../../functions/smtp/session.ts';
-import type { OutgoingMessage, Reply } from '../../functions/smtp/types.ts';
+import type { Reply } from '../../functions/smtp/types.ts';
+import { outgoing } from '../support/fixtures.ts';
 
 const r = (code: number, ...lines: string[]): Reply => makeReply(code, lines.length ? lines : ['']);
 const ehlo = (...ext: string[]) => r(250, 'mx.example.com', ...ext);
-const msg = (to: string[] = ['b@example.com'], body = 'Subject: x\r\n\r\nhi\r\n'): OutgoingMessage => ({
-  envelope: { from: 'a@example.com', to },
-  content: new TextEncoder().encode(body),
-});
+const msg = (to: string[] = ['b@example.com'], body = 'Subject: x\r\n\r\nhi\r\n') => outgoing(to, body);
 const base: SessionOptions = {
   security: 'starttls',
   clientName: 'client.example.com',
