@@ -1,7 +1,7 @@
 /**
  * The first step of `npm test` (`pretest`): finds every system tool the suite needs (test/support/tools.ts) and,
  * when one is missing, installs it — Debian packages with apt-get when running as root, Python packages with pip
- * when pip reaches its index — and otherwise stops with one line per tool: what is missing and the command that
+ * when pip reaches its index, the Node.js 24 binary from the npm registry — and otherwise stops with one line per tool: what is missing and the command that
  * installs it. Silent and quick (file checks only, no process started) when everything is present.
  *
  *   node --import tsx scripts/test-setup.ts             find, install what is missing, exit 1 if anything still is
@@ -9,7 +9,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { executable, findTool, installCommand, TOOLS, type Tool } from '../test/support/tools.ts';
+import {
+  executable,
+  findTool,
+  installCommand,
+  npmInstallArgs,
+  TOOLS,
+  type Tool,
+} from '../test/support/tools.ts';
 
 const APT_GET = '/usr/bin/apt-get';
 
@@ -30,10 +37,12 @@ export function plan(
   const present: Tool[] = [];
   const apt: Tool[] = [];
   const pip: Tool[] = [];
+  const npm: Tool[] = [];
   const manual: Tool[] = [];
   for (const tool of TOOLS) {
     if (findTool(tool, env)) present.push(tool);
     else if ('pip' in tool.install) pip.push(tool);
+    else if ('npm' in tool.install) npm.push(tool);
     else if (machine.root && machine.apt) apt.push(tool);
     else manual.push(tool);
   }
@@ -48,6 +57,11 @@ export function plan(
     // --retries 0: when the index is unreachable, say so at once instead of backing off for minutes
     const argv = ['python3', '-m', 'pip', 'install', '-q', '--retries', '0', '--timeout', '20', ...reqs];
     commands.push({ argv, tools: pip });
+  }
+  for (const tool of npm) {
+    if (!('npm' in tool.install)) continue;
+    const { npm: pkg, prefix } = tool.install;
+    commands.push({ argv: ['npm', 'install', '-s', ...npmInstallArgs(prefix), pkg], tools: [tool] });
   }
   return { present, commands, manual };
 }

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { missingLines, plan, shellLine } from '../../scripts/test-setup.ts';
-import { findTool, requireTool, TOOLS } from '../support/tools.ts';
+import { findTool, NODE24_PACKAGE, NODE24_PREFIX, requireTool, TOOLS } from '../support/tools.ts';
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/test-setup.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -39,6 +39,7 @@ const APT_PACKAGES = [
   'ripmime',
   'mpack',
 ];
+const NPM_NODE24 = `npm install -s --prefix ${NODE24_PREFIX} --no-save --no-package-lock --no-audit --no-fund ${NODE24_PACKAGE}`;
 
 describe('npm test set-up step', () => {
   it('finds every tool on this machine: nothing to install, no output, exit 0', () => {
@@ -52,7 +53,7 @@ describe('npm test set-up step', () => {
     expect(r.status).toBe(0);
   });
 
-  it('as root with apt-get: plans apt-get update + one apt-get install, then one pip install', () => {
+  it('as root with apt-get: plans apt-get update + one apt-get install, one pip install, one npm install', () => {
     const todo = plan(hiddenEnv(), { root: true, apt: true });
     expect(todo.present).toEqual([]);
     expect(todo.manual).toEqual([]);
@@ -60,6 +61,7 @@ describe('npm test set-up step', () => {
       '/usr/bin/apt-get update -qq',
       `/usr/bin/apt-get install -y -qq ${APT_PACKAGES.join(' ')}`,
       "python3 -m pip install -q --retries 0 --timeout 20 'moto[server]' cfn-lint",
+      NPM_NODE24,
     ]);
   });
 
@@ -71,6 +73,7 @@ describe('npm test set-up step', () => {
         'test set-up: would run: /usr/bin/apt-get update -qq',
         `test set-up: would run: /usr/bin/apt-get install -y -qq ${APT_PACKAGES.join(' ')} (for chromium, exim, python3, script, dkimverify, aws-cli-v2, spamassassin, ripmime, munpack)`,
         "test set-up: would run: python3 -m pip install -q --retries 0 --timeout 20 'moto[server]' cfn-lint (for moto_server, cfn-lint)",
+        `test set-up: would run: ${NPM_NODE24} (for node24)`,
       ]);
       expect(r.status).toBe(0);
     } else {

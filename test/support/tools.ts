@@ -9,6 +9,17 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Lambda's nodejs24.x, from the npm registry: the `node` package only installs its platform package from an
+ * install script (which npm 11 does not run), and as a dependency that platform package would link
+ * node_modules/.bin/node and so move every npm script onto Node 24. The set-up step installs the platform
+ * package alone into its own prefix instead.
+ */
+export const NODE24_PACKAGE = `node-${process.platform}-${process.arch}@24.22.3`;
+export const NODE24_PREFIX = fileURLToPath(new URL('../../node_modules/.cache/node24', import.meta.url));
+const NODE24_BIN = join(NODE24_PREFIX, 'node_modules', NODE24_PACKAGE.replace(/@[^@]*$/, ''), 'bin', 'node');
 
 export interface Tool {
   /** Name used in messages and by requireTool(). */
@@ -19,8 +30,11 @@ export interface Tool {
   readonly env: string;
   /** Absolute paths tried in order, or a command name looked up on PATH. */
   readonly find: { readonly paths: readonly string[] } | { readonly command: string };
-  /** How to install it: a Debian package (root + apt-get) or a pip requirement. */
-  readonly install: { readonly apt: string } | { readonly pip: string };
+  /** How to install it: a Debian package (root + apt-get), a pip requirement, or an npm package in a prefix. */
+  readonly install:
+    | { readonly apt: string }
+    | { readonly pip: string }
+    | { readonly npm: string; readonly prefix: string };
 }
 
 export const TOOLS = [
@@ -101,6 +115,13 @@ export const TOOLS = [
     find: { command: 'cfn-lint' },
     install: { pip: 'cfn-lint' },
   },
+  {
+    name: 'node24',
+    purpose: "Lambda's Node.js 24 for the deployed zip",
+    env: 'NODE24_PATH',
+    find: { paths: [NODE24_BIN] },
+    install: { npm: NODE24_PACKAGE, prefix: NODE24_PREFIX },
+  },
 ] as const satisfies readonly Tool[];
 
 export type ToolName = (typeof TOOLS)[number]['name'];
@@ -128,9 +149,15 @@ export function findTool(tool: Tool, env: NodeJS.ProcessEnv = process.env): stri
 
 /** The shell command that installs the tool (what the set-up runs, or prints when it cannot). */
 export function installCommand(tool: Tool): string {
-  return 'apt' in tool.install
-    ? `apt-get install -y ${tool.install.apt}`
-    : `python3 -m pip install '${tool.install.pip}'`;
+  const { install } = tool;
+  if ('apt' in install) return `apt-get install -y ${install.apt}`;
+  if ('pip' in install) return `python3 -m pip install '${install.pip}'`;
+  return `npm install ${npmInstallArgs(install.prefix).join(' ')} ${install.npm}`;
+}
+
+/** `npm install` options for a tool kept in its own prefix (no package.json or lock file of its own). */
+export function npmInstallArgs(prefix: string): string[] {
+  return ['--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund'];
 }
 
 export function toolByName(name: ToolName): Tool {
