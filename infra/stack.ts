@@ -59,10 +59,13 @@ export class SmtpSendEndpointStack extends Stack {
       value: `${endpoint.url}forms/{formId}`,
     });
     new CfnOutput(this, 'FunctionName', {
-      description: 'For aws lambda invoke and aws logs tail /aws/lambda/...',
+      description: 'For aws lambda invoke (its logs: the FunctionLogGroup output, not /aws/lambda/<name>)',
       value: endpoint.function.functionName,
     });
-    new CfnOutput(this, 'FunctionLogGroup', { value: endpoint.logGroup.logGroupName });
+    new CfnOutput(this, 'FunctionLogGroup', {
+      description: "The function's own log group (LoggingConfig): aws logs tail <this>",
+      value: endpoint.logGroup.logGroupName,
+    });
     new CfnOutput(this, 'AccessLogGroup', { value: endpoint.accessLogGroup.logGroupName });
     new CfnOutput(this, 'DeadLetterQueueUrl', {
       description: 'Failed asynchronous sends (EventBridge, Event invokes) after 2 retries',

@@ -10,9 +10,13 @@
  * filters and SQS queue policies. The test asserts that the template has them and moto did not create them; what
  * they say is covered by the template assertions in test/infra/endpoint.test.ts.
  *
+ * docs/deploy.md is checked against the same deployment with the real AWS CLI v2 (Debian's): the SMTP secret is
+ * created and later rotated by the doc's own blocks, and every ```sh block of the doc is either run here or listed
+ * with the reason moto cannot run it (DOC_BLOCKS).
+ *
  * Adding a resource to the construct: add one `it` under "what moto created" that reads it back through its SDK.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -29,8 +33,8 @@ import {
   GetPolicyCommand,
   ListEventSourceMappingsCommand,
 } from '@aws-sdk/client-lambda';
-import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
-import { GetQueueAttributesCommand, ListQueuesCommand } from '@aws-sdk/client-sqs';
+import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { GetQueueAttributesCommand, ListQueuesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/app.ts';
@@ -49,9 +53,11 @@ import {
   clients,
   fetchDeployedZip,
   policyDocument,
+  ROOT,
   startZipRuntime,
   type ZipRuntime,
 } from './deployment.ts';
+import { awsCliShim, runShell, type ShellResult, shellBlocks } from './doc-commands.ts';
 import { ACCOUNT, type MotoServer, REGION, startMotoServer } from './moto.ts';
 
 const STACK = 'SmtpSendEndpoint';
@@ -70,6 +76,51 @@ const NOT_EMULATED = [
 
 type Template = { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
 
+const DOC = join(ROOT, 'docs', 'deploy.md');
+/**
+ * Every ```sh block of docs/deploy.md, found by a snippet: where this file runs it, or why moto cannot.
+ * `skipLines` are left out of a block that is run (each with its reason in `run`).
+ */
+const DOC_BLOCKS: { snippet: string; run?: string; skipLines?: RegExp; notRun?: string }[] = [
+  { snippet: 'aws secretsmanager create-secret', run: 'before the deploy: it creates the SMTP secret' },
+  {
+    snippet: 'npx cdk bootstrap',
+    notRun:
+      'the test runs `cdk bootstrap aws://ACCOUNT/REGION` and `cdk deploy --require-approval never --method=direct`: ' +
+      'no terminal to approve IAM changes, moto makes no outputs through a change set and cannot update a stack ' +
+      '(the every-option synth is checked by cfn-lint and test/infra)',
+  },
+  {
+    snippet: 'out() {',
+    run: 'after the deploy, with only AWS_DEFAULT_REGION set (no AWS_REGION, no profile)',
+  },
+  {
+    snippet: '--aws-sigv4',
+    notRun:
+      'curl calls the HTTP API, and moto does not emulate API Gateway v2; the test runs the handler itself',
+  },
+  {
+    snippet: 'aws events put-events',
+    notRun:
+      "moto answers 500 Internal Server Error: it tries to run the rule's Lambda target, which needs Docker",
+  },
+  {
+    snippet: 'aws lambda invoke',
+    notRun:
+      'moto runs Lambda code only in Docker; the test runs the deployed zip with the deployed environment',
+  },
+  { snippet: '--format short', run: 'after the deploy', skipLines: /--follow/ },
+  { snippet: 'fromjson', run: 'on the empty DLQ, then with one invocation record in it' },
+  { snippet: 'get-event-source-mapping', run: 'enables, reads the state, disables', skipLines: /--follow/ },
+  {
+    snippet: 'start-message-move-task',
+    notRun: "moto has no message move tasks, and Debian's AWS CLI 2.9.19 lacks the commands (asserted below)",
+  },
+  { snippet: 'put-secret-value', run: 'after the deploy: it rotates the secret to the test SMTP server' },
+  { snippet: 'npx cdk destroy', notRun: 'the test runs `cdk destroy --force` (no terminal to confirm)' },
+  { snippet: 'aws logs delete-log-group', run: 'after the destroy, with the variables of section 5' },
+];
+
 let moto: MotoServer;
 let aws: Clients;
 let mail: TestSmtpServer;
@@ -79,7 +130,45 @@ let resources: StackResourceSummary[];
 let outputs: Record<string, string>;
 let fn: FunctionConfiguration;
 let zipFiles: string[];
+let outputDescriptions: Record<string, string>;
 const runtimes: ZipRuntime[] = [];
+let docDir: string;
+let shimDir: string;
+
+/** The doc's one sh block containing `snippet`, without the lines DOC_BLOCKS leaves out. */
+function docBlock(snippet: string): string {
+  const found = shellBlocks(DOC).filter((b) => b.code.includes(snippet));
+  if (found.length !== 1) throw new Error(`docs/deploy.md: ${found.length} sh blocks contain ${snippet}`);
+  const skip = DOC_BLOCKS.find((b) => b.snippet === snippet)?.skipLines;
+  return found[0]!.code
+    .split('\n')
+    .filter((line) => !skip?.test(line))
+    .join('\n');
+}
+
+/** Runs a doc block in the doc's working directory (after the section 5 variables, once they exist). */
+async function runDoc(snippet: string, env: Record<string, string> = {}): Promise<ShellResult> {
+  const prelude = existsSync(join(docDir, 'vars.sh')) ? '. ./vars.sh\n' : '';
+  const r = await runShell(prelude + docBlock(snippet), { cwd: docDir, shimDir, moto, env });
+  if (r.code !== 0)
+    throw new Error(`docs/deploy.md block "${snippet}": exit ${r.code}\n${r.stderr}${r.stdout}`);
+  return r;
+}
+
+/** The secret's JSON for the test SMTP server, written where the doc's blocks read `smtp.json`. */
+function writeSmtpJson(): void {
+  writeFileSync(
+    join(docDir, 'smtp.json'),
+    JSON.stringify({
+      host: '127.0.0.1',
+      port: mail.port,
+      username: TEST_USER,
+      password: TEST_PASSWORD,
+      from: 'noreply@example.com',
+      ca: TEST_CA,
+    }),
+  );
+}
 
 const logicalId = (type: string, prefix: string) =>
   Object.entries(template.Resources).find(([id, r]) => r.Type === type && id.startsWith(prefix))?.[0];
@@ -90,25 +179,21 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'deploy-test-'));
   [moto, mail] = await Promise.all([startMotoServer(), startSmtpServer()]);
   aws = clients(moto);
-  await aws.secrets.send(
-    new CreateSecretCommand({
-      Name: SECRET_NAME,
-      SecretString: JSON.stringify({
-        host: '127.0.0.1',
-        port: mail.port,
-        username: TEST_USER,
-        password: TEST_PASSWORD,
-        from: 'noreply@example.com',
-        ca: TEST_CA,
-      }),
-    }),
-  );
+  docDir = join(work, 'doc');
+  mkdirSync(docDir);
+  shimDir = awsCliShim(join(work, 'bin'), moto);
+  await runDoc('aws secretsmanager create-secret'); // the doc's example values: rotated below
   const out = join(work, 'cdk.out');
   await cdk(moto, ['bootstrap', `aws://${ACCOUNT}/${REGION}`, '--output', out], work);
   await cdk(moto, ['deploy', '--require-approval', 'never', '--method=direct', '--output', out], work);
 
   const stack = await aws.cloudFormation.send(new DescribeStacksCommand({ StackName: STACK }));
   outputs = Object.fromEntries((stack.Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey!, o.OutputValue!]));
+  outputDescriptions = Object.fromEntries(
+    (stack.Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey!, o.Description ?? '']),
+  );
+  writeSmtpJson();
+  await runDoc('put-secret-value'); // section 9's rotation: from now on the secret names the test SMTP server
   const body = (await aws.cloudFormation.send(new GetTemplateCommand({ StackName: STACK }))).TemplateBody!;
   template = JSON.parse(body) as Template;
   resources =
@@ -141,6 +226,10 @@ describe('cdk deploy to moto: what moto created', () => {
       ]),
     );
     expect(outputs.SmtpSecretId).toBe(SECRET_NAME);
+    // the function logs to its own group (LoggingConfig), not /aws/lambda/<name>: the outputs say so
+    expect(outputDescriptions.FunctionName).not.toMatch(/aws logs tail \/aws\/lambda/);
+    expect(outputDescriptions.FunctionName).toContain('FunctionLogGroup');
+    expect(outputDescriptions.FunctionLogGroup).toMatch(/aws logs tail/);
   });
 
   it('the function: nodejs24.x, index.handler, 256 MB, 30 s, the environment the app computed', () => {
@@ -416,7 +505,127 @@ describe.each([
   });
 });
 
-describe('cdk destroy', () => {
+// each AWS CLI v2 call starts a Python interpreter: about a second, several under load
+describe('docs/deploy.md against the deployed stack (AWS CLI v2)', { timeout: 180_000 }, () => {
+  it('every sh block is run here or says why moto cannot run it', () => {
+    const blocks = shellBlocks(DOC);
+    for (const b of blocks) {
+      const entries = DOC_BLOCKS.filter((d) => b.code.includes(d.snippet));
+      expect(
+        entries.map((e) => e.snippet),
+        `block under "${b.heading}":\n${b.code}`,
+      ).toHaveLength(1);
+      expect(Boolean(entries[0]!.run) !== Boolean(entries[0]!.notRun)).toBe(true);
+    }
+    for (const d of DOC_BLOCKS)
+      expect(
+        blocks.filter((b) => b.code.includes(d.snippet)),
+        d.snippet,
+      ).toHaveLength(1);
+  });
+
+  it("section 5's variables: the outputs, and the stack's region with only AWS_DEFAULT_REGION set", async () => {
+    const names = [
+      'API',
+      'FN',
+      'DLQ',
+      'REGION',
+      'DLQ_ARN',
+      'MAPPING',
+      'PARKED',
+      'PARKED_ARN',
+      'LOGS',
+      'ACCESS_LOGS',
+    ];
+    const r = await runShell(`${docBlock('out() {')}\ndeclare -p ${names.join(' ')} > vars.sh`, {
+      cwd: docDir,
+      shimDir,
+      moto,
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const vars = (
+      await runShell(`. ./vars.sh; printf '%s\\n' ${names.map((n) => `"$${n}"`).join(' ')}`, {
+        cwd: docDir,
+        shimDir,
+        moto,
+      })
+    ).stdout
+      .trim()
+      .split('\n');
+    expect(Object.fromEntries(names.map((n, i) => [n, vars[i]]))).toEqual({
+      API: outputs.ApiUrl,
+      FN: outputs.FunctionName,
+      DLQ: outputs.DeadLetterQueueUrl,
+      REGION,
+      DLQ_ARN: outputs.DeadLetterQueueArn,
+      MAPPING: outputs.RedriveMappingId,
+      PARKED: outputs.ParkedQueueUrl,
+      PARKED_ARN: outputs.ParkedQueueArn,
+      LOGS: outputs.FunctionLogGroup,
+      ACCESS_LOGS: outputs.AccessLogGroup,
+    });
+    // what the doc used before: empty in this environment, so curl would have signed for no region
+    const oldLine = 'echo "[$' + '{AWS_REGION:-$(aws configure get region)}]"';
+    const old = await runShell(oldLine, {
+      cwd: docDir,
+      shimDir,
+      moto,
+    });
+    expect(old.stdout.trim()).toBe('[]');
+  });
+
+  it("section 7's log reads run against the function's and the API's log groups", async () => {
+    const r = await runDoc('--format short');
+    expect(r.stderr).toBe('');
+  });
+
+  it('reading the DLQ: no output and exit 0 when empty; condition, error and event of a record', async () => {
+    const empty = await runDoc('fromjson');
+    expect(JSON.parse(empty.stdout)).toMatchObject({ Attributes: { ApproximateNumberOfMessages: '0' } });
+    const record = {
+      requestContext: { requestId: 'r-1', condition: 'RetriesExhausted', approximateInvokeCount: 3 },
+      requestPayload: { to: 'alice@example.com', subject: 'Nightly report', text: 'All green.' },
+      responsePayload: { errorType: 'Error', errorMessage: '[smtp_unavailable] connect ECONNREFUSED' },
+    };
+    await aws.sqs.send(
+      new SendMessageCommand({ QueueUrl: outputs.DeadLetterQueueUrl, MessageBody: JSON.stringify(record) }),
+    );
+    const one = await runDoc('fromjson');
+    const printed = one.stdout.slice(one.stdout.indexOf('}\n{') + 2);
+    expect(JSON.parse(printed)).toEqual({
+      condition: 'RetriesExhausted',
+      error: '[smtp_unavailable] connect ECONNREFUSED',
+      event: record.requestPayload,
+    });
+  });
+
+  it('the redrive: enabled, its state read, disabled again', async () => {
+    const r = await runDoc('get-event-source-mapping');
+    expect(r.stdout).toContain('"Enabled"');
+    const { EventSourceMappings = [] } = await aws.lambda.send(
+      new ListEventSourceMappingsCommand({ FunctionName: fn.FunctionName }),
+    );
+    expect(EventSourceMappings[0]?.State).toBe('Disabled');
+  });
+
+  it("the message-move commands: absent from Debian's AWS CLI 2.9.19, as the prerequisites say", async () => {
+    const version = (await runShell('aws --version', { cwd: docDir, shimDir, moto })).stdout;
+    expect(version).toMatch(/^aws-cli\/2\./);
+    expect(readFileSync(DOC, 'utf8')).toMatch(
+      /Debian 12's package \(2\.9\.19\) does not have those\s+commands/,
+    );
+    const r = await runShell(`aws sqs start-message-move-task --source-arn ${outputs.ParkedQueueArn}`, {
+      cwd: docDir,
+      shimDir,
+      moto,
+    });
+    if (version.startsWith('aws-cli/2.9.19 ')) expect(r.stderr).toMatch(/Invalid choice/);
+    else expect(r.stderr).not.toMatch(/Invalid choice/);
+  });
+});
+
+describe('cdk destroy', { timeout: 180_000 }, () => {
   it('removes the function and the rule; keeps both queues (retained by default)', async () => {
     await cdk(moto, ['destroy', '--force', '--output', join(work, 'cdk.out')], work);
     await expect(
@@ -431,4 +640,17 @@ describe('cdk destroy', () => {
       expect(urls.some((u) => u.endsWith(`/${arn.split(':').pop()}`))).toBe(true);
     }
   }, 240_000);
+
+  it("section 11's leftovers: both log groups, both queues and the secret go", async () => {
+    const groups = 'aws logs describe-log-groups --query logGroups[].logGroupName --output json';
+    const before = JSON.parse((await runShell(groups, { cwd: docDir, shimDir, moto })).stdout) as string[];
+    expect(before).toEqual(expect.arrayContaining([outputs.FunctionLogGroup, outputs.AccessLogGroup]));
+    await runDoc('aws logs delete-log-group');
+    const after = JSON.parse((await runShell(groups, { cwd: docDir, shimDir, moto })).stdout) as string[];
+    expect(after).not.toContain(outputs.FunctionLogGroup);
+    expect(after).not.toContain(outputs.AccessLogGroup);
+    expect((await aws.sqs.send(new ListQueuesCommand({}))).QueueUrls ?? []).toEqual([]);
+    const secret = await aws.secrets.send(new DescribeSecretCommand({ SecretId: SECRET_NAME }));
+    expect(secret.DeletedDate).toBeInstanceOf(Date);
+  });
 });
