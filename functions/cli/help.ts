@@ -18,7 +18,9 @@ const CONNECTION = `Connection:
   --token-env NAME        OAuth 2.0 access token for --auth xoauth2, from environment variable NAME.
   --ca FILE               Extra trusted CA certificate(s), PEM. Added to the system CAs; the server
                           certificate is always verified.
-  --ehlo NAME             Our EHLO name (domain or [address literal]). Default: localhost.
+  --ehlo NAME             Our EHLO name (domain or [address literal]). Default: the domain of --from
+                          (verify: of --user when it is an address), else localhost, which is sent
+                          only to a loopback server.
   --timeout SECONDS       Overall deadline for the whole session, also caps each phase. Default ${DEFAULT_TIMEOUT_SECONDS}.
   --allow-plaintext       Permit --security none to a non-loopback host, and AUTH in clear text to a
                           loopback one. Think twice.`;

@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { mailboxDomain } from '../mime/address.ts';
 import type { DkimSigner } from '../mime/dkim.ts';
 import { MimeError } from '../mime/error.ts';
 import { SendError } from '../send/errors.ts';
@@ -59,7 +60,8 @@ export async function run(argv: string[], io: CliIo = processIo()): Promise<numb
       io.stdout.write(helpText(command.topic));
       return EXIT.ok;
     }
-    const { options, dkim } = await connectionOptions(command.connection, command.output, io);
+    const sender = command.kind === 'send' ? command.message.from : command.connection.user;
+    const { options, dkim } = await connectionOptions(command.connection, command.output, io, sender);
     // The clock starts when the session starts (after the prompt and after loading the client code).
     const timeoutMs = command.connection.timeoutMs;
     const deadline = (): Deadline => ({
@@ -86,7 +88,16 @@ interface ResolvedConnection {
   dkim?: DkimSigner[];
 }
 
-async function connectionOptions(c: ConnectionSpec, out: OutputSpec, io: CliIo): Promise<ResolvedConnection> {
+/**
+ * `sender` (--from, or for verify a --user that is an address) gives the default EHLO name: its domain, as the
+ * function does with its secret's `from`; without one, "localhost", which only a loopback server is sent.
+ */
+async function connectionOptions(
+  c: ConnectionSpec,
+  out: OutputSpec,
+  io: CliIo,
+  sender: string | undefined,
+): Promise<ResolvedConnection> {
   if (c.secretFile !== undefined) return secretFileConnection(c, c.secretFile, out);
   const timeouts = { connect: c.timeoutMs, greeting: c.timeoutMs, reply: c.timeoutMs, data: c.timeoutMs };
   const o: ConnectionOptions = { host: c.host, port: c.port, security: c.security, timeouts };
@@ -94,7 +105,8 @@ async function connectionOptions(c: ConnectionSpec, out: OutputSpec, io: CliIo):
     o.allowPlaintext = true;
     o.allowPlaintextAuth = true;
   }
-  if (c.ehlo !== undefined) o.clientName = c.ehlo;
+  const ehlo = c.ehlo ?? (sender === undefined ? undefined : mailboxDomain(sender));
+  if (ehlo !== undefined) o.clientName = ehlo;
   if (out.transcript) o.transcript = true;
   if (c.caFile !== undefined) {
     try {

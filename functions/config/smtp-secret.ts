@@ -6,7 +6,7 @@
  */
 import * as v from 'valibot';
 import { type DkimSigner, dkimSigner } from '../mime/dkim.ts';
-import { lineBreakIn, MimeError } from '../mime/index.ts';
+import { lineBreakIn, MimeError, mailboxDomain } from '../mime/index.ts';
 import { SendError } from '../send/errors.ts';
 import type { SmtpSettings, SmtpSettingsSource } from '../send/types.ts';
 import { describeIssues, formatIssues } from './issues.ts';
@@ -145,7 +145,9 @@ export function parseSmtpSecretText(text: string, id = 'SMTP secret', revision =
     revision,
   };
   if (s.password !== undefined) settings.connection.auth = { username: s.username, password: s.password };
-  if (s.clientName) settings.connection.clientName = s.clientName;
+  // EHLO with the sender's domain unless the secret names one (the client refuses "localhost" to a remote host).
+  const clientName = s.clientName ?? mailboxDomain(s.from);
+  if (clientName) settings.connection.clientName = clientName;
   if (s.ca) settings.connection.ca = s.ca;
   if (s.fromName) settings.fromName = s.fromName;
   if (dkim) settings.dkim = dkim;

@@ -69,6 +69,7 @@ export function writeSummary(logger: Logger, log: InvocationLog, extra: Record<s
     attempts: t.attempts,
     reused: t.reused,
     secretRefreshed: t.secretRefreshed,
+    withoutSmtpUtf8: t.withoutSmtpUtf8,
     recipientDomains: t.recipientDomains,
     sizeBytes: t.size,
     durationMs: Date.now() - log.started,

@@ -176,6 +176,19 @@ export function parseMailbox(input: string, field = 'address'): Mailbox {
   return { address: parseAddrSpec(s, field).address };
 }
 
+/**
+ * The domain of a mailbox as written on the wire (A-label, lower case, or an address literal), or undefined when
+ * it does not parse. The usual EHLO name for mail from that sender.
+ */
+export function mailboxDomain(input: string): string | undefined {
+  try {
+    const { address } = parseMailbox(input);
+    return address.slice(address.lastIndexOf('@') + 1);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A list of mailboxes separated by `,` (or `;`) outside quotes, comments and brackets. */
 export function parseAddressList(input: string, field = 'addresses'): Mailbox[] {
   if (typeof input !== 'string') throw invalid(field, 'expected a string');

@@ -11,7 +11,7 @@ import type { ComposedMessage } from '../mime/types.ts';
 import type { BatchItemResult, OutgoingMessage } from '../smtp/types.ts';
 import { domainOf } from './allowlist.ts';
 import { SendError } from './errors.ts';
-import { type PrepareOptions, prepare } from './prepare.ts';
+import { type PreparedMessage, type PrepareOptions, prepare } from './prepare.ts';
 import {
   isBatchRequest,
   type ValidSendRequest,
@@ -117,7 +117,7 @@ export async function deliverBatch(
 interface Pending {
   index: number;
   valid: ValidSendRequest;
-  message: ComposedMessage;
+  message: PreparedMessage;
 }
 
 /** How a message ended (or, between attempts, how its last attempt ended). */
@@ -215,6 +215,7 @@ function settle(
     return { verdict: 'retry', ended: { status: 'not_sent', error } };
   }
   if (r.ok) {
+    if (r.withoutSmtpUtf8) trace.withoutSmtpUtf8 = true;
     const rejected = r.rejected.map((x) => ({ address: x.address, code: x.code, message: x.message }));
     const result = { messageId, accepted: r.accepted.map((x) => x.address), rejected };
     return { verdict: 'accepted', ended: { status: 'accepted', result } };
@@ -251,8 +252,12 @@ function noteMessages(trace: DeliveryTrace, items: Pending[]): void {
   trace.size = items.reduce((n, p) => n + p.message.size, 0);
 }
 
-function outgoing(m: ComposedMessage): OutgoingMessage {
-  return { envelope: m.envelope, content: m.bytes, info: { eightBit: m.eightBit, smtpUtf8: m.smtpUtf8 } };
+function outgoing(m: PreparedMessage): OutgoingMessage {
+  const info = (c: ComposedMessage) => ({ eightBit: c.eightBit, smtpUtf8: c.smtpUtf8 });
+  const out: OutgoingMessage = { envelope: m.envelope, content: m.bytes, info: info(m) };
+  if (m.withoutSmtpUtf8)
+    out.withoutSmtpUtf8 = { content: m.withoutSmtpUtf8.bytes, info: info(m.withoutSmtpUtf8) };
+  return out;
 }
 
 function sleep(ms: number): Promise<void> {

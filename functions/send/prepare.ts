@@ -2,10 +2,11 @@
  * One validated request → one composed message: the sender/recipient allowlists, then composition, then the DKIM
  * signature(s) when the secret has `dkim` (mime/dkim.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { signMessage } from '../mime/dkim.ts';
 import { MimeError } from '../mime/error.ts';
 import { compose } from '../mime/index.ts';
-import type { ComposedMessage, MessageInput } from '../mime/types.ts';
+import type { ComposedMessage, Mailbox, MessageInput } from '../mime/types.ts';
 import { domainOf, isAllowed } from './allowlist.ts';
 import { type FieldError, SendError, validationFailed } from './errors.ts';
 import { mimeDetail, type ValidSendRequest } from './request.ts';
@@ -19,13 +20,21 @@ export interface PrepareOptions {
   enforcePolicy?: boolean;
 }
 
+/**
+ * A composed message, and for a request whose Reply-To is optional (`replyToOptional`) and needs SMTPUTF8, the
+ * same message without that Reply-To (same Message-ID and Date), for a server without SMTPUTF8.
+ */
+export interface PreparedMessage extends ComposedMessage {
+  withoutSmtpUtf8?: ComposedMessage;
+}
+
 /** Policy checks + composition. Throws `SendError`. */
 export function prepare(
   valid: ValidSendRequest,
   settings: SmtpSettings,
   policy: SendPolicy,
   opts: PrepareOptions = {},
-): ComposedMessage {
+): PreparedMessage {
   if (opts.enforcePolicy ?? true) {
     checkSender(valid, settings, policy);
     checkRecipients(valid, policy);
@@ -44,14 +53,41 @@ export function prepare(
   if (valid.attachments.length) input.attachments = valid.attachments;
   if (Object.keys(valid.headers).length) input.headers = valid.headers;
   try {
-    const composed = compose(input);
-    return settings.dkim ? signMessage(composed, settings.dkim) : composed;
+    const sign = (m: ComposedMessage) => (settings.dkim ? signMessage(m, settings.dkim) : m);
+    const random = recordedRandom();
+    const now = new Date();
+    const composed: PreparedMessage = sign(compose(input, { random: random.record, now: () => now }));
+    const utf8 = (m: Mailbox) => /[^\x00-\x7f]/.test(m.address.slice(0, m.address.lastIndexOf('@')));
+    if (valid.replyToOptional && composed.smtpUtf8 && valid.replyTo.some(utf8)) {
+      const replyTo = valid.replyTo.filter((m) => !utf8(m));
+      const { replyTo: _, ...rest } = input;
+      const alt = compose(replyTo.length ? { ...rest, replyTo } : rest, {
+        random: random.replay,
+        now: () => now,
+      });
+      if (!alt.smtpUtf8) composed.withoutSmtpUtf8 = sign(alt);
+    }
+    return composed;
   } catch (e) {
     if (e instanceof MimeError) {
       throw validationFailed([{ field: e.field, code: e.code, message: mimeDetail(e) }]);
     }
     throw e;
   }
+}
+
+/** A random source that records what it gave, and one that gives the same bytes again (same Message-ID). */
+function recordedRandom(): { record: (n: number) => Uint8Array; replay: (n: number) => Uint8Array } {
+  const given: Uint8Array[] = [];
+  let next = 0;
+  return {
+    record: (n) => {
+      const b = randomBytes(n);
+      given.push(b);
+      return b;
+    },
+    replay: (n) => (given[next]?.length === n ? given[next++]! : randomBytes(n)),
+  };
 }
 
 function checkSender(valid: ValidSendRequest, settings: SmtpSettings, policy: SendPolicy): void {

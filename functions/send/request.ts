@@ -51,6 +51,11 @@ export interface ValidSendRequest {
   html?: string;
   attachments: Array<{ filename: string; contentType: string; content: Uint8Array }>;
   headers: Record<string, string>;
+  /**
+   * The Reply-To is a convenience, not part of the message (a form visitor's address, also in the body): an
+   * address in it that needs SMTPUTF8 is left out when the server does not offer SMTPUTF8, instead of failing.
+   */
+  replyToOptional?: true;
 }
 
 /** Is this a batch (`{ messages: [...] }`) rather than one message? */

@@ -74,4 +74,6 @@ export interface DeliveryTrace {
   smtpPhase?: string;
   recipientDomains?: string[];
   size?: number;
+  /** The server lacked SMTPUTF8: a message went without its optional Reply-To (its `withoutSmtpUtf8` form). */
+  withoutSmtpUtf8?: boolean;
 }

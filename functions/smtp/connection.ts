@@ -63,7 +63,7 @@ export function resolveOptions(o: ConnectionOptions): ResolvedOptions {
       { phase: 'connect', kind: 'security' },
     );
   }
-  const clientName = o.clientName ?? 'localhost';
+  const clientName = ehloName(o, loopback);
   cmd.ehlo(clientName); // validates the EHLO name through the choke point (throws SmtpError)
   return {
     ...o,
@@ -73,6 +73,29 @@ export function resolveOptions(o: ConnectionOptions): ResolvedOptions {
     timeouts: { ...DEFAULT_TIMEOUTS, ...o.timeouts },
     loopback,
   };
+}
+
+/**
+ * Our EHLO name (RFC 5321 §4.1.4: the client's domain). `localhost` only to a loopback server: an MX that sees
+ * `EHLO localhost` scores the mail as spam (SpamAssassin HELO_LOCALHOST), so to any other server the name must
+ * be given — the sender's domain is the usual choice (the SMTP secret and the CLI default to it).
+ */
+function ehloName(o: ConnectionOptions, loopback: boolean): string {
+  if (loopback) return o.clientName ?? 'localhost';
+  const name = o.clientName;
+  if (name === undefined) {
+    throw new SmtpError(
+      `no EHLO name for ${o.host}: set clientName to the sending domain (localhost is only for a loopback server)`,
+      { phase: 'connect', kind: 'security' },
+    );
+  }
+  if (/^(?:.*\.)?localhost\.?$/i.test(name)) {
+    throw new SmtpError(
+      `refusing EHLO ${name} to ${o.host}: a server that is not on this host takes it for spam (set clientName to the sending domain)`,
+      { phase: 'connect', kind: 'security' },
+    );
+  }
+  return name;
 }
 
 /** One deadline + abort signal for a whole operation. */

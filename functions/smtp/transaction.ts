@@ -12,6 +12,7 @@ import { parseQueueId } from './reply.ts';
 import type {
   Capabilities,
   Delivery,
+  MessageInfo,
   OutgoingMessage,
   Phase,
   RecipientResult,
@@ -97,6 +98,8 @@ export class Transaction {
   dataEnd: DataEnd = 'unwritten';
   /** Octets after CRLF normalisation (what SIZE= announces and BDAT carries). */
   size = 0;
+  /** The message's `withoutSmtpUtf8` form went on the wire. */
+  private usedWithoutSmtpUtf8 = false;
 
   constructor(readonly message: OutgoingMessage) {}
 
@@ -136,11 +139,23 @@ export class Transaction {
     }
   }
 
+  /**
+   * What goes on the wire: the message, or its `withoutSmtpUtf8` form when it needs SMTPUTF8 and this server
+   * does not offer it (decided here, after EHLO: no extra round trip).
+   */
+  private sentForm(caps: Capabilities): { content: Uint8Array; info?: MessageInfo } {
+    const m = this.message;
+    if (caps.smtpUtf8 || !m.withoutSmtpUtf8 || !needsSmtpUtf8(m.envelope, m.info)) return m;
+    this.usedWithoutSmtpUtf8 = true;
+    return m.withoutSmtpUtf8;
+  }
+
   private buildSteps(caps: Capabilities, chunking: boolean): TransactionItem[] {
-    const { envelope, content } = this.message;
+    const { envelope } = this.message;
     if (envelope.to.length === 0) throw notSent('the envelope has no recipients', 'rcpt');
+    const { content, info } = this.sentForm(caps);
     this.size = normalizedSize(content);
-    const params = this.mailParams(caps, chunking);
+    const params = this.mailParams(caps, chunking, content, info);
     const steps: TransactionItem[] = [
       { kind: 'mail', tx: this, ...written(cmd.mail(envelope.from, params)) },
     ];
@@ -167,8 +182,13 @@ export class Transaction {
   }
 
   /** SIZE, BODY and SMTPUTF8 for MAIL; throws (not-sent) when the server lacks what the message needs. */
-  private mailParams(caps: Capabilities, chunking: boolean): cmd.EsmtpParam[] {
-    const { envelope, content, info } = this.message;
+  private mailParams(
+    caps: Capabilities,
+    chunking: boolean,
+    content: Uint8Array,
+    info: MessageInfo | undefined,
+  ): cmd.EsmtpParam[] {
+    const { envelope } = this.message;
     const params: cmd.EsmtpParam[] = [];
     if (caps.size !== undefined) {
       if (caps.size > 0 && this.size > caps.size) {
@@ -181,7 +201,7 @@ export class Transaction {
       else if (chunking && caps.binaryMime) params.push({ keyword: 'BODY', value: 'BINARYMIME' });
       else throw notSent('the message has 8-bit content but the server does not advertise 8BITMIME');
     }
-    if (info?.smtpUtf8 || [envelope.from, ...envelope.to].some(cmd.isNonAscii)) {
+    if (needsSmtpUtf8(envelope, info)) {
       if (!caps.smtpUtf8) {
         throw notSent(
           'the message needs SMTPUTF8 (non-ASCII address or headers) but the server does not advertise it',
@@ -253,6 +273,7 @@ export class Transaction {
       const result: TransactionResult = { accepted: this.accepted, rejected: this.rejected, response: reply };
       const id = parseQueueId(reply);
       if (id) result.queueId = id;
+      if (this.usedWithoutSmtpUtf8) result.withoutSmtpUtf8 = true;
       this.state = { is: 'done', result };
       return 'none';
     }
@@ -275,6 +296,10 @@ export class Transaction {
       serverText: first?.message ?? fallback?.text,
     });
   }
+}
+
+function needsSmtpUtf8(envelope: OutgoingMessage['envelope'], info: MessageInfo | undefined): boolean {
+  return !!info?.smtpUtf8 || [envelope.from, ...envelope.to].some(cmd.isNonAscii);
 }
 
 function notSent(message: string, phase: Phase = 'mail'): SmtpError {

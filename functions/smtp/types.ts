@@ -69,7 +69,10 @@ export interface ConnectionOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   /** TLS server name for SNI and certificate check. Default: host (when it is a name, not an IP). */
   servername?: string;
-  /** Our EHLO name. Validated (domain or address literal). Default: "localhost". */
+  /**
+   * Our EHLO name: a domain or an address literal, usually the sender's domain. Default "localhost", for a
+   * loopback server only: to any other server it must be given, and "localhost" is refused.
+   */
   clientName?: string;
   auth?: Credentials;
   timeouts?: PhaseTimeouts;
@@ -107,6 +110,12 @@ export interface OutgoingMessage {
   /** The RFC 5322 message. Line endings are normalised to CRLF by the client. */
   content: Uint8Array;
   info?: MessageInfo;
+  /**
+   * The same message for a server without SMTPUTF8, sent instead of `content` when this one needs SMTPUTF8
+   * (`info.smtpUtf8`) and the server does not offer it. Chosen after EHLO, in the same session (no extra round
+   * trip); the result then says `withoutSmtpUtf8: true`. The envelope is shared and must not need SMTPUTF8.
+   */
+  withoutSmtpUtf8?: { content: Uint8Array; info?: MessageInfo };
 }
 
 export interface RecipientResult {
@@ -125,6 +134,8 @@ export interface TransactionResult {
   response: Reply;
   /** Best-effort queue id parsed from `response` ("queued as X", "id=X", "Ok: queued as X"). */
   queueId?: string;
+  /** The server lacked SMTPUTF8: the message's `withoutSmtpUtf8` form was sent. */
+  withoutSmtpUtf8?: true;
 }
 
 /** Outcome of one message in a batch: the transaction result, or the error that ended it. */

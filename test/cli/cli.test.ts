@@ -322,7 +322,8 @@ describe('smtp-send verify', { timeout: 60_000 }, () => {
       { env: ENV },
     );
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^ +\d+ ms C: EHLO localhost$/m);
+    // The EHLO name defaults to the domain of --user when it is an address (else of --from, for send).
+    expect(r.stdout).toMatch(new RegExp(`^ +\\d+ ms C: EHLO ${TEST_USER.split('@')[1]}$`, 'm'));
     expect(r.stdout).toMatch(/^ +\d+ ms C: STARTTLS$/m);
     expect(r.stdout).toMatch(/^ +\d+ ms C: AUTH PLAIN \*\*\*$/m);
     expect(r.stdout).toMatch(/^ +\d+ ms S: 235/m);

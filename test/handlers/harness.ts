@@ -151,6 +151,7 @@ export async function startBlackholeHarness(): Promise<Harness> {
               raw: Buffer.concat(chunks),
               secure: session.secure,
               mailParams: {},
+              ehlo: session.hostNameAppearsAs,
             };
             h.srv.messages.push(msg);
             cb(null, `Ok: queued as Q${h.srv.messages.length}`);

@@ -39,6 +39,8 @@ export interface ReceivedMessage {
   user?: string;
   /** MAIL FROM parameters (upper-case keys), e.g. { SIZE: '123', BODY: '8BITMIME' }. */
   mailParams: Record<string, unknown>;
+  /** The name the client gave in EHLO/HELO. */
+  ehlo: string;
 }
 
 export interface TestSmtpServerOptions {
@@ -140,6 +142,7 @@ export async function startSmtpServer(o: TestSmtpServerOptions = {}): Promise<Te
           raw: Buffer.concat(chunks),
           secure: session.secure,
           mailParams: (from ? (from.args as Record<string, unknown>) : {}) || {},
+          ehlo: session.hostNameAppearsAs,
         };
         if (session.user) msg.user = String(session.user);
         state.messages.push(msg);
