@@ -24,6 +24,13 @@ const AddressList = v.union([
 ]);
 const Pattern = v.pipe(v.string(), v.regex(ADDRESS_PATTERN, 'must be an address pattern like *@example.com'));
 const PositiveInt = v.pipe(v.number(), v.integer('must be an integer'), v.minValue(1, 'must be at least 1'));
+const MediaTypePattern = v.pipe(
+  v.string(),
+  v.regex(
+    /^[a-z0-9][\w.+-]*\/(?:\*|[a-z0-9][\w.+-]*)$/u,
+    'must be a media type like application/pdf or image/*',
+  ),
+);
 const HttpUrl = v.pipe(
   v.string(),
   v.check((s) => {
@@ -75,7 +82,14 @@ export const FormSchema = v.strictObject({
   allowedOrigins: v.optional(v.array(Origin)),
   redirect: v.optional(HttpUrl),
   redirectAllowlist: v.optional(v.array(HttpUrl)),
-  attachments: v.optional(v.strictObject({ maxFiles: PositiveInt, maxFileBytes: PositiveInt })),
+  attachments: v.optional(
+    v.strictObject({
+      maxFiles: PositiveInt,
+      maxFileBytes: PositiveInt,
+      /** Media types the form takes, detected from the content (`application/pdf`, `image/*`). */
+      allowedTypes: v.optional(v.array(MediaTypePattern)),
+    }),
+  ),
   captcha: v.optional(CaptchaSchema),
 });
 

@@ -9,6 +9,7 @@ import type { Mailbox } from '../mime/types.ts';
 import { deadlineFrom, deliverValid } from '../send/deliver.ts';
 import { type FieldError, SendError, validationFailed } from '../send/errors.ts';
 import type { ValidSendRequest } from '../send/request.ts';
+import { acceptUploads } from '../send/uploads.ts';
 import { CAPTCHA_FIELDS, CAPTCHA_PROVIDERS, verifyCaptcha } from './captcha.ts';
 import { type FormBody, parseFormBody } from './form-body.ts';
 import {
@@ -107,7 +108,7 @@ export async function handleForm(
     if (asJson) return problem(err, extra, log.requestId, 'public');
     const h: Record<string, string> = { ...extra };
     if (err.transient && err.retryAfter !== undefined) h['retry-after'] = String(err.retryAfter);
-    return errorPage(err.status, err.title, err.message, err.errors ?? [], h);
+    return errorPage(err.status, err.title, err.message, err.errors ?? [], h, err.code);
   }
 }
 
@@ -246,6 +247,7 @@ function buildMessage(
   body: FormBody,
   replyTo: Mailbox | undefined,
 ): ValidSendRequest {
+  const files = acceptUploads(body.files, form.attachments); // the one upload policy (send/uploads.ts)
   const lookup = new Map(fields);
   const subject = form.subject
     .replace(/\{\{\s*([\w.-]+)\s*\}\}/gu, (_, name: string) => lookup.get(name) ?? '')
@@ -261,8 +263,7 @@ function buildMessage(
           ? `${label(name)}:\n${lines.map((l) => `  ${l}`).join('\n')}`
           : `${label(name)}: ${value}`;
       })
-      .join('\n') +
-    (body.files.length ? `\n\nAttachments: ${body.files.map((f) => f.filename).join(', ')}\n` : '\n');
+      .join('\n') + (files.length ? `\n\nAttachments: ${files.map((f) => f.filename).join(', ')}\n` : '\n');
   const rows = fields
     .map(
       ([name, value]) =>
@@ -280,12 +281,11 @@ function buildMessage(
     subject: shortSubject || 'Form submission',
     text,
     html,
-    attachments: body.files.map((f) => ({
-      filename: f.filename,
-      contentType: f.contentType,
-      content: f.content,
-    })),
-    headers: {},
+    attachments: files,
+    // A notification, not a person's mail: no out-of-office reply to whatever address a visitor typed.
+    headers: { 'Auto-Submitted': 'auto-generated', 'X-Auto-Response-Suppress': 'All' },
+    // The visitor's address is in the body; as Reply-To it must not make the mail need SMTPUTF8.
+    replyToOptional: true,
   };
   return valid;
 }

@@ -1,4 +1,5 @@
 /** Small built-in HTML pages for browser form posts without a configured thank-you URL, and for errors. */
+import type { ErrorCode } from '../send/errors.ts';
 import type { HttpResult } from './http.ts';
 
 export function escapeHtml(s: string): string {
@@ -29,20 +30,31 @@ export function thankYouPage(headers: Record<string, string>): HttpResult {
   return page(200, 'Thank you', '<p>Your message has been sent.</p>', headers);
 }
 
+/** What the visitor should do next, by error code: by default correct the form and send it again. */
+const NEXT_STEP: Partial<Record<ErrorCode, string>> = {
+  delivery_unknown:
+    'Your message may have arrived: the connection to the mail server broke after the message was handed ' +
+    'over. Please do not send it again; if you get no answer, contact us another way.',
+  smtp_unavailable: 'Nothing was sent. Please try again in a few minutes.',
+  captcha_unavailable: 'Nothing was sent. Please try again in a few minutes.',
+};
+const CORRECT_AND_RETRY = 'Use your browser’s back button to correct the form and try again.';
+
 export function errorPage(
   status: number,
   title: string,
   detail: string,
   fields: Array<{ field: string; message: string }>,
   headers: Record<string, string>,
+  code?: ErrorCode,
 ): HttpResult {
   const list = fields.length
     ? `<ul>${fields.map((f) => `<li><strong>${escapeHtml(f.field)}</strong>: ${escapeHtml(f.message)}</li>`).join('')}</ul>`
     : '';
-  return page(
-    status,
-    title,
-    `<p>${escapeHtml(detail)}</p>${list}<p>Use your browser’s back button to correct the form and try again.</p>`,
-    headers,
-  );
+  const next = (code && NEXT_STEP[code]) ?? CORRECT_AND_RETRY;
+  if (code === 'delivery_unknown') {
+    // Not the API's wording ("do not retry blindly"): a visitor needs to know the message may be there.
+    return page(status, 'Your message may have been sent', `<p>${escapeHtml(next)}</p>`, headers);
+  }
+  return page(status, title, `<p>${escapeHtml(detail)}</p>${list}<p>${escapeHtml(next)}</p>`, headers);
 }

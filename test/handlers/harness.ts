@@ -130,12 +130,16 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 
 /**
  * A harness for the asynchronous entry points (EventBridge, direct invoke, SQS redrive): `/send` to `*@example.com`,
- * batches of up to 5, and an SMTP server that never answers the end of data for recipients starting with
- * "blackhole" (so delivery is unknown).
+ * batches of up to 5 (or the `config` given), and an SMTP server that never answers the end of data for
+ * recipients starting with "blackhole" (so delivery is unknown).
  */
-export async function startBlackholeHarness(): Promise<Harness> {
+export async function startBlackholeHarness(
+  config: unknown = { send: { allowedRecipients: ['*@example.com'] }, limits: { maxBatch: 5 } },
+  env: Record<string, string> = {},
+): Promise<Harness> {
   const h: Harness = await startHarness({
-    config: { send: { allowedRecipients: ['*@example.com'] }, limits: { maxBatch: 5 } },
+    config,
+    env,
     smtp: {
       extra: {
         onData(stream, session, cb) {
@@ -150,7 +154,10 @@ export async function startBlackholeHarness(): Promise<Harness> {
               },
               raw: Buffer.concat(chunks),
               secure: session.secure,
-              mailParams: {},
+              mailParams:
+                (session.envelope.mailFrom
+                  ? (session.envelope.mailFrom.args as Record<string, unknown>)
+                  : {}) || {},
               ehlo: session.hostNameAppearsAs,
             };
             h.srv.messages.push(msg);
