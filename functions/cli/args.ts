@@ -172,26 +172,48 @@ const SECRET_FILE_CONFLICTS = [
 
 function connectionSpec(v: Values): ConnectionSpec {
   const timeoutMs = parseTimeout(v.timeout);
-  if (v['secret-file'] !== undefined) {
-    const clash = SECRET_FILE_CONFLICTS.find((k) => v[k] !== undefined);
-    if (clash) throw new UsageError(`--secret-file and --${clash} cannot be combined (the file says it)`);
-    if (v['secret-file'] === '') throw new UsageError('--secret-file needs a file name');
-    const spec: ConnectionSpec = {
-      secretFile: v['secret-file'],
-      host: '',
-      port: 0,
-      security: 'starttls',
-      timeoutMs,
-      allowPlaintext: v['allow-plaintext'] ?? false,
-    };
-    if (v.ehlo !== undefined) spec.ehlo = parseEhlo(v.ehlo);
-    return spec;
-  }
+  if (v['secret-file'] !== undefined) return secretFileSpec(v, timeoutMs);
+  const { host, port, security, user } = serverOf(v);
+  const { auth, secretEnv, oauth } = credentialsOf(v, user);
+  const spec: ConnectionSpec = {
+    host,
+    port,
+    security,
+    timeoutMs,
+    allowPlaintext: v['allow-plaintext'] ?? false,
+  };
+  if (user !== undefined) spec.user = user;
+  if (secretEnv !== undefined) spec.secretEnv = secretEnv;
+  if (oauth !== undefined) spec.oauth = oauth;
+  if (auth !== undefined) spec.auth = auth;
+  if (v.ca !== undefined) spec.caFile = v.ca;
+  if (v.ehlo !== undefined) spec.ehlo = parseEhlo(v.ehlo);
+  return spec;
+}
+
+/** `--secret-file`: the file says where and as whom; only the EHLO name, timeout and plaintext switch may be added. */
+function secretFileSpec(v: Values, timeoutMs: number): ConnectionSpec {
+  const clash = SECRET_FILE_CONFLICTS.find((k) => v[k] !== undefined);
+  if (clash) throw new UsageError(`--secret-file and --${clash} cannot be combined (the file says it)`);
+  if (v['secret-file'] === '') throw new UsageError('--secret-file needs a file name');
+  const spec: ConnectionSpec = {
+    secretFile: v['secret-file']!,
+    host: '',
+    port: 0,
+    security: 'starttls',
+    timeoutMs,
+    allowPlaintext: v['allow-plaintext'] ?? false,
+  };
+  if (v.ehlo !== undefined) spec.ehlo = parseEhlo(v.ehlo);
+  return spec;
+}
+
+/** The server from `--url` or `--host`/`--port`/`--security` (and the user from the URL or `--user`). */
+function serverOf(v: Values): { host: string; port: number; security: Security; user: string | undefined } {
   let host: string | undefined;
   let port: number | undefined;
   let security: Security | undefined;
   let user: string | undefined;
-
   if (v.url !== undefined) {
     for (const k of ['host', 'port', 'user'] as const) {
       if (v[k] !== undefined)
@@ -215,7 +237,14 @@ function connectionSpec(v: Values): ConnectionSpec {
   security ??= 'starttls';
   if (v.port !== undefined) port = parsePort(v.port);
   port ??= security === 'tls' ? 465 : 587;
+  return { host, port, security, user };
+}
 
+/** `--auth` and where its secret comes from: `--password-env`, `--token-env`, or the `--oauth-*` grant. */
+function credentialsOf(
+  v: Values,
+  user: string | undefined,
+): { auth?: AuthChoice; secretEnv?: string; oauth?: OAuthSpec } {
   let auth: AuthChoice | undefined;
   if (v.auth !== undefined) {
     const a = v.auth.toLowerCase();
@@ -252,21 +281,11 @@ function connectionSpec(v: Values): ConnectionSpec {
   if (secretEnv !== undefined && user === undefined) {
     throw new UsageError('a password/token was given but no user (--user or smtp://user@host)');
   }
-
-  const spec: ConnectionSpec = {
-    host,
-    port,
-    security,
-    timeoutMs,
-    allowPlaintext: v['allow-plaintext'] ?? false,
-  };
-  if (user !== undefined) spec.user = user;
-  if (secretEnv !== undefined) spec.secretEnv = secretEnv;
-  if (oauth !== undefined) spec.oauth = oauth;
-  if (auth !== undefined) spec.auth = auth;
-  if (v.ca !== undefined) spec.caFile = v.ca;
-  if (v.ehlo !== undefined) spec.ehlo = parseEhlo(v.ehlo);
-  return spec;
+  const out: { auth?: AuthChoice; secretEnv?: string; oauth?: OAuthSpec } = {};
+  if (auth !== undefined) out.auth = auth;
+  if (secretEnv !== undefined) out.secretEnv = secretEnv;
+  if (oauth !== undefined) out.oauth = oauth;
+  return out;
 }
 
 function oauthSpec(v: Values): OAuthSpec {

@@ -11,7 +11,9 @@ import { pathToFileURL } from 'node:url';
 import { mailboxDomain } from '../mime/address.ts';
 import type { DkimSigner } from '../mime/dkim.ts';
 import { MimeError } from '../mime/error.ts';
+import type { ComposedMessage } from '../mime/types.ts';
 import { SendError } from '../send/errors.ts';
+import type { SendOutcome } from '../smtp/client.ts';
 import { SmtpError } from '../smtp/error.ts';
 import type { ConnectionOptions, Credentials, Deadline, OutgoingMessage } from '../smtp/types.ts';
 import {
@@ -263,33 +265,9 @@ async function runSend(
   io: CliIo,
   dkim?: DkimSigner[],
 ): Promise<number> {
-  const attachments = await Promise.all(
-    m.attach.map(async (file) => {
-      try {
-        return { filename: basename(file), content: new Uint8Array(await readFile(file)) };
-      } catch (err) {
-        throw new UsageError(
-          `--attach: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-        );
-      }
-    }),
-  );
-  const [{ compose }, { sendMail }] = await Promise.all([
-    import('../mime/index.ts'),
-    import('../smtp/index.ts'),
-  ]);
-  const unsigned = compose({
-    from: m.from,
-    to: m.to,
-    cc: m.cc,
-    bcc: m.bcc,
-    ...(m.replyTo !== undefined ? { replyTo: m.replyTo } : {}),
-    subject: m.subject,
-    ...(m.text !== undefined ? { text: m.text } : {}),
-    ...(m.html !== undefined ? { html: m.html } : {}),
-    ...(attachments.length > 0 ? { attachments } : {}),
-  });
-  const composed = dkim ? (await import('../mime/dkim.ts')).signMessage(unsigned, dkim) : unsigned;
+  const smtp = import('../smtp/index.ts'); // loads while the message is composed
+  const composed = await composeSpec(m, dkim);
+  const { sendMail } = await smtp;
   const msg: OutgoingMessage = {
     envelope: composed.envelope,
     content: composed.bytes,
@@ -326,6 +304,45 @@ async function runSend(
     return code;
   }
   if (out.transcript) io.stdout.write(transcriptText(outcome.transcript));
+  io.stdout.write(`${sendReport(server, composed, outcome, code).join('\n')}\n`);
+  return code;
+}
+
+/** The message the flags describe: files read for `--attach`, composed, DKIM-signed when asked. */
+async function composeSpec(m: MessageSpec, dkim?: DkimSigner[]): Promise<ComposedMessage> {
+  const attachments = await Promise.all(
+    m.attach.map(async (file) => {
+      try {
+        return { filename: basename(file), content: new Uint8Array(await readFile(file)) };
+      } catch (err) {
+        throw new UsageError(
+          `--attach: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        );
+      }
+    }),
+  );
+  const { compose } = await import('../mime/index.ts');
+  const unsigned = compose({
+    from: m.from,
+    to: m.to,
+    cc: m.cc,
+    bcc: m.bcc,
+    ...(m.replyTo !== undefined ? { replyTo: m.replyTo } : {}),
+    subject: m.subject,
+    ...(m.text !== undefined ? { text: m.text } : {}),
+    ...(m.html !== undefined ? { html: m.html } : {}),
+    ...(attachments.length > 0 ? { attachments } : {}),
+  });
+  return dkim ? (await import('../mime/dkim.ts')).signMessage(unsigned, dkim) : unsigned;
+}
+
+/** The human-readable report of a send. */
+function sendReport(
+  server: ServerView,
+  composed: ComposedMessage,
+  outcome: SendOutcome,
+  code: number,
+): string[] {
   const lines = sessionLines(server, outcome);
   lines.push(`Message-ID:    ${composed.messageId} (${composed.size} octets)`);
   lines.push(`Accepted:      ${outcome.accepted.map((r) => r.address).join(', ') || 'none'}`);
@@ -341,8 +358,7 @@ async function runSend(
       ? 'Result:        OK, message accepted for every recipient'
       : `Result:        PARTIAL, message accepted for ${outcome.accepted.length} of ${outcome.accepted.length + outcome.rejected.length} recipients`,
   );
-  io.stdout.write(`${lines.join('\n')}\n`);
-  return code;
+  return lines;
 }
 
 function reportError(
