@@ -16,6 +16,15 @@ const CONNECTION = `Connection:
                           It is never taken on the command line.
   --auth MECH             plain, login or xoauth2. Default: the best one the server offers (PLAIN, LOGIN).
   --token-env NAME        OAuth 2.0 access token for --auth xoauth2, from environment variable NAME.
+  --oauth-client-id ID    With --auth xoauth2: fetch the token here (client_credentials) for app ID,
+  --oauth-client-secret-env NAME
+                          with the client secret from environment variable NAME,
+  --oauth-token-url URL   from this token endpoint (https), or
+  --oauth-tenant TENANT   from Microsoft Entra ID's endpoint of this tenant.
+  --oauth-scope SCOPE     Default https://outlook.office365.com/.default.
+  --secret-file FILE      Everything above from the SMTP secret's JSON, exactly as the function reads it
+                          (host, port, security, username, password or OAuth grant, ca; send signs with
+                          its dkim keys). Test the deployed configuration before deploying it.
   --ca FILE               Extra trusted CA certificate(s), PEM. Added to the system CAs; the server
                           certificate is always verified.
   --ehlo NAME             Our EHLO name (domain or [address literal]). Default: the domain of --from
@@ -63,6 +72,7 @@ ${EXIT_CODES}
 Examples:
   SMTP_PASSWORD=… smtp-send verify --url smtp://me%40example.com@smtp.example.com:587 --password-env SMTP_PASSWORD
   smtp-send verify --url smtps://me%40example.com@smtp.example.com     # asks for the password
+  smtp-send verify --secret-file smtp.json                            # the function's own secret
   smtp-send send --url smtp://me%40example.com@smtp.example.com --password-env SMTP_PASSWORD \\
     --from me@example.com --to you@example.org --subject "Test" --text "Hello" --transcript
 `;

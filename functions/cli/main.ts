@@ -100,7 +100,7 @@ async function connectionOptions(
   io: CliIo,
   sender: string | undefined,
 ): Promise<ResolvedConnection> {
-  if (c.secretFile !== undefined) return secretFileConnection(c, c.secretFile, out);
+  if (c.secretFile !== undefined) return secretFileConnection(c, c.secretFile, out, io);
   const timeouts = { connect: c.timeoutMs, greeting: c.timeoutMs, reply: c.timeoutMs, data: c.timeoutMs };
   const o: ConnectionOptions = { host: c.host, port: c.port, security: c.security, timeouts };
   if (c.allowPlaintext) {
@@ -130,6 +130,7 @@ async function secretFileConnection(
   c: ConnectionSpec,
   file: string,
   out: OutputSpec,
+  io: CliIo,
 ): Promise<ResolvedConnection> {
   let text: string;
   try {
@@ -144,7 +145,16 @@ async function secretFileConnection(
     import('../config/oauth-credentials.ts'),
   ]);
   const parsed = parseSmtpSecretText(text, basename(file));
-  const tokens = parsed.oauth ? new OAuthTokenSource(parsed.oauth, parsed.username) : undefined;
+  // The CLI never rewrites the file: a rotated refresh token is reported, the deployed function stores it.
+  const writeBack = async () => {
+    io.stderr.write(
+      `${PROG}: note: the provider rotated the refresh token; ${file} was not changed ` +
+        '(the deployed function writes it back to its secret)\n',
+    );
+  };
+  const tokens = parsed.oauth
+    ? new OAuthTokenSource(parsed.oauth, parsed.username, { writeBack })
+    : undefined;
   const settings = await withAccessToken(parsed, tokens);
   const t = c.timeoutMs;
   const o: ConnectionOptions = {

@@ -4,7 +4,7 @@
  * endpoint and smtp-server checking the XOAUTH2 token; provider hints on the error output. Real `smtp-send` process.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,11 @@ let dir: string;
 const seen: Array<{ user: string; token: string }> = [];
 
 beforeAll(async () => {
-  idp = await startTokenEndpoint({ clients: { 'app-cli': SECRET }, appMailboxes: [MAILBOX] });
+  idp = await startTokenEndpoint({
+    clients: { 'app-cli': SECRET },
+    appMailboxes: [MAILBOX],
+    refreshTokens: { 'rt-cli': { clientId: 'app-cli', subject: MAILBOX, rotate: true } },
+  });
   smtp = await startSmtpServer({ authMethods: ['XOAUTH2'], extra: { onAuth: xoauth2OnAuth(idp, seen) } });
   dir = mkdtempSync(join(tmpdir(), 'smtp-send-cli-'));
 });
@@ -90,6 +94,27 @@ describe('smtp-send verify --secret-file', () => {
     const u = await runInProcess(['verify', '--secret-file', 'x.json', '--host', 'h']);
     expect(u.code).toBe(2);
     expect(u.stderr).toMatch(/--secret-file and --host cannot be combined/);
+  });
+
+  it('refresh_token with writeBack: a rotated refresh token is reported, the file is left as it is', async () => {
+    const secret = {
+      ...m365(),
+      auth: {
+        type: 'oauth2',
+        grant: 'refresh_token',
+        tokenUrl: idp.entraUrl('common'),
+        clientId: 'app-cli',
+        refreshToken: 'rt-cli',
+        writeBack: true,
+      },
+    };
+    const file = secretFile('rt.json', secret);
+    const r = await runCli(['verify', '--secret-file', file]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(
+      /^smtp-send: note: the provider rotated the refresh token; .*rt\.json was not changed/m,
+    );
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(secret);
   });
 
   it("send --secret-file signs with the secret's DKIM key (the arrived message verifies)", async () => {
