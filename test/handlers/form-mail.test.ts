@@ -79,7 +79,16 @@ describe('the notification as the team receives it', () => {
     expect(py.defects).toEqual([]);
     expect(py.headers['Auto-Submitted']).toEqual(['auto-generated']);
     expect(py.addresses['Reply-To']).toEqual([{ name: '', address: 'ada@visitor.example' }]);
-    const sa = spamAssassin(got!.raw);
+    // As the next hop (an MX) records it: a Received field naming the EHLO name the server saw.
+    const atMx = (helo: string) =>
+      Buffer.concat([
+        Buffer.from(
+          `Received: from ${helo} (mail.example.org [192.0.2.10])\r\n\tby mx.example.net with ESMTPS id 4AB12; ` +
+            'Tue, 1 Dec 2026 20:00:00 +0000\r\n',
+        ),
+        got!.raw,
+      ]);
+    const sa = spamAssassin(atMx(got!.ehlo));
     for (const rule of [
       'TO_NO_BRKTS_HTML_ONLY',
       'TO_NO_BRKTS_HTML_IMG',
@@ -88,6 +97,7 @@ describe('the notification as the team receives it', () => {
     ]) {
       expect(sa.rules).not.toContain(rule);
     }
+    expect(spamAssassin(atMx('localhost')).rules).toContain('HELO_LOCALHOST'); // the rule can fire here
   });
 });
 
