@@ -90,7 +90,7 @@ export class SecretStore {
     try {
       await this.client.send(new PutSecretValueCommand({ SecretId: id, SecretString: value }));
     } catch (e) {
-      throw secretError(id, e);
+      throw secretError(id, e, 'write');
     }
     this.writes++;
   }
@@ -134,10 +134,10 @@ const PERMANENT = new Set([
   'UnrecognizedClientException',
 ]);
 
-function secretError(id: string, e: unknown): SendError {
+function secretError(id: string, e: unknown, verb: 'read' | 'write' = 'read'): SendError {
   const name = (e as { name?: string })?.name ?? 'Error';
   if (PERMANENT.has(name)) {
-    return new SendError('configuration_error', `cannot read secret ${id}: ${name}`, { cause: e });
+    return new SendError('configuration_error', `cannot ${verb} secret ${id}: ${name}`, { cause: e });
   }
   return new SendError('smtp_unavailable', `Secrets Manager is unavailable (${name}); try again later`, {
     cause: e,

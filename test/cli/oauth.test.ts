@@ -69,6 +69,21 @@ describe('smtp-send verify --secret-file', () => {
     expect(r.stdout).not.toContain(seen.at(-1)!.token);
   });
 
+  it('--transcript and --json never show the access token', async () => {
+    const file = join(dir, 'm365.json');
+    const t = await runCli(['verify', '--secret-file', file, '--transcript']);
+    expect(t.code).toBe(0);
+    const token = seen.at(-1)!.token;
+    expect(t.stdout).toMatch(/C: AUTH XOAUTH2 \*\*\*/);
+    expect(t.stdout).not.toContain(token);
+    const payload = Buffer.from(`user=${MAILBOX}\x01auth=Bearer ${token}\x01\x01`).toString('base64');
+    expect(t.stdout).not.toContain(payload);
+    expect(t.stdout).not.toContain(payload.slice(0, 24));
+    const j = await runCli(['verify', '--secret-file', file, '--json', '--transcript']);
+    expect(j.code).toBe(0);
+    expect(j.stdout).not.toContain(seen.at(-1)!.token);
+  });
+
   it('a refused client secret: exit 3, the AADSTS code and the hint, never the secret', async () => {
     const r = await runCli(['verify', '--secret-file', secretFile('bad.json', m365('not-the-secret'))]);
     expect(r.code).toBe(3);
