@@ -49,20 +49,17 @@ describe('provider hints through the handler', () => {
 
   it('a public form: neither the JSON problem nor the HTML page shows the hint', async () => {
     const body = new URLSearchParams({ message: 'hi' }).toString();
-    const json = (await h.invoke(
-      formEvent('plain', {
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body,
-      }),
-    )) as Result;
+    const post = async (accept: string) =>
+      (await h.invoke(
+        formEvent('plain', {
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept },
+          body,
+        }),
+      )) as Result;
+    const json = await post('application/json');
     expect(json.statusCode).toBeGreaterThanOrEqual(500);
     expect(json.body).not.toMatch(/microsoft_auth_unsuccessful|SendAsApp|hint/);
-    const page = (await h.invoke(
-      formEvent('plain', {
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
-        body,
-      }),
-    )) as Result;
+    const page = await post('text/html');
     expect(page.statusCode).toBeGreaterThanOrEqual(500);
     expect(page.body).toMatch(/<html/i);
     expect(page.body).not.toMatch(/microsoft_auth_unsuccessful|SendAsApp/);
