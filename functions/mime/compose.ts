@@ -305,8 +305,51 @@ export function compose(input: MessageInput, opts: ComposeOptions = {}): Compose
     throw new MimeError('message', 'invalid_option', 'expected an object');
   const c = new Composer(opts);
   const rawUtf8 = opts.smtpUtf8 === true;
-
   // 1. Validate every header-bound input before composing anything.
+  const v = validateInput(c, input, opts, rawUtf8);
+  // 2. Envelope: to + cc + bcc, deduplicated (domains are already lower-case A-labels).
+  const rcpts = envelopeRecipients([...v.to, ...v.cc, ...v.bcc]);
+  // 3. Body structure.
+  const root = bodyStructure(c, input, v.attachments);
+  // 4. Header fields, fixed order.
+  const messageId = `<${Buffer.from(c.random(16)).toString('hex')}@${v.idDomain}>`;
+  const rendered = c.render(root, 'body');
+  const fields: FoldedField[] = [
+    foldField('Date', rawTokens(formatDate(v.date)), 'date'),
+    foldField('Message-ID', rawTokens(messageId), 'messageIdDomain'),
+    foldField('MIME-Version', rawTokens('1.0'), 'MIME-Version'),
+    foldField('From', c.mailboxTokens([v.from]), 'from'),
+  ];
+  if (v.replyTo.length > 0) fields.push(foldField('Reply-To', c.mailboxTokens(v.replyTo), 'replyTo'));
+  if (v.to.length > 0) fields.push(foldField('To', c.mailboxTokens(v.to), 'to'));
+  if (v.cc.length > 0) fields.push(foldField('Cc', c.mailboxTokens(v.cc), 'cc'));
+  fields.push(foldField('Subject', unstructuredTokens(input.subject, rawUtf8), 'subject'));
+  for (const x of v.extras) fields.push(foldField(x.name, x.tokens, x.field));
+  fields.push(...rendered.fields);
+
+  const head = fields.map((f) => f.text).join('');
+  if (/[^\x00-\x7f]/.test(head)) c.smtpUtf8 = true;
+  const body = rendered.body;
+  const endsWithCRLF = body.length >= 2 && body[body.length - 2] === 0x0d && body[body.length - 1] === 0x0a;
+  // The message ends in CRLF. A quoted-printable body gets a soft line break (its text is unchanged);
+  // a 7bit/8bit text without a final line break gains one.
+  const qp = root.kind === 'leaf' && root.encoding === 'quoted-printable';
+  const tail = endsWithCRLF ? Buffer.alloc(0) : qp ? SOFT_BREAK : CRLF;
+  const buf = Buffer.concat([Buffer.from(head + '\r\n', 'utf8'), body, tail]);
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+  return {
+    bytes,
+    messageId,
+    envelope: { from: v.from.spec.address, to: rcpts },
+    eightBit: hasHighOctet(buf),
+    smtpUtf8: c.smtpUtf8,
+    size: bytes.length,
+    headers: fields.map((f) => [f.name, f.value]),
+  };
+}
+
+/** Every header-bound input, validated (and resolved) before anything is composed. Throws `MimeError`. */
+function validateInput(c: Composer, input: MessageInput, opts: ComposeOptions, rawUtf8: boolean) {
   if (Array.isArray(input.from))
     throw new MimeError('from', 'invalid_address', 'from must be a single mailbox');
   const from = c.mailbox(input.from, 'from');
@@ -337,16 +380,18 @@ export function compose(input: MessageInput, opts: ComposeOptions = {}): Compose
     throw new MimeError('attachments', 'invalid_attachment', 'attachments must be an array');
   }
   for (const [i, a] of attachments.entries()) validateAttachment(a, `attachments[${i}]`);
-
   const date = input.date ?? (opts.now ?? (() => new Date()))();
   if (!(date instanceof Date) || Number.isNaN(date.getTime())) {
     throw new MimeError(input.date ? 'date' : 'now', 'invalid_date', 'not a valid Date');
   }
+  return { from, replyTo, to, cc, bcc, idDomain, extras, attachments, date };
+}
 
-  // 2. Envelope: to + cc + bcc, deduplicated (domains are already lower-case A-labels).
+/** The envelope's recipients: each address once, in order. Throws when there is none. */
+function envelopeRecipients(mailboxes: ResolvedMailbox[]): string[] {
   const seen = new Set<string>();
   const rcpts: string[] = [];
-  for (const m of [...to, ...cc, ...bcc]) {
+  for (const m of mailboxes) {
     if (!seen.has(m.spec.address)) {
       seen.add(m.spec.address);
       rcpts.push(m.spec.address);
@@ -354,9 +399,14 @@ export function compose(input: MessageInput, opts: ComposeOptions = {}): Compose
   }
   if (rcpts.length === 0)
     throw new MimeError('to', 'missing_recipient', 'at least one of to, cc or bcc is needed');
+  return rcpts;
+}
 
-  // 3. Body structure.
-  // An HTML body always has a text alternative (generated when not given) and is a whole document.
+/**
+ * The MIME tree: text and HTML as alternatives (an HTML body always has a text alternative, generated when not
+ * given, and is a whole document), inline attachments related to the HTML, the others mixed.
+ */
+function bodyStructure(c: Composer, input: MessageInput, attachments: AttachmentInput[]): Part {
   const html = input.html !== undefined ? c.textLeaf(htmlDocument(input.html), 'html', 'html') : undefined;
   const textInput = input.text ?? (typeof input.html === 'string' ? htmlToText(input.html) : undefined);
   const text = textInput !== undefined ? c.textLeaf(textInput, 'plain', 'text') : undefined;
@@ -376,44 +426,7 @@ export function compose(input: MessageInput, opts: ComposeOptions = {}): Compose
       ? { kind: 'multipart', subtype: 'alternative', params: [], parts: [text, htmlPart] }
       : (text ?? htmlPart);
   if (!main && mixed.length === 0) main = c.textLeaf('', 'plain', 'text');
-  const root: Part =
-    mixed.length > 0
-      ? { kind: 'multipart', subtype: 'mixed', params: [], parts: main ? [main, ...mixed] : mixed }
-      : main!;
-
-  // 4. Header fields, fixed order.
-  const messageId = `<${Buffer.from(c.random(16)).toString('hex')}@${idDomain}>`;
-  const rendered = c.render(root, 'body');
-  const fields: FoldedField[] = [
-    foldField('Date', rawTokens(formatDate(date)), 'date'),
-    foldField('Message-ID', rawTokens(messageId), 'messageIdDomain'),
-    foldField('MIME-Version', rawTokens('1.0'), 'MIME-Version'),
-    foldField('From', c.mailboxTokens([from]), 'from'),
-  ];
-  if (replyTo.length > 0) fields.push(foldField('Reply-To', c.mailboxTokens(replyTo), 'replyTo'));
-  if (to.length > 0) fields.push(foldField('To', c.mailboxTokens(to), 'to'));
-  if (cc.length > 0) fields.push(foldField('Cc', c.mailboxTokens(cc), 'cc'));
-  fields.push(foldField('Subject', unstructuredTokens(input.subject, rawUtf8), 'subject'));
-  for (const x of extras) fields.push(foldField(x.name, x.tokens, x.field));
-  fields.push(...rendered.fields);
-
-  const head = fields.map((f) => f.text).join('');
-  if (/[^\x00-\x7f]/.test(head)) c.smtpUtf8 = true;
-  const body = rendered.body;
-  const endsWithCRLF = body.length >= 2 && body[body.length - 2] === 0x0d && body[body.length - 1] === 0x0a;
-  // The message ends in CRLF. A quoted-printable body gets a soft line break (its text is unchanged);
-  // a 7bit/8bit text without a final line break gains one.
-  const qp = root.kind === 'leaf' && root.encoding === 'quoted-printable';
-  const tail = endsWithCRLF ? Buffer.alloc(0) : qp ? SOFT_BREAK : CRLF;
-  const buf = Buffer.concat([Buffer.from(head + '\r\n', 'utf8'), body, tail]);
-  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
-  return {
-    bytes,
-    messageId,
-    envelope: { from: from.spec.address, to: rcpts },
-    eightBit: hasHighOctet(buf),
-    smtpUtf8: c.smtpUtf8,
-    size: bytes.length,
-    headers: fields.map((f) => [f.name, f.value]),
-  };
+  return mixed.length > 0
+    ? { kind: 'multipart', subtype: 'mixed', params: [], parts: main ? [main, ...mixed] : mixed }
+    : main!;
 }
