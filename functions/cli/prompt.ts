@@ -39,9 +39,10 @@ export function readHiddenLine(
         if (ch >= ' ') value += ch;
       }
     };
-    output.write(prompt);
+    // Echo off BEFORE the prompt shows: whatever is typed once it is visible is never echoed.
     input.setRawMode(true);
     input.on('data', onData);
     input.resume();
+    output.write(prompt);
   });
 }
