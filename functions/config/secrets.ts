@@ -1,15 +1,11 @@
 /**
  * Secrets Manager access with a module-scope cache: one fetch per cold start, a TTL, one shared in-flight
  * request for concurrent callers, and an explicit refresh (used after an SMTP 535 to pick up a rotation).
- * The endpoint is the SDK's own business: `AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides it (tests, local dev).
+ * The client is ./secrets-manager.ts (region and credentials from the Lambda environment;
+ * `AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides the endpoint: tests, local dev).
  */
-import {
-  GetSecretValueCommand,
-  type GetSecretValueCommandOutput,
-  PutSecretValueCommand,
-  SecretsManagerClient,
-} from '@aws-sdk/client-secrets-manager';
 import { SendError } from '../send/errors.ts';
+import { type SecretsManager, type SecretValueOutput, secretsManagerFromEnv } from './secrets-manager.ts';
 
 export interface SecretValue {
   id: string;
@@ -20,7 +16,9 @@ export interface SecretValue {
 
 export interface SecretStoreOptions {
   ttlMs?: number;
-  client?: SecretsManagerClient;
+  client?: Pick<SecretsManager, 'getSecretValue' | 'putSecretValue'>;
+  /** Where the default client reads region, credentials and endpoint. Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
   now?: () => number;
 }
 
@@ -33,7 +31,8 @@ export function secretTtlFromEnv(env: NodeJS.ProcessEnv = process.env): number {
 
 export class SecretStore {
   readonly ttlMs: number;
-  #client: SecretsManagerClient | undefined;
+  #client: Pick<SecretsManager, 'getSecretValue' | 'putSecretValue'> | undefined;
+  readonly #env: NodeJS.ProcessEnv;
   readonly #now: () => number;
   readonly #cache = new Map<string, SecretValue>();
   readonly #inflight = new Map<string, Promise<SecretValue>>();
@@ -47,14 +46,13 @@ export class SecretStore {
   constructor(opts: SecretStoreOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 300_000;
     this.#client = opts.client;
+    this.#env = opts.env ?? process.env;
     this.#now = opts.now ?? Date.now;
   }
 
-  get client(): SecretsManagerClient {
-    this.#client ??= new SecretsManagerClient({
-      maxAttempts: 2,
-      requestHandler: { connectionTimeout: 2000, requestTimeout: 5000 },
-    });
+  /** Created at the first fetch (a missing region or credential is that fetch's error). */
+  get client(): Pick<SecretsManager, 'getSecretValue' | 'putSecretValue'> {
+    this.#client ??= secretsManagerFromEnv(this.#env);
     return this.#client;
   }
 
@@ -88,7 +86,7 @@ export class SecretStore {
    */
   async put(id: string, value: string): Promise<void> {
     try {
-      await this.client.send(new PutSecretValueCommand({ SecretId: id, SecretString: value }));
+      await this.client.putSecretValue(id, value);
     } catch (e) {
       throw secretError(id, e, 'write');
     }
@@ -105,9 +103,9 @@ export class SecretStore {
 
   async #get(id: string): Promise<SecretValue> {
     this.fetches++;
-    let out: GetSecretValueCommandOutput;
+    let out: SecretValueOutput;
     try {
-      out = await this.client.send(new GetSecretValueCommand({ SecretId: id }));
+      out = await this.client.getSecretValue(id);
     } catch (e) {
       throw secretError(id, e);
     }
@@ -132,6 +130,10 @@ const PERMANENT = new Set([
   'InvalidRequestException',
   'DecryptionFailure',
   'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'IncompleteSignature',
+  // ./secrets-manager.ts: no region or credentials in the environment
+  'ConfigurationError',
 ]);
 
 function secretError(id: string, e: unknown, verb: 'read' | 'write' = 'read'): SendError {

@@ -1,5 +1,5 @@
 /**
- * The real @aws-sdk/client-secrets-manager against local/secrets-manager-endpoint.ts, reached only through the
+ * functions/config/secrets.ts (the cache in front of our Secrets Manager client) against local/secrets-manager-endpoint.ts, reached only through the
  * standard AWS_ENDPOINT_URL_SECRETS_MANAGER variable.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
