@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build, type Plugin } from 'esbuild';
 import { esbuildOptions } from '../scripts/build.ts';
-import { extractFrozenTwin, type FrozenTwinSource } from './twin/frozen.ts';
+import { extractFrozenTwin, extractTree, type FrozenTwinSource } from './twin/frozen.ts';
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url));
 export const OUT_DIR = join(REPO, 'dist', 'bench');
@@ -96,7 +96,10 @@ async function bundle(opts: {
  * `ours`: the working tree's handler. `twin`: the frozen handler with nodemailer swapped in (the baseline).
  * `before`: the frozen handler as it was (our SMTP and MIME), i.e. ours before the cold-start cuts.
  */
-export type Variant = 'ours' | 'twin' | 'before';
+export type Variant = 'ours' | 'twin' | 'before' | `at:${string}`;
+
+/** `at:<rev>`: our handler as of that commit (to measure one cut against the next in the same run). */
+export const atRevision = (v: Variant) => (v.startsWith('at:') ? v.slice(3) : undefined);
 
 const frozen = new Map<string, FrozenTwinSource>();
 

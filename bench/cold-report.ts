@@ -5,7 +5,7 @@ import type { ColdStartCell, ColdStartGoal, ColdStartResult } from './coldstart.
 import { fmtMs, type Summary } from './stats.ts';
 
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
-const NAMES: Record<Variant, string> = {
+const NAMES: Record<string, string> = {
   ours: 'ours',
   twin: 'nodemailer twin',
   before: 'ours before the cuts',
@@ -34,6 +34,8 @@ function cell(r: ColdStartResult, mb: number, v: Variant, q: RequestKind): ColdS
   return r.cells.find((c) => c.memoryMb === mb && c.variant === v && c.request === q);
 }
 
+const nameOf = (v: Variant) => NAMES[v] ?? v;
+
 export function coldStartMarkdown(r: ColdStartResult): string {
   const variants = [...new Set(r.cells.map((c) => c.variant))];
   const sizes = [...new Set(r.cells.map((c) => c.memoryMb))];
@@ -61,7 +63,7 @@ export function coldStartMarkdown(r: ColdStartResult): string {
     '**Process start → first response** (median ms, p10–p90 under it in the JSON):',
     '',
     ...table(
-      ['memory', 'request', ...variants.map((v) => NAMES[v]), ...vs.map((v) => `${v}/twin`), 'failures'],
+      ['memory', 'request', ...variants.map((v) => nameOf(v)), ...vs.map((v) => `${v}/twin`), 'failures'],
       sizes.flatMap((mb) =>
         requests.map((q) => {
           const t = cell(r, mb, 'twin', q);
@@ -81,7 +83,7 @@ export function coldStartMarkdown(r: ColdStartResult): string {
     '**Init** (import of the bundle; median over the request kinds) and bare Node start, ms; CPU ms in brackets:',
     '',
     ...table(
-      ['memory', 'node start', ...variants.map((v) => `${NAMES[v]} init`), ...vs.map((v) => `${v}/twin`)],
+      ['memory', 'node start', ...variants.map((v) => `${nameOf(v)} init`), ...vs.map((v) => `${v}/twin`)],
       sizes.map((mb) => [
         `${mb} MB`,
         fmtMs(pooled(r, mb, 'twin', (c) => c.nodeStart)),
@@ -101,7 +103,7 @@ export function coldStartMarkdown(r: ColdStartResult): string {
     '**First request** (handler call → response), median ms; CPU ms in brackets:',
     '',
     ...table(
-      ['memory', 'request', ...variants.map((v) => NAMES[v]), ...vs.map((v) => `${v}/twin`)],
+      ['memory', 'request', ...variants.map((v) => nameOf(v)), ...vs.map((v) => `${v}/twin`)],
       sizes.flatMap((mb) =>
         requests.map((q) => [
           `${mb} MB`,
@@ -128,7 +130,7 @@ export function coldStartMarkdown(r: ColdStartResult): string {
         ['memory', 'handler', 'p50', 'p10–p90', 'samples', 'failures'],
         r.warm.map((w) => [
           `${w.memoryMb} MB`,
-          NAMES[w.variant],
+          nameOf(w.variant),
           med(w.latency),
           range(w.latency),
           String(w.latency.n),

@@ -239,9 +239,9 @@ async function buildAll(opts: ColdStartOptions, dir: string): Promise<Record<str
   const sizes: Record<string, BundleInfo> = {};
   for (const variant of opts.variants) {
     sizes[`${variant} handler, SDK bundled`] = await buildHandler(variant, false, dir);
-    if (opts.sizes) sizes[`${variant} handler, SDK external`] = await buildHandler(variant, true, dir);
-    if (opts.sizes && variant !== 'before')
-      sizes[`${variant} SMTP + MIME core`] = await buildCore(variant, dir);
+    if (!opts.sizes || (variant !== 'ours' && variant !== 'twin')) continue;
+    sizes[`${variant} handler, SDK external`] = await buildHandler(variant, true, dir);
+    sizes[`${variant} SMTP + MIME core`] = await buildCore(variant, dir);
   }
   writeFileSync(join(dir, 'invoke.mjs'), CHILD);
   return sizes;

@@ -29,6 +29,11 @@ const flagValue = (flag: string) => {
 };
 const SIZES = flagValue('--sizes')?.split(',').map(Number);
 const COLD_RUNS = flagValue('--runs') === undefined ? undefined : Number(flagValue('--runs'));
+/** `--at rev1,rev2`: also our handler as of those commits (each cut's gain, measured in the same run). */
+const AT = flagValue('--at')
+  ?.split(',')
+  .map((rev) => `at:${rev}` as const);
+const VARIANTS = flagValue('--variants')?.split(',') as ColdStartOptions['variants'] | undefined;
 const RUNS = QUICK ? 3 : 15;
 /** The goal is stated for 100; --quick uses 40 (throughput per message is what is compared). */
 const BATCH_SIZE = QUICK ? 40 : 100;
@@ -307,7 +312,7 @@ function coldOptions(all: boolean): ColdStartOptions {
   return {
     runs: COLD_RUNS ?? (full ? 15 : 1),
     memorySizes: SIZES ?? (all && full ? [128, 256, 512, 1024] : full ? [256] : [1024]),
-    variants: all && full ? ['ours', 'twin', 'before'] : ['ours', 'twin'],
+    variants: [...(VARIANTS ?? (all && full ? ['ours', 'twin', 'before'] : ['ours', 'twin'])), ...(AT ?? [])],
     ...(all && full ? { warm: { memoryMb: 256, processes: 3, requests: 10 } } : {}),
     sizes: true,
     log,
@@ -372,7 +377,8 @@ async function coldOnly(started: number, machine: ReturnType<typeof machineInfo>
     `Total time ${((performance.now() - started) / 1000).toFixed(1)} s.`,
   ];
   process.stdout.write(`${out.join('\n')}\n`);
-  const partial = QUICK || SIZES !== undefined || COLD_RUNS !== undefined;
+  const partial =
+    QUICK || SIZES !== undefined || COLD_RUNS !== undefined || AT !== undefined || VARIANTS !== undefined;
   const file = fileURLToPath(
     new URL(partial ? '../dist/bench/results-cold-partial.json' : './results-cold.json', import.meta.url),
   );

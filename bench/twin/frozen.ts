@@ -23,25 +23,30 @@ export interface FrozenTwinSource {
   swaps: Record<string, string>;
 }
 
-/** Extract the frozen handler source (fails loudly when git or the commit is not available). */
-export function extractFrozenTwin(repo: string, outDir: string): FrozenTwinSource {
-  const root = join(outDir, 'twin-src');
+/** `functions/` of `rev` (a commit) extracted under `outDir/<name>` (fails loudly when git or the commit is missing). */
+export function extractTree(repo: string, outDir: string, rev: string, name: string): string {
+  const root = join(outDir, name);
   rmSync(root, { recursive: true, force: true });
-  mkdirSync(join(root, 'bench/twin'), { recursive: true });
+  mkdirSync(root, { recursive: true });
   let archive: Buffer;
   try {
-    archive = execFileSync('git', ['archive', '--format=tar', TWIN_COMMIT, 'functions'], {
+    archive = execFileSync('git', ['archive', '--format=tar', rev, 'functions'], {
       cwd: repo,
       maxBuffer: 64 * 1024 * 1024,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
   } catch (e) {
     const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(
-      `cannot extract the frozen twin (git archive ${TWIN_COMMIT.slice(0, 12)}): ${stderr || e}`,
-    );
+    throw new Error(`cannot extract functions/ at ${rev.slice(0, 12)} (git archive): ${stderr || e}`);
   }
   execFileSync('tar', ['-x', '-C', root], { input: archive });
+  return root;
+}
+
+/** The frozen handler source with the nodemailer modules copied in next to it. */
+export function extractFrozenTwin(repo: string, outDir: string): FrozenTwinSource {
+  const root = extractTree(repo, outDir, TWIN_COMMIT, 'twin-src');
+  mkdirSync(join(root, 'bench/twin'), { recursive: true });
   for (const f of ['smtp.ts', 'mime.ts'])
     copyFileSync(join(repo, 'bench/twin', f), join(root, 'bench/twin', f));
   return {
