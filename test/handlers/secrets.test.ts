@@ -1,6 +1,6 @@
 /**
- * functions/config/secrets.ts (the cache in front of our Secrets Manager client) against local/secrets-manager-endpoint.ts, reached only through the
- * standard AWS_ENDPOINT_URL_SECRETS_MANAGER variable.
+ * functions/config/secrets.ts (the cache in front of our Secrets Manager client) against
+ * local/secrets-manager-endpoint.ts, reached only through the standard AWS_ENDPOINT_URL_SECRETS_MANAGER variable.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretStore, secretTtlFromEnv } from '../../functions/config/secrets.ts';
