@@ -2,7 +2,7 @@
  * Form bodies: `application/x-www-form-urlencoded`, `multipart/form-data` (busboy; HTTP API hands binary bodies
  * over base64-encoded) and `application/json`. Text must be valid UTF-8; limits are enforced while parsing.
  */
-import busboy from 'busboy';
+import type busboy from 'busboy';
 import { type FieldError, SendError, validationFailed } from '../send/errors.ts';
 import { decodeUtf8, parseJsonBody } from './http.ts';
 
@@ -30,8 +30,11 @@ export async function parseFormBody(type: string, contentType: string, body: Buf
   switch (type) {
     case 'application/x-www-form-urlencoded':
       return parseUrlEncoded(body, limits);
-    case 'multipart/form-data':
-      return parseMultipart(contentType, body, limits);
+    case 'multipart/form-data': {
+      // Loaded by the first multipart post, not at cold start: urlencoded and JSON forms never need it.
+      const { default: parser } = await import('busboy');
+      return parseMultipart(parser, contentType, body, limits);
+    }
     case 'application/json':
       return parseJsonForm(body, limits);
     default:
@@ -120,7 +123,12 @@ function parseJsonForm(body: Buffer, limits: FormBodyLimits): FormBody {
   return out;
 }
 
-function parseMultipart(contentType: string, body: Buffer, limits: FormBodyLimits): Promise<FormBody> {
+function parseMultipart(
+  parser: typeof busboy,
+  contentType: string,
+  body: Buffer,
+  limits: FormBodyLimits,
+): Promise<FormBody> {
   return new Promise((resolve, reject) => {
     const out: FormBody = { fields: new Map(), files: [] };
     let failure: SendError | undefined;
@@ -129,7 +137,7 @@ function parseMultipart(contentType: string, body: Buffer, limits: FormBodyLimit
     };
     let bb: busboy.Busboy;
     try {
-      bb = busboy({
+      bb = parser({
         headers: { 'content-type': contentType },
         defParamCharset: 'utf8',
         limits: {
