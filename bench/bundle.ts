@@ -105,9 +105,18 @@ const frozen = new Map<string, FrozenTwinSource>();
 
 /** `outDir` must be inside the repository (an external SDK resolves from its node_modules). */
 export function buildHandler(variant: Variant, externalSdk: boolean, outDir = OUT_DIR): Promise<BundleInfo> {
-  const out = join(outDir, `${variant}${externalSdk ? '-sdk-external' : ''}`, 'index.mjs');
+  const out = join(
+    outDir,
+    `${variant.replace(/[^\w.-]/g, '_')}${externalSdk ? '-sdk-external' : ''}`,
+    'index.mjs',
+  );
   if (variant === 'ours')
     return bundle({ entry: join(REPO, 'functions/handlers/index.ts'), out, externalSdk });
+  const rev = atRevision(variant);
+  if (rev) {
+    const root = extractTree(REPO, outDir, rev, `src-${rev.replace(/[^\w.-]/g, '_')}`);
+    return bundle({ entry: join(root, 'functions/handlers/index.ts'), out, externalSdk });
+  }
   let src = frozen.get(outDir);
   if (!src) {
     src = extractFrozenTwin(REPO, outDir);

@@ -46,7 +46,10 @@ export function coldStartMarkdown(r: ColdStartResult): string {
     `CPU cap: **${r.mechanism}**, period ${r.caps[0]?.periodUs ?? 'n/a'} µs, quota = period × MB / 1769. ` +
       `Fresh processes per cell: ${r.runs}; SMTP peer at ${r.oneWayMs} ms one-way; load average ` +
       `${r.loadAverage.start.map((x) => x.toFixed(1)).join('/')} at start, ` +
-      `${r.loadAverage.end.map((x) => x.toFixed(1)).join('/')} at end.`,
+      `${r.loadAverage.end.map((x) => x.toFixed(1)).join('/')} at end. ` +
+      (r.hinted.length
+        ? `With the SMTP server named in the configuration (\`smtp\`, connect while the secret loads): ${r.hinted.map(nameOf).join(', ')}.`
+        : 'No handler had the SMTP server in its configuration.'),
     '',
     ...table(
       ['memory', 'vCPU share', 'quota µs', 'periods', 'throttled periods', 'throttled s'],

@@ -10,12 +10,20 @@
  * handler unswapped: ours before the cold-start cuts). Runs interleave every cell, run by run, so drift in
  * machine load hits all of them alike; compare ratios within one run.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { startSecretsManagerEndpoint } from '../local/secrets-manager-endpoint.ts';
-import { type BundleInfo, buildCore, buildHandler, OUT_DIR, REPO, type Variant } from './bundle.ts';
+import {
+  atRevision,
+  type BundleInfo,
+  buildCore,
+  buildHandler,
+  OUT_DIR,
+  REPO,
+  type Variant,
+} from './bundle.ts';
 import { COLD_ENDPOINT_CONFIG, coldEvent, REQUEST_KINDS, type RequestKind } from './cold-requests.ts';
 import { type CapMechanism, type CpuCap, openCpuCap } from './cpu-cap.ts';
 import { startLab } from './lab.ts';
@@ -104,6 +112,8 @@ export interface ColdStartResult {
   sizes: Record<string, BundleInfo>;
   cells: ColdStartCell[];
   warm: WarmCell[];
+  /** Variants that ran with the configuration's `smtp` server hint (they connect while the secret loads). */
+  hinted: Variant[];
   runs: number;
   oneWayMs: number;
   loadAverage: { start: number[]; end: number[] };
@@ -197,14 +207,35 @@ function runChild(
   });
 }
 
-function childEnv(
-  dir: string,
-  smUrl: string,
-  secretId: string,
-  memoryMb: number,
-  kind: RequestKind,
-  warm: number,
-) {
+/** What every child of one run shares: the output dir, the Secrets Manager endpoint, the SMTP server (proxy). */
+interface ChildSetup {
+  dir: string;
+  smUrl: string;
+  secretId: string;
+  smtpPort: number;
+  /** Variants whose configuration schema has the `smtp` server hint (the frozen ones do not: strict schema). */
+  hinted: Set<Variant>;
+}
+
+/** Does `variant`'s source know the endpoint configuration's `smtp` section (connect while the secret loads)? */
+function knowsSmtpHint(variant: Variant): boolean {
+  const rev = atRevision(variant);
+  if (variant !== 'ours' && !rev) return false;
+  const file = 'functions/config/endpoint.ts';
+  const src = rev
+    ? execFileSync('git', ['show', `${rev}:${file}`], { cwd: REPO, encoding: 'utf8' })
+    : readFileSync(join(REPO, file), 'utf8');
+  return src.includes('smtp: v.optional(SmtpServerSchema)');
+}
+
+function childEnv(setup: ChildSetup, variant: Variant, memoryMb: number, kind: RequestKind, warm: number) {
+  const { dir, smUrl, secretId } = setup;
+  const config = setup.hinted.has(variant)
+    ? {
+        ...COLD_ENDPOINT_CONFIG,
+        smtp: { host: '127.0.0.1', port: setup.smtpPort, security: 'starttls', clientName: 'example.com' },
+      }
+    : COLD_ENDPOINT_CONFIG;
   const home = join(dir, 'home');
   mkdirSync(home, { recursive: true });
   return {
@@ -228,7 +259,7 @@ function childEnv(
     AWS_LAMBDA_LOG_STREAM_NAME: 'bench',
     AWS_ENDPOINT_URL_SECRETS_MANAGER: smUrl,
     SMTP_SECRET_ID: secretId,
-    ENDPOINT_CONFIG: JSON.stringify(COLD_ENDPOINT_CONFIG),
+    ENDPOINT_CONFIG: JSON.stringify(config),
     POWERTOOLS_SERVICE_NAME: 'bench',
     BENCH_EVENT: JSON.stringify(coldEvent(kind)),
     BENCH_WARM: String(warm),
@@ -260,14 +291,14 @@ async function measureSize(
   plans: Plan[],
   runs: number,
   bundleOf: (v: Variant) => string,
-  envOf: (kind: RequestKind) => NodeJS.ProcessEnv,
+  envOf: (kind: RequestKind, variant: Variant) => NodeJS.ProcessEnv,
   log: (line: string) => void,
 ): Promise<void> {
   for (let i = 0; i < runs; i++) {
     const order = plans.map((_, k) => plans[(k + i) % plans.length]!);
     for (const p of order) {
       try {
-        p.runs.push(await runChild(cap, bundleOf(p.variant), envOf(p.request), 120_000));
+        p.runs.push(await runChild(cap, bundleOf(p.variant), envOf(p.request, p.variant), 120_000));
       } catch (e) {
         p.failures.push((e as Error).message);
       }
@@ -324,6 +355,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
   let sm: Awaited<ReturnType<typeof startSecretsManagerEndpoint>> | undefined;
   const cells: ColdStartCell[] = [];
   let warm: WarmCell[] = [];
+  let setupHinted: Set<Variant> | undefined;
   const caps: CapReport[] = [];
   try {
     const peer = lab.peers.find((p) => p.id === '587-pipelining')!;
@@ -341,7 +373,14 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
         },
       },
     });
-    const smUrl = sm.url;
+    const setup: ChildSetup = {
+      dir,
+      smUrl: sm.url,
+      secretId,
+      smtpPort: peer.proxyPort,
+      hinted: new Set(opts.variants.filter(knowsSmtpHint)),
+    };
+    setupHinted = setup.hinted;
     for (const memoryMb of opts.memorySizes) {
       const cap = openCpuCap(memoryMb);
       try {
@@ -349,7 +388,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
         const plans: Plan[] = opts.variants.flatMap((variant) =>
           requests.map((request) => ({ variant, request, runs: [], failures: [] })),
         );
-        const envOf = (kind: RequestKind) => childEnv(dir, smUrl, secretId, memoryMb, kind, 0);
+        const envOf = (kind: RequestKind, v: Variant) => childEnv(setup, v, memoryMb, kind, 0);
         await measureSize(cap, plans, opts.runs, bundleOf, envOf, log);
         cells.push(...plans.map((p) => cellOf(memoryMb, p)));
         caps.push(capReport(cap));
@@ -361,7 +400,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
       warm = await measureWarm(
         opts,
         bundleOf,
-        (kind, n) => childEnv(dir, smUrl, secretId, opts.warm!.memoryMb, kind, n),
+        (kind, v, n) => childEnv(setup, v, opts.warm!.memoryMb, kind, n),
         caps,
         log,
       );
@@ -375,6 +414,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
     sizes,
     cells,
     warm,
+    hinted: [...(setupHinted ?? [])],
     runs: opts.runs,
     oneWayMs,
     loadAverage: { start: loadStart, end: os.loadavg() },
@@ -385,7 +425,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
 async function measureWarm(
   opts: ColdStartOptions,
   bundleOf: (v: Variant) => string,
-  envFor: (kind: RequestKind, warm: number) => NodeJS.ProcessEnv,
+  envFor: (kind: RequestKind, variant: Variant, warm: number) => NodeJS.ProcessEnv,
   caps: CapReport[],
   log: (line: string) => void,
 ): Promise<WarmCell[]> {
@@ -399,7 +439,7 @@ async function measureWarm(
       runs: [],
       failures: [],
     }));
-    const envOf = () => envFor('urlencoded', w.requests);
+    const envOf = (_: RequestKind, v: Variant) => envFor('urlencoded', v, w.requests);
     await measureSize(cap, plans, w.processes, bundleOf, envOf, log);
     caps.push(capReport(cap));
     return plans.map((p) => ({

@@ -4,9 +4,11 @@
  * `EndpointConfigSchema` / `parseEndpointConfig`).
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import * as v from 'valibot';
 import { lineBreakIn } from '../mime/index.ts';
+import { isLoopback } from '../smtp/connection.ts';
 import { describeIssues, formatIssues, type Issue } from './issues.ts';
 
 const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+$/u;
@@ -102,8 +104,44 @@ export const LimitsSchema = v.strictObject({
   maxRequestBytes: v.optional(PositiveInt),
 });
 
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/u;
+
+/**
+ * The SMTP server the secret points at, optional: with it, a cold start opens the connection (TCP, TLS, EHLO)
+ * while the secret is being fetched, and AUTH waits for the secret. `clientName` is the EHLO name the secret gives
+ * (its `clientName`, else the domain of its `from`); a server that is not on this host needs it. When the secret
+ * names another server or EHLO name, or has a `ca`, that connection is closed unused and the send connects as the
+ * secret says.
+ */
+export const SmtpServerSchema = v.pipe(
+  v.strictObject({
+    host: v.pipe(
+      v.string(),
+      v.check((s) => isIP(s) !== 0 || HOSTNAME.test(s), 'must be a host name or an IP address'),
+    ),
+    port: v.optional(
+      v.pipe(
+        v.number(),
+        v.integer('must be a port number'),
+        v.minValue(1),
+        v.maxValue(65535, 'must be a port number'),
+      ),
+    ),
+    security: v.optional(v.picklist(['starttls', 'tls'])),
+    clientName: v.optional(
+      v.pipe(v.string(), v.regex(HOSTNAME, 'must be a domain name (the EHLO name the secret gives)')),
+    ),
+  }),
+  v.check(
+    (s) => isLoopback(s.host) || s.clientName !== undefined,
+    'clientName is required for a server that is not on this host (the EHLO name the secret gives)',
+  ),
+);
+
 export const EndpointConfigSchema = v.strictObject({
   $schema: v.optional(v.string()),
+  smtp: v.optional(SmtpServerSchema),
   send: v.optional(
     v.strictObject({
       allowedRecipients: v.optional(v.array(Pattern)),

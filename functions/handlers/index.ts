@@ -7,12 +7,16 @@
  * 5. SQS records from the dead-letter queue (redrive of failed asynchronous invocations, `sqs.ts`).
  * Module scope (configuration, secret cache, warm SMTP session) survives between invocations of a warm instance.
  */
+// First, and on its own: creates the instance's runtime and starts its network work (secret fetch, SMTP
+// connection) before the modules below are evaluated. A bare import keeps its place when imports are sorted.
+import './instance.ts';
 import type { Context } from 'aws-lambda';
 import { SendError } from '../send/errors.ts';
 import { handleDirect as directInvoke } from './direct.ts';
 import { handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
 import { handleForm } from './form-route.ts';
 import { type HttpEvent, type HttpResult, isHttpEvent, problem, route, toSendError } from './http.ts';
+import { instanceRuntime } from './instance.ts';
 import { type EntryPoint, type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
 import { createRuntime, type Runtime, type RuntimeOptions, requireConfig } from './runtime.ts';
 import { handleSend } from './send-route.ts';
@@ -26,8 +30,8 @@ export type LambdaHandler = ((event: unknown, context: Context) => Promise<unkno
 
 const FORM_PATH = /^\/forms\/([^/]+)$/u;
 
-export function createHandler(opts: RuntimeOptions = {}): LambdaHandler {
-  const rt = createRuntime(opts);
+export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {}): LambdaHandler {
+  const rt = opts.runtime ?? createRuntime(opts);
   const fn = async (event: unknown, context: Context): Promise<unknown> => {
     const entryPoint: EntryPoint = isHttpEvent(event)
       ? 'http_other'
@@ -97,4 +101,4 @@ async function http(
 }
 
 /** The function instance's handler (module scope = one per Lambda execution environment). */
-export const handler: LambdaHandler = createHandler();
+export const handler: LambdaHandler = createHandler({ runtime: instanceRuntime });

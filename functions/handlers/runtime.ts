@@ -80,6 +80,17 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   return rt;
 }
 
+/**
+ * Cold start: start what the first request will wait for — the SMTP settings (the secret fetch, and an OAuth token
+ * when the secret holds a grant) and, when the configuration names the SMTP server (`smtp`), the connection to it
+ * (TCP, TLS, EHLO; AUTH waits for the secret). A failure is the first request's to see: it asks again (a failed
+ * fetch is not cached) and connects by itself.
+ */
+export function prewarm(rt: Runtime): void {
+  if (rt.config?.smtp) rt.transport.preconnect(rt.config.smtp);
+  rt.deps.smtp.get().catch(() => {});
+}
+
 /** Throws `configuration_error` when the endpoint configuration failed validation at cold start. */
 export function requireConfig(rt: Runtime): EndpointConfig {
   if (rt.config) return rt.config;

@@ -239,6 +239,17 @@ export async function verify(opts: ConnectionOptions & Deadline): Promise<Verify
   }
 }
 
+/** The round trips, timings and transcript of `connect()` belong to the send that uses its session. */
+function countOpening(stats: OperationStats, opening: OperationStats): void {
+  stats.roundTrips += opening.roundTrips;
+  for (const [phase, ms] of Object.entries(opening.timings) as Array<
+    [keyof OperationStats['timings'], number]
+  >) {
+    stats.timings[phase] = (stats.timings[phase] ?? 0) + ms;
+  }
+  if (stats.transcript && opening.transcript) stats.transcript.unshift(...opening.transcript);
+}
+
 /** A kept session died before this message was accepted in any part: resending is safe. */
 function staleSessionFailure(tx: Transaction): boolean {
   const e = tx.error;
@@ -256,10 +267,12 @@ function staleSessionFailure(tx: Transaction): boolean {
  * LAST was written is `delivery: 'unknown'` and is never resent. Calls are serialised.
  */
 export class SmtpClient {
-  private readonly options: ResolvedOptions;
+  private options: ResolvedOptions;
   private readonly reuse: boolean;
   private readonly idleTimeoutMs: number;
   private conn?: Connection;
+  /** The session `connect()` opened, until a send takes it (its round trips and timings count in that send). */
+  private opened?: { conn: Connection; stats: OperationStats };
   private idleTimer?: NodeJS.Timeout;
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -302,12 +315,45 @@ export class SmtpClient {
     });
   }
 
+  /**
+   * Open the kept session ahead of the first send — TCP, greeting, EHLO, STARTTLS (or implicit TLS), EHLO — and
+   * stop there: no AUTH, no transaction. For a cold start that knows the server from its configuration while the
+   * secret with the credentials is still being fetched: `useCredentials` supplies them, and the first send
+   * pipelines AUTH with its transaction (AUTH only after TLS, only with a mechanism the server offers, as always).
+   * Never throws: after a failure there is no kept session and the first send connects as usual. Only with
+   * `reuse` (otherwise nothing would be kept).
+   */
+  connect(d: Deadline = {}): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.reuse || this.conn) return;
+      const stats = newStats(!!this.options.transcript);
+      try {
+        const budget = new Budget(d);
+        const conn = await Connection.open(this.options, budget, stats);
+        await conn.run(budget);
+        this.keepOrClose(conn);
+        if (this.conn === conn) this.opened = { conn, stats };
+      } catch {
+        // nothing kept: the first send opens its own connection
+      }
+    });
+  }
+
+  /** Credentials for a client made without them (after or during `connect`); the next send authenticates. */
+  useCredentials(auth: NonNullable<ConnectionOptions['auth']>): void {
+    if (this.options.auth) {
+      throw new SmtpError('this client already has credentials', { phase: 'auth', kind: 'usage' });
+    }
+    this.options = { ...this.options, auth };
+  }
+
   /** QUIT (waiting at most briefly for the 221) and destroy the kept session, if any. */
   close(): Promise<void> {
     return this.exclusive(async () => {
       this.clearIdle();
       const conn = this.conn;
       this.conn = undefined;
+      this.opened = undefined;
       if (conn) {
         conn.transport.ref();
         await conn.quit();
@@ -325,13 +371,19 @@ export class SmtpClient {
     const budget = new Budget(d);
     const quit = !this.reuse;
     let conn = await this.takeWarm();
-    let reused = !!conn;
+    const opened = conn && this.opened?.conn === conn ? this.opened : undefined;
+    this.opened = undefined;
+    let reused = !!conn && !opened;
     let txs: Transaction[];
     if (conn) {
       conn.stats = stats;
-      conn.note('reusing the kept session');
+      if (opened) countOpening(stats, opened.stats);
+      // A session opened before the credentials were known gets them now: its next group starts with AUTH.
+      if (this.options.auth && !conn.session.hasCredentials)
+        conn.session.provideCredentials(this.options.auth);
+      conn.note(opened ? 'using the session opened ahead (connect)' : 'reusing the kept session');
       conn.session.prune();
-      conn.session.markReused();
+      if (!opened) conn.session.markReused();
       txs = msgs.map((m) => conn!.session.enqueue(m));
       if (quit) conn.session.requestQuit();
       await conn.run(budget);

@@ -105,7 +105,7 @@ export class Session {
   fatal?: SmtpError;
   greeting?: Reply;
 
-  constructor(private readonly opts: SessionOptions) {
+  constructor(private opts: SessionOptions) {
     this.tls = opts.tls;
   }
 
@@ -154,6 +154,23 @@ export class Session {
   /** Send QUIT once all queued work is done (pipelined with the last group when possible). */
   requestQuit(): void {
     if (this.closing === 'open') this.closing = 'quit-requested';
+  }
+
+  /** Credentials are known (given at the start or by `provideCredentials`). */
+  get hasCredentials(): boolean {
+    return this.opts.auth !== undefined;
+  }
+
+  /**
+   * Credentials that arrive after the connection was opened (a cold start connects while the secret is fetched).
+   * Accepted only before any AUTH: the next group then starts with AUTH exactly as if they had been given at the
+   * start (TLS first, the server must offer a mechanism that fits, else nothing is sent).
+   */
+  provideCredentials(auth: Credentials): void {
+    if (this.opts.auth || this.auth.step !== 'none') {
+      throw new SmtpError('this session already has credentials', { phase: 'auth', kind: 'usage' });
+    }
+    this.opts = { ...this.opts, auth };
   }
 
   /** The next transaction on a kept session starts with RSET (pipelined with it). */
