@@ -124,6 +124,15 @@ export function coldStartMarkdown(r: ColdStartResult): string {
       ),
     ),
   );
+  out.push(
+    '',
+    `SMTP connections per process (the latency proxy's count, most frequent): ${variants
+      .map(
+        (v) =>
+          `${nameOf(v)} ${[...new Set(r.cells.filter((c) => c.variant === v).map((c) => c.smtpConnections))].join('/')}`,
+      )
+      .join(', ')}.`,
+  );
   if (r.warm.length) {
     out.push(
       '',
@@ -146,6 +155,8 @@ export function coldStartMarkdown(r: ColdStartResult): string {
     c.failures.map((f) => `${c.memoryMb} MB ${c.variant} ${c.request}: ${f}`),
   );
   if (failures.length) out.push('', 'Failures:', '', ...failures.map((f) => `- ${f}`));
+  const cost = costMarkdown(r);
+  if (cost.length) out.push('', ...cost);
   out.push('', ...sizesMarkdown(r));
   return out.join('\n');
 }
@@ -164,6 +175,88 @@ function sizesMarkdown(r: ColdStartResult): string[] {
     ]),
   );
   return ['Bundles:', '', ...out];
+}
+
+/**
+ * Lambda's published on-demand prices, us-east-1 (aws.amazon.com/lambda/pricing, first pricing tier): duration per
+ * GB-second by architecture, and requests. Since 1 August 2025 the INIT phase is billed like the invocation (AWS
+ * Compute Blog, "AWS Lambda standardizes billing for INIT Phase"), so a cold send bills init + first request.
+ */
+export const LAMBDA_PRICE = {
+  gbSecond: { arm64: 0.0000133334, x86_64: 0.0000166667 },
+  perRequest: 0.2 / 1_000_000,
+} as const;
+
+export interface CostRow {
+  memoryMb: number;
+  coldMs: number;
+  initMs: number;
+  warmMs: number;
+  coldGbSeconds: number;
+  warmGbSeconds: number;
+  /** USD per million sends (duration + request charge), arm64 as the construct deploys. */
+  coldPerMillion: number;
+  warmPerMillion: number;
+}
+
+/** Cost per cold and per warm urlencoded form post of `variant` at each memory size measured. */
+export function costRows(r: ColdStartResult, variant: Variant = 'ours'): CostRow[] {
+  const sizes = [...new Set(r.cells.map((c) => c.memoryMb))];
+  return sizes.flatMap((mb) => {
+    const c = cell(r, mb, variant, 'urlencoded');
+    const w = r.warm.find((x) => x.memoryMb === mb && x.variant === variant);
+    if (!c?.runs) return [];
+    const gb = mb / 1024;
+    // Billed: the INIT phase (runtime start + the import) and the first invocation = process start → response.
+    const coldMs = c.total.median;
+    const warmMs = w?.latency.n ? w.latency.median : Number.NaN;
+    const price = (ms: number) =>
+      ((ms / 1000) * gb * LAMBDA_PRICE.gbSecond.arm64 + LAMBDA_PRICE.perRequest) * 1e6;
+    return [
+      {
+        memoryMb: mb,
+        coldMs,
+        initMs: c.import.median,
+        warmMs,
+        coldGbSeconds: (coldMs / 1000) * gb,
+        warmGbSeconds: (warmMs / 1000) * gb,
+        coldPerMillion: price(coldMs),
+        warmPerMillion: price(warmMs),
+      },
+    ];
+  });
+}
+
+/** The memory-size table: latency and cost per cold and per warm urlencoded form post (ours). */
+export function costMarkdown(r: ColdStartResult, variant: Variant = 'ours'): string[] {
+  const rows = costRows(r, variant);
+  if (!rows.length) return [];
+  const usd = (x: number) => (Number.isFinite(x) ? `$${x.toFixed(2)}` : 'n/a');
+  const gbs = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : 'n/a');
+  return [
+    `**Memory size: latency and cost** (${nameOf(variant)}, urlencoded form post; arm64 at $${LAMBDA_PRICE.gbSecond.arm64}/GB-s + $0.20 per million requests; a cold send bills process start → response, INIT included):`,
+    '',
+    ...table(
+      [
+        'memory',
+        'cold ms',
+        'warm p50 ms',
+        'GB-s cold',
+        'GB-s warm',
+        '$ per million cold',
+        '$ per million warm',
+      ],
+      rows.map((c) => [
+        `${c.memoryMb} MB`,
+        fmtMs(c.coldMs),
+        fmtMs(c.warmMs),
+        gbs(c.coldGbSeconds),
+        gbs(c.warmGbSeconds),
+        usd(c.coldPerMillion),
+        usd(c.warmPerMillion),
+      ]),
+    ),
+  ];
 }
 
 export function coldStartGoals(r: ColdStartResult): ColdStartGoal[] {
@@ -187,7 +280,9 @@ export function coldStartGoals(r: ColdStartResult): ColdStartGoal[] {
       goals.push({
         goal: `init (import) at the ${at} MB share, ours/twin`,
         target: '≤ 0.50×',
-        measured: `${(oi / ti).toFixed(2)}× (${fmtMs(oi)} / ${fmtMs(ti)} ms)`,
+        measured:
+          `${(oi / ti).toFixed(2)}× (${fmtMs(oi)} / ${fmtMs(ti)} ms; CPU ` +
+          `${fmtMs(pooled(r, at, 'ours', (c) => c.cpuImport))} / ${fmtMs(pooled(r, at, 'twin', (c) => c.cpuImport))} ms)`,
         met: oi / ti <= 0.5,
       });
     }

@@ -12,8 +12,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
+import tls from 'node:tls';
 import { startSecretsManagerEndpoint } from '../local/secrets-manager-endpoint.ts';
 import {
   atRevision,
@@ -28,8 +30,8 @@ import { COLD_ENDPOINT_CONFIG, coldEvent, REQUEST_KINDS, type RequestKind } from
 import { type CapMechanism, type CpuCap, openCpuCap } from './cpu-cap.ts';
 import { startLab } from './lab.ts';
 import { BENCH_FROM } from './message.ts';
-import { BENCH_AUTH } from './peers.ts';
-import { type Summary, summarize } from './stats.ts';
+import { BENCH_AUTH, TLS_MATERIAL } from './peers.ts';
+import { mode, type Summary, summarize } from './stats.ts';
 
 export interface ColdStartGoal {
   goal: string;
@@ -53,6 +55,8 @@ export interface ColdStartRun {
   cpuFirstRequestMs: number;
   /** Warm requests after the first (same event), ms each. */
   warmMs: number[];
+  /** SMTP connections the process opened (seen by the latency proxy): 1 when a connection opened ahead was used. */
+  smtpConnections: number;
 }
 
 export interface ColdStartCell {
@@ -68,6 +72,8 @@ export interface ColdStartCell {
   cpuImport: Summary;
   cpuFirstRequest: Summary;
   wall: Summary;
+  /** SMTP connections per process (the most frequent count). */
+  smtpConnections: number;
 }
 
 /** Warm urlencoded form posts: the same process after its first request (100 ms apart). */
@@ -96,8 +102,8 @@ export interface ColdStartOptions {
   memorySizes: number[];
   variants: Variant[];
   requests?: readonly RequestKind[];
-  /** Warm urlencoded form posts after the first one, in `warmProcesses` extra processes per variant. */
-  warm?: { memoryMb: number; processes: number; requests: number };
+  /** Warm urlencoded form posts after the first one, in `processes` extra processes per variant and memory size. */
+  warm?: { memorySizes: number[]; processes: number; requests: number };
   /** Bundle sizes of the SDK-external builds and the SMTP + MIME cores too. */
   sizes?: boolean;
   oneWayMs?: number;
@@ -188,7 +194,7 @@ function runChild(
       try {
         cap.verify(cgroup);
         if (error) throw new Error(`request failed: ${error}`);
-        result = { wallMs: performance.now() - started, ...times };
+        result = { wallMs: performance.now() - started, ...times, smtpConnections: 0 };
       } catch (e) {
         failure = e as Error;
       }
@@ -226,6 +232,42 @@ function knowsSmtpHint(variant: Variant): boolean {
     ? execFileSync('git', ['show', `${rev}:${file}`], { cwd: REPO, encoding: 'utf8' })
     : readFileSync(join(REPO, file), 'utf8');
   return src.includes('smtp: v.optional(SmtpServerSchema)');
+}
+
+/**
+ * HTTPS in front of the local Secrets Manager endpoint (which speaks plain HTTP): the first request pays the TLS
+ * handshake to Secrets Manager as on Lambda (certs/dev, trusted by the child through NODE_EXTRA_CA_CERTS).
+ */
+async function startTlsFront(port: number): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = tls.createServer({ key: TLS_MATERIAL.key, cert: TLS_MATERIAL.cert }, (client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.on('error', end);
+      s.on('close', end);
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    url: `https://localhost:${(server.address() as net.AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 function childEnv(setup: ChildSetup, variant: Variant, memoryMb: number, kind: RequestKind, warm: number) {
@@ -286,19 +328,29 @@ interface Plan {
 }
 
 /** `runs` rounds over every (variant, request) at one memory size, the order rotated each round. */
+/** The latency proxy in front of the SMTP peer: its connection count per process. */
+interface PeerCounter {
+  reset(): Promise<void>;
+  connections(): Promise<number>;
+}
+
 async function measureSize(
   cap: CpuCap,
   plans: Plan[],
   runs: number,
   bundleOf: (v: Variant) => string,
   envOf: (kind: RequestKind, variant: Variant) => NodeJS.ProcessEnv,
+  peer: PeerCounter,
   log: (line: string) => void,
 ): Promise<void> {
   for (let i = 0; i < runs; i++) {
     const order = plans.map((_, k) => plans[(k + i) % plans.length]!);
     for (const p of order) {
       try {
-        p.runs.push(await runChild(cap, bundleOf(p.variant), envOf(p.request, p.variant), 120_000));
+        await peer.reset();
+        const run = await runChild(cap, bundleOf(p.variant), envOf(p.request, p.variant), 120_000);
+        run.smtpConnections = await peer.connections();
+        p.runs.push(run);
       } catch (e) {
         p.failures.push((e as Error).message);
       }
@@ -322,6 +374,7 @@ function cellOf(memoryMb: number, p: Plan): ColdStartCell {
     cpuImport: s((r) => r.cpuImportMs),
     cpuFirstRequest: s((r) => r.cpuFirstRequestMs),
     wall: s((r) => r.wallMs),
+    smtpConnections: mode(p.runs.map((r) => r.smtpConnections)),
   };
 }
 
@@ -353,6 +406,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
   const lab = await startLab({ withSmtpServerTls: false, exim: false });
   const secretId = 'bench/smtp';
   let sm: Awaited<ReturnType<typeof startSecretsManagerEndpoint>> | undefined;
+  let smTls: Awaited<ReturnType<typeof startTlsFront>> | undefined;
   const cells: ColdStartCell[] = [];
   let warm: WarmCell[] = [];
   let setupHinted: Set<Variant> | undefined;
@@ -373,14 +427,19 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
         },
       },
     });
+    smTls = await startTlsFront(Number(new URL(sm.url).port));
     const setup: ChildSetup = {
       dir,
-      smUrl: sm.url,
+      smUrl: smTls.url,
       secretId,
       smtpPort: peer.proxyPort,
       hinted: new Set(opts.variants.filter(knowsSmtpHint)),
     };
     setupHinted = setup.hinted;
+    const counter: PeerCounter = {
+      reset: () => lab.reset(peer.id),
+      connections: async () => (await lab.snapshot(peer.id)).connections.length,
+    };
     for (const memoryMb of opts.memorySizes) {
       const cap = openCpuCap(memoryMb);
       try {
@@ -389,7 +448,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
           requests.map((request) => ({ variant, request, runs: [], failures: [] })),
         );
         const envOf = (kind: RequestKind, v: Variant) => childEnv(setup, v, memoryMb, kind, 0);
-        await measureSize(cap, plans, opts.runs, bundleOf, envOf, log);
+        await measureSize(cap, plans, opts.runs, bundleOf, envOf, counter, log);
         cells.push(...plans.map((p) => cellOf(memoryMb, p)));
         caps.push(capReport(cap));
       } finally {
@@ -400,11 +459,13 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
       warm = await measureWarm(
         opts,
         bundleOf,
-        (kind, v, n) => childEnv(setup, v, opts.warm!.memoryMb, kind, n),
+        (mb, v, n) => childEnv(setup, v, mb, 'urlencoded', n),
         caps,
+        counter,
         log,
       );
   } finally {
+    await smTls?.close();
     await sm?.close();
     await lab.close();
   }
@@ -425,31 +486,38 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
 async function measureWarm(
   opts: ColdStartOptions,
   bundleOf: (v: Variant) => string,
-  envFor: (kind: RequestKind, variant: Variant, warm: number) => NodeJS.ProcessEnv,
+  envFor: (memoryMb: number, variant: Variant, warm: number) => NodeJS.ProcessEnv,
   caps: CapReport[],
+  counter: PeerCounter,
   log: (line: string) => void,
 ): Promise<WarmCell[]> {
   const w = opts.warm!;
-  const cap = openCpuCap(w.memoryMb);
-  try {
-    log(`warm form posts at ${w.memoryMb} MB: ${w.processes} process(es) × ${w.requests} per handler`);
-    const plans: Plan[] = opts.variants.map((variant) => ({
-      variant,
-      request: 'urlencoded',
-      runs: [],
-      failures: [],
-    }));
-    const envOf = (_: RequestKind, v: Variant) => envFor('urlencoded', v, w.requests);
-    await measureSize(cap, plans, w.processes, bundleOf, envOf, log);
-    caps.push(capReport(cap));
-    return plans.map((p) => ({
-      memoryMb: w.memoryMb,
-      variant: p.variant,
-      processes: p.runs.length,
-      failures: [...new Set(p.failures)],
-      latency: summarize(p.runs.flatMap((r) => r.warmMs)),
-    }));
-  } finally {
-    cap.close();
+  const cells: WarmCell[] = [];
+  for (const memoryMb of w.memorySizes) {
+    const cap = openCpuCap(memoryMb);
+    try {
+      log(`warm form posts at ${memoryMb} MB: ${w.processes} process(es) × ${w.requests} per handler`);
+      const plans: Plan[] = opts.variants.map((variant) => ({
+        variant,
+        request: 'urlencoded',
+        runs: [],
+        failures: [],
+      }));
+      const envOf = (_: RequestKind, v: Variant) => envFor(memoryMb, v, w.requests);
+      await measureSize(cap, plans, w.processes, bundleOf, envOf, counter, log);
+      caps.push(capReport(cap));
+      for (const p of plans) {
+        cells.push({
+          memoryMb,
+          variant: p.variant,
+          processes: p.runs.length,
+          failures: [...new Set(p.failures)],
+          latency: summarize(p.runs.flatMap((r) => r.warmMs)),
+        });
+      }
+    } finally {
+      cap.close();
+    }
   }
+  return cells;
 }

@@ -313,7 +313,9 @@ function coldOptions(all: boolean): ColdStartOptions {
     runs: COLD_RUNS ?? (full ? 15 : 1),
     memorySizes: SIZES ?? (all && full ? [128, 256, 512, 1024] : full ? [256] : [1024]),
     variants: [...(VARIANTS ?? (all && full ? ['ours', 'twin', 'before'] : ['ours', 'twin'])), ...(AT ?? [])],
-    ...(all && full ? { warm: { memoryMb: 256, processes: 3, requests: 10 } } : {}),
+    ...(all && full
+      ? { warm: { memorySizes: SIZES ?? [128, 256, 512, 1024], processes: 3, requests: 15 } }
+      : {}),
     sizes: true,
     log,
   };

@@ -65,6 +65,10 @@ describe('cold start, quick mode (bench/coldstart.ts)', () => {
       expect(c.failures, `${c.variant} ${c.request}`).toEqual([]);
       expect(c.runs).toBe(1);
     }
+    // Ours names the SMTP server in its configuration: the connection opened at init carries the message
+    // (one connection, not the opened one plus another). The frozen twin has no such hint.
+    expect(result.hinted).toEqual(['ours']);
+    for (const c of result.cells) expect(c.smtpConnections, `${c.variant} ${c.request}`).toBe(1);
     expect(result.caps).toHaveLength(1);
     expect(result.caps[0]!.periods).toBeGreaterThan(0);
     // The twin is nodemailer's; ours has none of it.

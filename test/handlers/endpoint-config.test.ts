@@ -118,3 +118,32 @@ describe('endpoint configuration', () => {
     expect(matchesRedirectAllowlist('https://user:pw@www.example.com/thanks/', list)).toBe(false);
   });
 });
+
+describe('endpoint configuration: smtp (the server a cold start connects to while the secret loads)', () => {
+  it('takes a host, an optional port and security, and the EHLO name the secret gives', () => {
+    const c = parseEndpointConfig(
+      { smtp: { host: 'smtp.example.com', port: 587, security: 'starttls', clientName: 'example.com' } },
+      'test',
+    );
+    expect(c.smtp).toEqual({
+      host: 'smtp.example.com',
+      port: 587,
+      security: 'starttls',
+      clientName: 'example.com',
+    });
+    expect(parseEndpointConfig({ smtp: { host: '127.0.0.1' } }, 'test').smtp).toEqual({ host: '127.0.0.1' });
+  });
+
+  it('refuses a server that is not on this host without an EHLO name, clear text, and what is not a host', () => {
+    expect(issuesOf({ smtp: { host: 'smtp.example.com' } })).toContain('smtp: clientName is required');
+    expect(issuesOf({ smtp: { host: 'smtp.example.com', clientName: 'x', security: 'none' } })).toContain(
+      'smtp.security',
+    );
+    expect(issuesOf({ smtp: { host: 'smtp example.com', clientName: 'example.com' } })).toContain(
+      'smtp.host: must be a host name or an IP address',
+    );
+    expect(issuesOf({ smtp: { host: 'h.example.com', clientName: 'example.com', port: 70000 } })).toContain(
+      'smtp.port',
+    );
+  });
+});
