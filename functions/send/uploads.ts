@@ -137,6 +137,9 @@ const TEXT_BY_EXTENSION: Record<string, string> = {
   vcf: 'text/vcard',
 };
 
+/** Names that say "plain text": markup inside them goes as text, not as HTML/SVG. */
+const PLAIN_TEXT_EXTENSIONS = new Set(['txt', 'text', 'log', 'md', 'csv']);
+
 /** WHATWG MIME sniffing's HTML patterns (a tag name followed by space or `>`), and SVG. */
 const HTML_START =
   /^(?:<!doctype html|<html|<head|<script|<iframe|<h1|<div|<font|<table|<a|<style|<title|<b|<body|<br|<p|<!--)[\s>]/i;
@@ -161,8 +164,9 @@ export function detectType(content: Uint8Array, extension: string): string {
     return byExt[extension] ?? (magic === 'application/zip' ? magic : 'application/octet-stream');
   }
   const start = textStart(content);
-  if (HTML_START.test(start)) return 'text/html';
-  if (SVG.test(start)) return 'image/svg+xml';
+  const markup = HTML_START.test(start) ? 'text/html' : SVG.test(start) ? 'image/svg+xml' : undefined;
+  // Markup in a file named as plain text is sent as the text it is named (nothing renders it).
+  if (markup && !(text && PLAIN_TEXT_EXTENSIONS.has(extension))) return markup;
   if (!text) return 'application/octet-stream';
   return TEXT_BY_EXTENSION[extension] ?? 'text/plain';
 }

@@ -102,6 +102,10 @@ describe('acceptUploads', () => {
       expect(refused([up(name, HTML)])[0], name).toMatchObject({ code: 'file_type_blocked' });
     }
     expect(refused([up('invoice.pdf', HTML)])[0]!.code).toBe('file_type_mismatch');
+    // markup in a file named as plain text goes as the text it is named
+    expect(acceptUploads([up('notes.txt', Buffer.from('<p>hello</p>\n'))])[0]!.contentType).toBe(
+      'text/plain; charset=utf-8',
+    );
     expect(refused([up('logo.png', SVG)])[0]!.code).toBe('file_type_mismatch');
     expect(acceptUploads([up('page.html', HTML)])[0]!.contentType).toBe('text/html; charset=utf-8');
   });
