@@ -41,7 +41,9 @@ const seen: Array<{ user: string; token: string }> = [];
 beforeAll(async () => {
   sm = await startSecretsManagerEndpoint();
   idp = await startTokenEndpoint({
-    clients: { 'app-1': CLIENT_SECRET },
+    clients: { 'app-1': CLIENT_SECRET, 'app-expired': 'old-secret' },
+    expiredClients: ['app-expired'],
+    tenants: ['contoso', 'common'],
     appMailboxes: [MAILBOX],
     serviceAccounts: {
       'mailer@proj.iam.gserviceaccount.com': { publicKey: googlePublic },
@@ -177,6 +179,62 @@ describe('client_credentials (Microsoft Entra ID v2.0)', () => {
     expect(err.hint?.code).toBe('entra_invalid_client_secret');
     expect(JSON.stringify(err.toJSON())).not.toMatch(/wrong-secret-value|Trace ID/);
     expect(seen).toHaveLength(0);
+  });
+
+  it.each([
+    [
+      'an unknown app',
+      { clientId: 'no-such-app' },
+      400,
+      'unauthorized_client AADSTS700016',
+      'entra_app_not_found',
+    ],
+    [
+      'an expired secret',
+      { clientId: 'app-expired', clientSecret: 'old-secret' },
+      401,
+      'invalid_client AADSTS7000222',
+      'entra_client_secret_expired',
+    ],
+    [
+      'an unknown tenant',
+      { tokenUrl: 'TENANT:fabrikam' },
+      400,
+      'invalid_request AADSTS90002',
+      'entra_tenant_not_found',
+    ],
+    [
+      'a scope without /.default',
+      { scope: 'https://outlook.office365.com/SMTP.Send' },
+      400,
+      'invalid_scope AADSTS1002012',
+      'entra_invalid_scope',
+    ],
+  ])('%s: the AADSTS code and its hint', async (_name, change, status, text, hint) => {
+    const extra: Record<string, string> = { ...change };
+    if (extra.tokenUrl?.startsWith('TENANT:')) extra.tokenUrl = idp.entraUrl(extra.tokenUrl.slice(7));
+    const { deps } = setup(`m365-${hint}`, { ...base(), auth: entraAuth(extra) });
+    const err = await failure(deliver(message, deps, { deadline: Date.now() + 20_000 }));
+    expect(idp.calls.at(-1)!.status).toBe(status);
+    expect(err.code).toBe('configuration_error');
+    expect(err.message).toContain(text);
+    expect(err.hint?.code).toBe(hint);
+  });
+
+  it('a refresh token the endpoint does not know: invalid_grant → its hint', async () => {
+    const { deps } = setup('rt-unknown', {
+      ...base(),
+      auth: {
+        type: 'oauth2',
+        grant: 'refresh_token',
+        tokenUrl: idp.entraUrl('common'),
+        clientId: 'app-1',
+        refreshToken: 'revoked',
+      },
+    });
+    const err = await failure(deliver(message, deps, { deadline: Date.now() + 20_000 }));
+    expect(err.message).toContain('invalid_grant AADSTS70000');
+    expect(err.hint?.code).toBe('oauth_invalid_grant');
   });
 
   it('a token endpoint that is down is transient (smtp_unavailable), not a configuration error', async () => {

@@ -33,6 +33,10 @@ export interface RefreshTokenGrant {
 export interface TokenEndpointOptions {
   /** Entra apps: client_id → client_secret. */
   clients?: Record<string, string>;
+  /** Entra apps whose client secret has expired (answered AADSTS7000222). */
+  expiredClients?: string[];
+  /** Entra tenants that exist (default: any); others are answered AADSTS90002. */
+  tenants?: string[];
   /** Mailbox the Entra app's tokens are good for (client_credentials has no user: any mailbox it may use). */
   appMailboxes?: string[];
   /** Google service accounts by client_email. */
@@ -110,8 +114,18 @@ export async function startTokenEndpoint(options: TokenEndpointOptions = {}): Pr
     return token;
   };
 
-  function entra(params: Record<string, string>): [number, object] {
+  function entra(params: Record<string, string>, tenant: string): [number, object] {
     const grant = params.grant_type;
+    if (options.tenants && !options.tenants.includes(tenant)) {
+      return [
+        400,
+        entraError(
+          'invalid_request',
+          90002,
+          `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+        ),
+      ];
+    }
     if (grant === 'client_credentials') {
       const secret = options.clients?.[params.client_id ?? ''];
       if (secret === undefined) {
@@ -121,6 +135,16 @@ export async function startTokenEndpoint(options: TokenEndpointOptions = {}): Pr
             'unauthorized_client',
             700016,
             `Application with identifier '${params.client_id}' was not found in the directory 'contoso'.`,
+          ),
+        ];
+      }
+      if (options.expiredClients?.includes(params.client_id ?? '')) {
+        return [
+          401,
+          entraError(
+            'invalid_client',
+            7000222,
+            `The provided client secret keys for app '${params.client_id}' are expired. Visit the Azure portal to create new keys for your app.`,
           ),
         ];
       }
@@ -277,7 +301,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions = {}): Pr
           400,
           { error: 'invalid_request', error_description: 'POST application/x-www-form-urlencoded expected' },
         ];
-      } else if (/^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path)) answer = entra(params);
+      } else if (/^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path)) answer = entra(params, path.split('/')[1]!);
       else if (path === '/token') answer = google(params, call);
       else answer = [404, { error: 'not_found' }];
       call.status = answer[0];
