@@ -5,7 +5,8 @@
  * and 1024 MB (`--sizes 256,512` and `--runs N` narrow it). Prints markdown tables and writes bench/results.json
  * (--cold: bench/results-cold.json; with --quick, --sizes or --runs: dist/bench/). Method: docs/benchmarks.md.
  * `npm run bench -- --dkim` measures DKIM signing per message against the unsigned compose (dist/bench/).
- * Every case that cannot run is an error (exit code 1), never a skip.
+ * `npm run bench -- --edge` measures the public edge (bench/edge.ts: peak memory and CPU per hostile request,
+ * bundled handler). Every case that cannot run is an error (exit code 1), never a skip.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { type BenchClient, type Endpoint, loadOurClient, nodemailerClient } from './clients.ts';
 import { coldStartGoals, coldStartMarkdown } from './cold-report.ts';
 import { type ColdStartOptions, type ColdStartResult, runColdStart } from './coldstart.ts';
+import { runEdgeBench } from './edge.ts';
 import { type Lab, type LabPeer, type PeerId, startLab } from './lab.ts';
 import { benchMessage } from './message.ts';
 import { fmtMs, mode, type Summary, summarize } from './stats.ts';
@@ -400,6 +402,7 @@ async function main(): Promise<string[]> {
   try {
     if (COLD_ONLY) return await coldOnly(started, machine);
     if (DKIM_ONLY) return await dkimOnly(machine);
+    if (args.has('--edge')) return await runEdgeBench();
     const ours = await loadOurClient();
     if (typeof ours === 'string') throw new Error(`our client cannot run: ${ours}`);
     const clients: BenchClient[] = [ours, nodemailerClient];

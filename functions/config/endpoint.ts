@@ -8,23 +8,22 @@ import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import * as v from 'valibot';
 import { lineBreakIn } from '../mime/index.ts';
+import { DEFAULT_HEADER_LIMITS } from '../send/request.ts';
+import type { SendLimits } from '../send/types.ts';
 import { isLoopback } from '../smtp/connection.ts';
+import { AddressPattern, PlainAddress } from './address.ts';
 import { describeIssues, formatIssues, type Issue } from './issues.ts';
 
-const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+$/u;
-/** `user@example.com`, `*@example.com`, `*@*.example.com`, `*` — `*` matches any run of characters. */
-const ADDRESS_PATTERN = /^(\*|[^\s@]+@[^\s@]+)$/u;
-
 const NonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'));
-const Address = v.pipe(v.string(), v.regex(ADDRESS, 'must be a plain address like name@example.com'));
-const AddressList = v.union([
-  v.pipe(
-    Address,
-    v.transform((s) => [s]),
-  ),
-  v.pipe(v.array(Address), v.minLength(1)),
-]);
-const Pattern = v.pipe(v.string(), v.regex(ADDRESS_PATTERN, 'must be an address pattern like *@example.com'));
+const Address = PlainAddress;
+/** One address or a list of them (always a list after parsing); each checked by `parseMailbox`. */
+const AddressList = v.pipe(
+  v.union([v.string(), v.array(v.string())]),
+  v.transform((x: string | string[]) => (Array.isArray(x) ? x : [x])),
+  v.array(Address),
+  v.minLength(1),
+);
+const Pattern = AddressPattern;
 const PositiveInt = v.pipe(v.number(), v.integer('must be an integer'), v.minValue(1, 'must be at least 1'));
 const MediaTypePattern = v.pipe(
   v.string(),
@@ -95,13 +94,33 @@ export const FormSchema = v.strictObject({
   captcha: v.optional(CaptchaSchema),
 });
 
+/**
+ * Size and count limits. Every size, count and length an anonymous request controls has one; the defaults
+ * (`DEFAULT_LIMITS`) keep the worst accepted request well inside the function's 256 MB and every answer far below
+ * Lambda's 6 MB response limit.
+ */
 export const LimitsSchema = v.strictObject({
+  /** Recipients per message (to + cc + bcc). Default 50. */
   maxRecipients: v.optional(PositiveInt),
+  /** Messages per batch. Default 50. */
   maxBatch: v.optional(PositiveInt),
+  /**
+   * Bytes of `text` and of `html` (each); for a form, the whole urlencoded or JSON body, and every multipart
+   * part that is not a file together. Default 1 MiB.
+   */
   maxBodyBytes: v.optional(PositiveInt),
+  /** Attachment bytes per message (decoded). Default 5 MiB. */
   maxAttachmentBytes: v.optional(PositiveInt),
   /** Largest HTTP request body / invoke payload accepted. Default: derived from the limits above. */
   maxRequestBytes: v.optional(PositiveInt),
+  /** Values in one form post (a repeated field counts each time). Default 100. */
+  maxFormFields: v.optional(PositiveInt),
+  /** Characters in a form field name (and an uploaded file's name: 255). Default 64. */
+  maxFieldNameChars: v.optional(PositiveInt),
+  /** Extra header fields (`headers`) per message. Default 50. */
+  maxHeaders: v.optional(PositiveInt),
+  /** Characters in an extra header field's name. Default 64. */
+  maxHeaderNameChars: v.optional(PositiveInt),
 });
 
 const HOSTNAME =
@@ -161,12 +180,10 @@ export type EndpointConfig = v.InferOutput<typeof EndpointConfigSchema>;
 export type FormConfig = v.InferOutput<typeof FormSchema>;
 export type CaptchaConfig = v.InferOutput<typeof CaptchaSchema>;
 
-export interface Limits {
-  maxRecipients: number;
-  maxBatch: number;
-  maxBodyBytes: number;
-  maxAttachmentBytes: number;
+export interface Limits extends Required<SendLimits> {
   maxRequestBytes: number;
+  maxFormFields: number;
+  maxFieldNameChars: number;
 }
 
 export const DEFAULT_LIMITS = {
@@ -174,6 +191,9 @@ export const DEFAULT_LIMITS = {
   maxBatch: 50,
   maxBodyBytes: 1024 * 1024,
   maxAttachmentBytes: 5 * 1024 * 1024,
+  maxFormFields: 100,
+  maxFieldNameChars: 64,
+  ...DEFAULT_HEADER_LIMITS,
 } as const;
 
 /** Lambda's synchronous invocation payload limit. */
@@ -189,6 +209,10 @@ export function resolveLimits(config: EndpointConfig): Limits {
     maxBodyBytes: l.maxBodyBytes,
     maxAttachmentBytes: l.maxAttachmentBytes,
     maxRequestBytes: config.limits?.maxRequestBytes ?? Math.min(derived, LAMBDA_PAYLOAD_LIMIT),
+    maxFormFields: l.maxFormFields,
+    maxFieldNameChars: l.maxFieldNameChars,
+    maxHeaders: l.maxHeaders,
+    maxHeaderNameChars: l.maxHeaderNameChars,
   };
 }
 

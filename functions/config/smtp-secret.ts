@@ -9,6 +9,7 @@ import { type DkimSigner, dkimSigner } from '../mime/dkim.ts';
 import { lineBreakIn, MimeError, mailboxDomain } from '../mime/index.ts';
 import { SendError } from '../send/errors.ts';
 import type { SmtpSettings, SmtpSettingsSource } from '../send/types.ts';
+import { PlainAddress } from './address.ts';
 import { describeIssues, formatIssues } from './issues.ts';
 import { OAuthTokenSource, type TokenSourceOptions } from './oauth-credentials.ts';
 import {
@@ -86,10 +87,7 @@ export const SmtpSecretSchema = v.object({
   password: v.optional(Text),
   auth: v.optional(OAuthSchema),
   dkim: v.optional(v.union([DkimKey, v.pipe(v.array(DkimKey), v.minLength(1), v.maxLength(2))])),
-  from: v.pipe(
-    OneLine,
-    v.regex(/^[^\s@<>]+@[^\s@<>]+$/u, 'must be a plain address like noreply@example.com'),
-  ),
+  from: v.pipe(OneLine, PlainAddress),
   fromName: v.optional(v.pipe(v.string(), oneLine)),
   clientName: v.optional(OneLine),
   ca: v.optional(v.pipe(v.string(), v.includes('-----BEGIN CERTIFICATE-----', 'must be PEM certificate(s)'))),

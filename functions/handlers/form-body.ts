@@ -17,14 +17,26 @@ export interface FormBody {
   /** Field name → values, in submission order. */
   fields: Map<string, string[]>;
   files: UploadedFile[];
+  /** Values so far (repeats included) and their UTF-8 bytes: what the limits bound. */
+  values: number;
+  bytes: number;
 }
 
+const emptyBody = (): FormBody => ({ fields: new Map(), files: [], values: 0, bytes: 0 });
+
 export interface FormBodyLimits {
+  /** Values (a repeated field counts each time). */
   maxFields: number;
+  /** Characters in a field name. */
+  maxFieldNameChars: number;
+  /** Bytes of all field values together. */
   maxFieldBytes: number;
   maxFiles: number;
   maxFileBytes: number;
 }
+
+/** Characters in an uploaded file's name. */
+export const MAX_FILENAME_CHARS = 255;
 
 export async function parseFormBody(type: string, contentType: string, body: Buffer, limits: FormBodyLimits) {
   switch (type) {
@@ -46,27 +58,49 @@ export async function parseFormBody(type: string, contentType: string, body: Buf
   }
 }
 
-function addField(out: FormBody, name: string, value: string, limits: FormBodyLimits): void {
-  if (Buffer.byteLength(value, 'utf8') > limits.maxFieldBytes) {
-    throw new SendError('payload_too_large', `field ${name} is larger than ${limits.maxFieldBytes} bytes`, {
-      errors: [{ field: name, code: 'too_large', message: `at most ${limits.maxFieldBytes} bytes` }],
-    });
+/** A field name is present and at most `maxFieldNameChars` long; a longer one is named by its first characters. */
+function checkFieldName(name: string | undefined, limits: FormBodyLimits): string {
+  if (!name) {
+    throw validationFailed([
+      { field: 'body', code: 'missing_field_name', message: 'a part has no field name' },
+    ]);
   }
-  const list = out.fields.get(name);
+  if (name.length > limits.maxFieldNameChars) {
+    const field = name.slice(0, limits.maxFieldNameChars);
+    throw validationFailed([
+      {
+        field,
+        code: 'name_too_long',
+        message: `field names have at most ${limits.maxFieldNameChars} characters`,
+      },
+    ]);
+  }
+  return name;
+}
+
+function fieldsTooLarge(limits: FormBodyLimits): SendError {
+  return new SendError('payload_too_large', `the form fields are larger than ${limits.maxFieldBytes} bytes`, {
+    errors: [{ field: 'body', code: 'too_large', message: `fields: at most ${limits.maxFieldBytes} bytes` }],
+  });
+}
+
+function addField(out: FormBody, name: string | undefined, value: string, limits: FormBodyLimits): void {
+  const checked = checkFieldName(name, limits);
+  if (++out.values > limits.maxFields) {
+    throw validationFailed([
+      { field: 'body', code: 'too_many_fields', message: `at most ${limits.maxFields}` },
+    ]);
+  }
+  out.bytes += Buffer.byteLength(value, 'utf8');
+  if (out.bytes > limits.maxFieldBytes) throw fieldsTooLarge(limits);
+  const list = out.fields.get(checked);
   if (list) list.push(value);
-  else {
-    if (out.fields.size >= limits.maxFields) {
-      throw validationFailed([
-        { field: 'body', code: 'too_many_fields', message: `at most ${limits.maxFields}` },
-      ]);
-    }
-    out.fields.set(name, [value]);
-  }
+  else out.fields.set(checked, [value]);
 }
 
 /** `a=1&b=%C3%A9+x`: percent-decoded to bytes first, then strict UTF-8 (URLSearchParams would hide bad bytes). */
 export function parseUrlEncoded(body: Buffer, limits: FormBodyLimits): FormBody {
-  const out: FormBody = { fields: new Map(), files: [] };
+  const out = emptyBody();
   const text = decodeUtf8(body);
   if (text.trim() === '') return out;
   for (const pair of text.split('&')) {
@@ -102,7 +136,7 @@ function parseJsonForm(body: Buffer, limits: FormBodyLimits): FormBody {
       { field: 'body', code: 'invalid_type', message: 'must be a JSON object of fields' },
     ]);
   }
-  const out: FormBody = { fields: new Map(), files: [] };
+  const out = emptyBody();
   const errors: FieldError[] = [];
   for (const [name, v] of Object.entries(value)) {
     const values = Array.isArray(v) ? v : [v];
@@ -130,7 +164,7 @@ function parseMultipart(
   limits: FormBodyLimits,
 ): Promise<FormBody> {
   return new Promise((resolve, reject) => {
-    const out: FormBody = { fields: new Map(), files: [] };
+    const out = emptyBody();
     let failure: SendError | undefined;
     const fail = (e: SendError) => {
       failure ??= e;
@@ -159,20 +193,13 @@ function parseMultipart(
       return;
     }
     bb.on('field', (name, value, info) => {
-      if (info.valueTruncated) {
-        fail(
-          new SendError('payload_too_large', `field ${name} is larger than ${limits.maxFieldBytes} bytes`, {
-            errors: [{ field: name, code: 'too_large', message: `at most ${limits.maxFieldBytes} bytes` }],
-          }),
-        );
-        return;
-      }
-      if (value.includes('\uFFFD') || name.includes('\uFFFD')) {
-        fail(validationFailed([{ field: name, code: 'invalid_utf8', message: 'is not valid UTF-8' }]));
-        return;
-      }
       try {
-        addField(out, name, value, limits);
+        if (info.valueTruncated) throw fieldsTooLarge(limits);
+        const checked = checkFieldName(name, limits);
+        if (value.includes('\uFFFD') || checked.includes('\uFFFD')) {
+          throw validationFailed([{ field: checked, code: 'invalid_utf8', message: 'is not valid UTF-8' }]);
+        }
+        addField(out, checked, value, limits);
       } catch (e) {
         fail(e as SendError);
       }
@@ -188,6 +215,20 @@ function parseMultipart(
       stream.on('end', () => {
         const content = Buffer.concat(chunks);
         if (!info.filename && content.length === 0) return; // an unused file input
+        try {
+          checkFieldName(name, limits);
+        } catch (e) {
+          fail(e as SendError);
+          return;
+        }
+        if ((info.filename ?? '').length > MAX_FILENAME_CHARS) {
+          fail(
+            validationFailed([
+              { field: name, code: 'filename_too_long', message: `at most ${MAX_FILENAME_CHARS} characters` },
+            ]),
+          );
+          return;
+        }
         if (limits.maxFiles === 0) {
           fail(
             validationFailed([

@@ -3,11 +3,16 @@
  * (never the request: no open relay), the subject, the field rules, the honeypot, the allowed origins, the
  * redirect allowlist (no open redirect) and the CAPTCHA. CORS headers are on every response, errors included.
  */
-import { type FormConfig, matchesRedirectAllowlist, templateFields } from '../config/endpoint.ts';
+import {
+  type EndpointConfig,
+  type FormConfig,
+  matchesRedirectAllowlist,
+  templateFields,
+} from '../config/endpoint.ts';
 import { lineBreakIn, parseMailbox } from '../mime/index.ts';
 import type { Mailbox } from '../mime/types.ts';
 import { deadlineFrom, deliverValid } from '../send/deliver.ts';
-import { type FieldError, SendError, validationFailed } from '../send/errors.ts';
+import { type ErrorCode, type FieldError, SendError, validationFailed } from '../send/errors.ts';
 import type { ValidSendRequest } from '../send/request.ts';
 import { acceptUploads } from '../send/uploads.ts';
 import { CAPTCHA_FIELDS, CAPTCHA_PROVIDERS, verifyCaptcha } from './captcha.ts';
@@ -23,17 +28,31 @@ import {
   toSendError,
 } from './http.ts';
 import { type InvocationLog, noteError } from './log.ts';
-import { errorPage, escapeHtml, thankYouPage } from './pages.ts';
+import { errorPage, escapedHtmlBytes, escapeHtml, thankYouPage } from './pages.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
 const REDIRECT_FIELDS = ['_next', 'redirect'] as const;
-const MAX_FIELDS = 100;
+/** Boundaries and part headers of a multipart body, on top of its fields and files. */
+const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 
-/** CORS headers for a form response: the request's Origin is echoed (with `Vary: Origin`). */
-function corsHeaders(event: HttpEvent): Record<string, string> {
-  const origin = header(event, 'origin');
+/**
+ * The CORS decision for a form response, in one place: `Vary: Origin` always; `Access-Control-Allow-Origin` only
+ * for an origin the form lists in `allowedOrigins` (`*` there → `*`), never `null`. For a form id that does not
+ * exist, an origin any form lists. A form without `allowedOrigins` takes posts from anywhere but lets no
+ * cross-origin script read its answers.
+ */
+function corsHeaders(
+  config: EndpointConfig | undefined,
+  form: FormConfig | undefined,
+  origin: string | undefined,
+): Record<string, string> {
   const h: Record<string, string> = { vary: 'Origin' };
-  if (origin) h['access-control-allow-origin'] = origin;
+  if (!origin || origin === 'null' || !config) return h;
+  const lists = form
+    ? [form.allowedOrigins ?? []]
+    : Object.values(config.forms ?? {}).map((f) => f.allowedOrigins ?? []);
+  if (lists.some((list) => list.includes(origin))) h['access-control-allow-origin'] = origin;
+  else if (lists.some((list) => list.includes('*'))) h['access-control-allow-origin'] = '*';
   return h;
 }
 
@@ -64,16 +83,17 @@ export async function handleForm(
   rt: Runtime,
   log: InvocationLog,
 ): Promise<HttpResult> {
-  log.formId = formId;
-  const cors = corsHeaders(event);
+  log.formId = formId.slice(0, 64);
+  const origin = header(event, 'origin');
   const asJson = wantsJson(event);
+  let cors = corsHeaders(undefined, undefined, origin);
   try {
     const config = requireConfig(rt);
-    const form = config.forms?.[formId];
-    if (!form || !Object.hasOwn(config.forms ?? {}, formId)) {
-      throw new SendError('form_not_found', `there is no form "${formId}"`);
+    const form = Object.hasOwn(config.forms ?? {}, formId) ? config.forms?.[formId] : undefined;
+    cors = corsHeaders(config, form, origin);
+    if (!form) {
+      throw new SendError('form_not_found', `there is no form "${formId.slice(0, 64)}"`);
     }
-    const origin = header(event, 'origin');
     if (!originAllowed(form, origin)) {
       throw new SendError('origin_not_allowed', 'this origin may not submit this form', {
         errors: [
@@ -104,12 +124,36 @@ export async function handleForm(
     const err = toSendError(e);
     if (err.code === 'internal_error') rt.logger.error('form handler failed', { error: e as Error });
     noteError(log, err);
+    const shown = publicError(err);
+    if (shown !== err) rt.logger.error('form request failed', { code: err.code, detail: err.message });
     const extra = err.code === 'method_not_allowed' ? { ...cors, allow: 'POST, OPTIONS' } : cors;
-    if (asJson) return problem(err, extra, log.requestId, 'public');
+    if (asJson) return problem(shown, extra, log.requestId, 'public');
     const h: Record<string, string> = { ...extra };
-    if (err.transient && err.retryAfter !== undefined) h['retry-after'] = String(err.retryAfter);
-    return errorPage(err.status, err.title, err.message, err.errors ?? [], h, err.code);
+    if (shown.transient && shown.retryAfter !== undefined) h['retry-after'] = String(shown.retryAfter);
+    return errorPage(shown.status, shown.title, shown.message, shown.errors ?? [], h, shown.code);
   }
+}
+
+/** What a public (form) answer may say about a failure of the deployment itself: its code, nothing of its detail. */
+const PUBLIC_DETAIL: Partial<Record<ErrorCode, string>> = {
+  configuration_error: 'the form cannot send messages right now because of a problem on our side',
+  internal_error: 'an unexpected error occurred; it has been logged',
+  smtp_rejected: 'the mail server did not accept the message',
+  smtp_unavailable: 'the mail server is unavailable; try again later',
+};
+
+/**
+ * A form's answer never carries an ARN, an account id, a secret name or SMTP server text: failures of the
+ * deployment keep their code, status and Retry-After and lose their detail (logged; `/send` callers, who are
+ * IAM-authenticated, get it in full).
+ */
+function publicError(err: SendError): SendError {
+  const detail = PUBLIC_DETAIL[err.code];
+  if (detail === undefined) return err;
+  return new SendError(err.code, detail, {
+    status: err.status,
+    ...(err.retryAfter !== undefined ? { retryAfter: err.retryAfter } : {}),
+  });
 }
 
 async function submit(
@@ -124,55 +168,43 @@ async function submit(
   const deadline = deadlineFrom(remainingMs);
   const maxFiles = form.attachments?.maxFiles ?? 0;
   const maxFileBytes = form.attachments?.maxFileBytes ?? 0;
-  const limit = rt.limits.maxBodyBytes + maxFiles * maxFileBytes + 64 * 1024;
   const type = mediaType(event);
   if (!['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'].includes(type)) {
     throw new SendError(
       'unsupported_media_type',
       'forms take application/x-www-form-urlencoded, multipart/form-data or application/json',
-      { errors: [{ field: 'content-type', code: 'unsupported', message: type || '(none)' }] },
+      { errors: [{ field: 'content-type', code: 'unsupported', message: type.slice(0, 64) || '(none)' }] },
     );
   }
+  // The file allowance is for files only: an urlencoded or JSON body is bounded by maxBodyBytes alone.
+  const { limits } = rt;
+  const limit =
+    type === 'multipart/form-data'
+      ? limits.maxBodyBytes + maxFiles * maxFileBytes + MULTIPART_OVERHEAD_BYTES
+      : limits.maxBodyBytes;
   const bytes = bodyBytes(event, limit);
   const body = await parseFormBody(type, header(event, 'content-type') ?? '', bytes, {
-    maxFields: MAX_FIELDS,
-    maxFieldBytes: rt.limits.maxBodyBytes,
+    maxFields: limits.maxFormFields,
+    maxFieldNameChars: limits.maxFieldNameChars,
+    maxFieldBytes: limits.maxBodyBytes,
     maxFiles,
     maxFileBytes: Math.max(maxFileBytes, 1),
   });
   const first = (name: string) => body.fields.get(name)?.[0];
 
-  // Redirect target: only from the allowlist (no open redirect).
-  let target = form.redirect;
-  for (const name of REDIRECT_FIELDS) {
-    const requested = first(name);
-    if (requested === undefined || requested === '') continue;
-    if (!form.redirectAllowlist || !matchesRedirectAllowlist(requested, form.redirectAllowlist)) {
-      throw validationFailed([
-        {
-          field: name,
-          code: 'redirect_not_allowed',
-          message: 'this redirect target is not in the allowlist',
-        },
-      ]);
-    }
-    target = requested;
-    break;
-  }
-
-  const success = (): HttpResult => {
-    if (asJson) return json(200, { ok: true }, cors);
-    if (target) {
-      return { statusCode: 303, headers: { ...cors, location: target }, body: '', isBase64Encoded: false };
-    }
-    return thankYouPage(cors);
-  };
+  // The answer is decided before anything is sent: no error can follow a delivered message.
+  const target = redirectTarget(form, first);
+  const answer: HttpResult = asJson
+    ? json(200, { ok: true }, cors)
+    : target
+      ? { statusCode: 303, headers: { ...cors, location: target }, body: '', isBase64Encoded: false }
+      : thankYouPage(cors);
 
   // Honeypot: a bot filled the hidden field. Same answer as a success; nothing is sent.
   if (form.honeypot && (first(form.honeypot) ?? '').trim() !== '') {
     log.outcome = 'spam';
-    log.status = asJson ? 200 : target ? 303 : 200;
-    return success();
+    log.status = answer.statusCode;
+    return answer;
   }
 
   const { fields, replyTo } = validateFields(form, body);
@@ -182,15 +214,38 @@ async function submit(
     await verifyCaptcha(form.captcha, token, event.requestContext.http.sourceIp, rt.secrets, deadline);
   }
 
-  const valid = buildMessage(form, fields, body, replyTo);
+  const valid = buildMessage(form, fields, body, replyTo, limits.maxBodyBytes);
   const result = await deliverValid(valid, rt.deps, { deadline, trace: log.trace, enforcePolicy: false });
   log.outcome = 'sent';
   log.messages = 1;
   // The public answer is the same as for a honeypot hit (no Message-ID): a bot cannot tell it was caught.
-  const res = success();
-  log.status = res.statusCode;
+  log.status = answer.statusCode;
   rt.logger.debug('form message sent', { messageId: result.messageId });
-  return res;
+  return answer;
+}
+
+/** C0 and C1 controls, space, DEL: never part of a URL as written (`new URL` would silently drop some). */
+const URL_FORBIDDEN = /[\u0000-\u0020\u007f-\u009f]/u;
+
+/**
+ * Where a browser post is sent after success: `_next`/`redirect` when the allowlist covers it (no open redirect),
+ * else the form's `redirect`. The `Location` is always the parsed URL's normalised `href`, never the raw string;
+ * a target with control characters or white space is refused.
+ */
+function redirectTarget(form: FormConfig, first: (name: string) => string | undefined): string | undefined {
+  for (const name of REDIRECT_FIELDS) {
+    const requested = first(name);
+    if (requested === undefined || requested === '') continue;
+    const refuse = (code: string, message: string) => validationFailed([{ field: name, code, message }]);
+    if (URL_FORBIDDEN.test(requested)) {
+      throw refuse('invalid_redirect', 'the redirect target contains white space or control characters');
+    }
+    if (!form.redirectAllowlist || !matchesRedirectAllowlist(requested, form.redirectAllowlist)) {
+      throw refuse('redirect_not_allowed', 'this redirect target is not in the allowlist');
+    }
+    return new URL(requested).href;
+  }
+  return form.redirect === undefined ? undefined : new URL(form.redirect).href;
 }
 
 /** Field rules: required, maxLength, type email; CR/LF refused in fields that reach a header. */
@@ -241,11 +296,16 @@ function validateFields(
   return replyTo ? { fields, replyTo } : { fields };
 }
 
+/**
+ * The notification: a text part listing the fields, and an HTML copy of the same table — left out when escaping
+ * would make it larger than `maxHtmlBytes` (each `<` becomes five bytes), so the mail stays bounded by the body.
+ */
 function buildMessage(
   form: FormConfig,
   fields: Array<[string, string]>,
   body: FormBody,
   replyTo: Mailbox | undefined,
+  maxHtmlBytes: number,
 ): ValidSendRequest {
   const files = acceptUploads(body.files, form.attachments); // the one upload policy (send/uploads.ts)
   const lookup = new Map(fields);
@@ -264,14 +324,21 @@ function buildMessage(
           : `${label(name)}: ${value}`;
       })
       .join('\n') + (files.length ? `\n\nAttachments: ${files.map((f) => f.filename).join(', ')}\n` : '\n');
-  const rows = fields
-    .map(
-      ([name, value]) =>
-        `<tr><th align="left" valign="top">${escapeHtml(label(name))}</th>` +
-        `<td style="white-space:pre-wrap">${escapeHtml(value)}</td></tr>`,
-    )
-    .join('');
-  const html = `<!doctype html><html><body><table cellpadding="4">${rows}</table></body></html>`;
+  const rowBytes = fields.reduce((n, [name, value]) => n + escapedHtmlBytes(label(name) + value) + 100, 0);
+  const rows =
+    rowBytes > maxHtmlBytes
+      ? undefined
+      : fields
+          .map(
+            ([name, value]) =>
+              `<tr><th align="left" valign="top">${escapeHtml(label(name))}</th>` +
+              `<td style="white-space:pre-wrap">${escapeHtml(value)}</td></tr>`,
+          )
+          .join('');
+  const html =
+    rows === undefined
+      ? undefined
+      : `<!doctype html><html><body><table cellpadding="4">${rows}</table></body></html>`;
   const addresses = (list: string[] | undefined) => (list ?? []).map((a) => parseMailbox(a));
   const valid: ValidSendRequest = {
     to: addresses(form.to),
@@ -280,7 +347,7 @@ function buildMessage(
     replyTo: replyTo ? [replyTo] : [],
     subject: shortSubject || 'Form submission',
     text,
-    html,
+    ...(html === undefined ? {} : { html }),
     attachments: files,
     // A notification, not a person's mail: no out-of-office reply to whatever address a visitor typed.
     headers: { 'Auto-Submitted': 'auto-generated', 'X-Auto-Response-Suppress': 'All' },

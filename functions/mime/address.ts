@@ -28,11 +28,21 @@ const MAX_DOMAIN = 253;
 const DOT_STRING =
   /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10ffff}]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10ffff}]+)*$/u;
 const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/**
+ * Characters no local part may have, even where RFC 6531 UTF-8 would let them in: controls (C0, C1), format
+ * characters (bidi overrides and isolates, zero-width), separators (NBSP, U+3000, U+2028/2029), surrogates,
+ * private-use and unassigned code points. They make an address that looks like another, or breaks a log line.
+ */
+const INVISIBLE = /[\p{C}\p{Z}]/u;
 
 const octets = (s: string): number => Buffer.byteLength(s, 'utf8');
 
 function invalid(field: string, message: string): MimeError {
   return new MimeError(field, 'invalid_address', message);
+}
+
+function invisibleInLocalPart(field: string): MimeError {
+  return invalid(field, 'the local part has a control, invisible, separator or direction character');
 }
 
 /** RFC 5321 Domain (A-labels after IDNA) or address-literal. */
@@ -97,11 +107,13 @@ export function parseAddrSpec(input: string, field: string): AddrSpec {
     if (!rest.startsWith('@')) throw invalid(field, 'expected @ after the quoted local part');
     // RFC 5321 qtextSMTP / quoted-pairSMTP: printable (and, RFC 6531, UTF-8) characters only.
     if (/[\0-\x1f\x7f]/.test(localContent)) throw invalid(field, 'control character in the local part');
+    if (INVISIBLE.test(localContent.replaceAll(' ', ''))) throw invisibleInLocalPart(field);
   } else {
     const at = s.lastIndexOf('@');
     if (at < 0) throw invalid(field, `not an email address (missing @)`);
     localContent = s.slice(0, at);
     rest = s.slice(at);
+    if (INVISIBLE.test(localContent)) throw invisibleInLocalPart(field);
     if (!DOT_STRING.test(localContent)) {
       throw invalid(field, 'local part must be a dot-atom or a quoted string');
     }

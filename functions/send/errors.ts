@@ -83,6 +83,14 @@ export interface SendErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * Bounds on what a failure carries, whatever built it: an answer or a log line made from a `SendError` never
+ * grows with the request (a request with 60,000 bad header names still gets one small answer).
+ */
+export const ERROR_BOUNDS = { errors: 20, field: 100, message: 200, detail: 1000 } as const;
+
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
 /** A failure of the use case with a stable code. `message` is the problem's `detail`. */
 export class SendError extends Error {
   readonly code: ErrorCode;
@@ -94,10 +102,16 @@ export class SendError extends Error {
   override readonly name = 'SendError';
 
   constructor(code: ErrorCode, detail: string, opts: SendErrorOptions = {}) {
-    super(detail, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(clip(detail, ERROR_BOUNDS.detail), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
     this.status = opts.status ?? ERROR_CODES[code].status;
-    if (opts.errors) this.errors = opts.errors;
+    if (opts.errors) {
+      this.errors = opts.errors.slice(0, ERROR_BOUNDS.errors).map((e) => ({
+        field: clip(e.field, ERROR_BOUNDS.field),
+        code: e.code,
+        message: clip(e.message, ERROR_BOUNDS.message),
+      }));
+    }
     if (opts.smtp) this.smtp = opts.smtp;
     if (opts.hint) this.hint = opts.hint;
     if (opts.retryAfter !== undefined) this.retryAfter = opts.retryAfter;

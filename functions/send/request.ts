@@ -10,7 +10,11 @@ import type { Mailbox } from '../mime/types.ts';
 import { type FieldError, SendError, validationFailed } from './errors.ts';
 import type { SendLimits } from './types.ts';
 
-const HEADER_NAME = /^[!-9;-~]{1,76}$/u;
+/** RFC 5322 field-name characters (printable ASCII but `:`); the length is `limits.maxHeaderNameChars`. */
+const HEADER_NAME = /^[!-9;-~]+$/u;
+
+/** Defaults of the extra-header limits (`limits.maxHeaders`, `limits.maxHeaderNameChars`). */
+export const DEFAULT_HEADER_LIMITS = { maxHeaders: 50, maxHeaderNameChars: 64 } as const;
 const CONTENT_TYPE = /^[\w!#$&^.+-]+\/[\w!#$&^.+-]+(\s*;.*)?$/u;
 
 const AddressValue = v.union([v.string(), v.array(v.string())]);
@@ -65,6 +69,7 @@ export function isBatchRequest(value: unknown): value is { messages: unknown } {
 
 /** Validate one message; throws `SendError` (`validation_failed` 400 or `payload_too_large` 413). */
 export function validateSendRequest(input: unknown, limits: SendLimits, prefix = ''): ValidSendRequest {
+  checkHeaderCount(input, limits, prefix);
   const parsed = v.safeParse(SendRequestSchema, input);
   if (!parsed.success) throw validationFailed(issuesToFieldErrors(parsed.issues, prefix));
   const req = parsed.output;
@@ -158,8 +163,13 @@ export function validateSendRequest(input: unknown, limits: SendLimits, prefix =
   }
 
   const headers: Record<string, string> = {};
+  const maxName = limits.maxHeaderNameChars ?? DEFAULT_HEADER_LIMITS.maxHeaderNameChars;
   for (const [name, value] of Object.entries(req.headers ?? {})) {
-    const field = p(`headers.${name}`);
+    const field = p(`headers.${name.slice(0, maxName)}`);
+    if (name.length > maxName) {
+      errors.push({ field, code: 'header_name_too_long', message: `at most ${maxName} characters` });
+      continue;
+    }
     if (!HEADER_NAME.test(name)) {
       errors.push({ field, code: 'invalid_header_name', message: 'is not a valid header field name' });
       continue;
@@ -178,6 +188,17 @@ export function validateSendRequest(input: unknown, limits: SendLimits, prefix =
   if (req.text !== undefined) valid.text = req.text;
   if (req.html !== undefined) valid.html = req.html;
   return valid;
+}
+
+/** More than `limits.maxHeaders` extra headers → one error, before anything looks at them one by one. */
+function checkHeaderCount(input: unknown, limits: SendLimits, prefix: string): void {
+  const headers = (input as { headers?: unknown } | null)?.headers;
+  if (typeof headers !== 'object' || headers === null) return;
+  const max = limits.maxHeaders ?? DEFAULT_HEADER_LIMITS.maxHeaders;
+  if (Object.keys(headers).length <= max) return;
+  throw validationFailed([
+    { field: prefix ? `${prefix}.headers` : 'headers', code: 'too_many_headers', message: `at most ${max}` },
+  ]);
 }
 
 /** Validate the batch envelope; items are validated one by one by the caller (one bad item never stops others). */

@@ -25,6 +25,10 @@ export interface SendLimits {
   maxBatch: number;
   maxBodyBytes: number;
   maxAttachmentBytes: number;
+  /** Extra header fields per message (default `DEFAULT_HEADER_LIMITS.maxHeaders`). */
+  maxHeaders?: number;
+  /** Characters in an extra header field's name (default `DEFAULT_HEADER_LIMITS.maxHeaderNameChars`). */
+  maxHeaderNameChars?: number;
 }
 
 /** Who may send to whom through `/send`, EventBridge and direct invoke. */

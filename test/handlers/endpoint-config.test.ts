@@ -9,6 +9,7 @@ import {
   parseEndpointConfig,
   resolveLimits,
 } from '../../functions/config/endpoint.ts';
+import { parseSmtpSecret } from '../../functions/config/smtp-secret.ts';
 import { thrown } from '../support/fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'endpoint-config-'));
@@ -74,6 +75,39 @@ describe('endpoint configuration', () => {
     expect(msg).toContain('forms.contact.allowedOrigin: unknown key');
   });
 
+  it('configured addresses go through parseMailbox at load: a bad one is named by its path, never echoed', () => {
+    const msg = issuesOf({
+      send: {
+        allowedRecipients: ['*@example.com', 'ops..x@example.com'],
+        allowedSenders: ['*@exa mple.com'],
+      },
+      forms: {
+        contact: { to: 'team..x@example.com', subject: 'Hi' },
+        other: { to: ['ok@example.com', 'Team <team@example.com>'], cc: 'a@[1.2.3]', subject: 'Hi' },
+      },
+    });
+    expect(msg).toContain('send.allowedRecipients.1: is not a valid address pattern');
+    expect(msg).toContain('send.allowedSenders.0');
+    expect(msg).toContain('forms.contact.to.0: is not a valid address: local part must be a dot-atom');
+    expect(msg).toContain('forms.other.to.1: must be a plain address like name@example.com');
+    expect(msg).toContain('forms.other.cc.0: is not a valid address');
+    expect(msg).not.toContain('team..x');
+    expect(msg).not.toContain('ops..x');
+    // Good ones are kept in their wire form (domain lower-cased, IDN as A-labels).
+    const ok = parseEndpointConfig({ forms: { f: { to: 'Team@Bücher.Example', subject: 'Hi' } } });
+    expect(ok.forms?.f?.to).toEqual(['Team@xn--bcher-kva.example']);
+  });
+
+  it('the SMTP secret’s from goes through parseMailbox too', () => {
+    const secret = { host: 'smtp.example.com', username: 'u', password: 'p' };
+    expect(() => parseSmtpSecret(JSON.stringify({ ...secret, from: 'no..reply@example.com' }))).toThrow(
+      /from: is not a valid address/,
+    );
+    expect(parseSmtpSecret(JSON.stringify({ ...secret, from: 'noreply@EXAMPLE.com' })).from).toBe(
+      'noreply@example.com',
+    );
+  });
+
   it('cross-field rules: the redirect must be in the allowlist, template fields must exist', () => {
     const msg = issuesOf({
       forms: {
@@ -97,6 +131,10 @@ describe('endpoint configuration', () => {
       maxBodyBytes: 1048576,
       maxAttachmentBytes: 5242880,
       maxRequestBytes: 6 * 1024 * 1024,
+      maxFormFields: 100,
+      maxFieldNameChars: 64,
+      maxHeaders: 50,
+      maxHeaderNameChars: 64,
     });
     expect(resolveLimits({ limits: { maxAttachmentBytes: 1000, maxBodyBytes: 1000 } }).maxRequestBytes).toBe(
       1334 + 2000 + 65536,

@@ -157,14 +157,15 @@ describe('form submissions', () => {
     expect(h.srv.messages).toHaveLength(1); // only the real one
   });
 
-  it('an origin not in allowedOrigins → 403 with CORS headers; nothing sent', async () => {
+  it('an origin not in allowedOrigins → 403 with Vary: Origin but no ACAO (never echoed); nothing sent', async () => {
     const res = await submit('contact', JSON.stringify(valid), 'application/json', {
       ...script,
       origin: 'https://evil.example',
     });
     expect(res.statusCode).toBe(403);
     expect(bodyOf(res).code).toBe('origin_not_allowed');
-    expect(res.headers['access-control-allow-origin']).toBe('https://evil.example');
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+    expect(res.headers.vary).toBe('Origin');
     expect(h.srv.mailFrom).toHaveLength(0);
   });
 
