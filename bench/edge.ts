@@ -260,4 +260,5 @@ export async function runEdgeBench(): Promise<string[]> {
     join(OUT_DIR, 'edge-results.json'),
     `${JSON.stringify({ node: process.version, rows }, null, 2)}\n`,
   );
+  return failures;
 }
