@@ -50,16 +50,23 @@ const HEX_OCTETS = Buffer.from('0123456789ABCDEF', 'latin1');
  * encoded too. A soft line break never splits an `=XX` escape.
  */
 export function encodeQuotedPrintable(bytes: Uint8Array): Buffer {
+  // Two passes over the input, the first only counting: the output is allocated at its exact size (sizing for the
+  // worst case, 3 characters per octet plus soft breaks, kept about 3× the input alive with every message).
+  const out = Buffer.allocUnsafe(quotedPrintable(bytes));
+  quotedPrintable(bytes, out);
+  return out;
+}
+
+/** Encodes `bytes` into `out` (when given); returns the encoded length. */
+function quotedPrintable(bytes: Uint8Array, out?: Buffer): number {
   const n = bytes.length;
-  // Worst case: every octet escaped (3 characters) plus a soft break ("=" CRLF) every 75 characters.
-  const out = Buffer.allocUnsafe(Math.ceil((n * 3 * (QP_LINE + 2)) / (QP_LINE - 1)) + 8);
   let o = 0;
   let col = 0;
   for (let i = 0; i < n; i++) {
     const b = bytes[i]!;
     if (b === 0x0d && bytes[i + 1] === 0x0a) {
-      out[o++] = 0x0d;
-      out[o++] = 0x0a;
+      if (out) out.writeUInt16BE(0x0d0a, o);
+      o += 2;
       col = 0;
       i++;
       continue;
@@ -67,23 +74,29 @@ export function encodeQuotedPrintable(bytes: Uint8Array): Buffer {
     const lastInLine = i + 1 >= n || (bytes[i + 1] === 0x0d && bytes[i + 2] === 0x0a);
     const literal = (b >= 0x21 && b <= 0x7e && b !== 0x3d) || ((b === 0x20 || b === 0x09) && !lastInLine);
     if (col + (literal ? 1 : 3) > (lastInLine ? QP_LINE : QP_LINE - 1)) {
-      out[o++] = 0x3d;
-      out[o++] = 0x0d;
-      out[o++] = 0x0a;
+      if (out) {
+        out[o] = 0x3d;
+        out.writeUInt16BE(0x0d0a, o + 1);
+      }
+      o += 3;
       col = 0;
     }
     const lineStart = col === 0 && (b === 0x2e || (b === 0x46 && startsFrom(bytes, i, n)));
     if (literal && !lineStart) {
-      out[o++] = b;
+      if (out) out[o] = b;
+      o += 1;
       col += 1;
     } else {
-      out[o++] = 0x3d;
-      out[o++] = HEX_OCTETS[b >> 4]!;
-      out[o++] = HEX_OCTETS[b & 15]!;
+      if (out) {
+        out[o] = 0x3d;
+        out[o + 1] = HEX_OCTETS[b >> 4]!;
+        out[o + 2] = HEX_OCTETS[b & 15]!;
+      }
+      o += 3;
       col += 3;
     }
   }
-  return out.subarray(0, o);
+  return o;
 }
 
 /** `From ` at index j (the space is on the same line by construction). */

@@ -123,6 +123,16 @@ describe('RFC 2045 transfer encodings', () => {
     for (const line of qp('é'.repeat(100)).split('\r\n')) expect(line).toMatch(/^(=[0-9A-F]{2})*=?$/);
   });
 
+  it('quoted-printable output is allocated at its exact size (not the 3× worst case)', () => {
+    const text = Buffer.from(`${'a'.repeat(1000)}\r\n`.repeat(1024)); // lines over 998: quoted-printable
+    const qp = encodeQuotedPrintable(text);
+    expect(qp.length).toBeLessThan(text.length * 1.05);
+    expect(qp.buffer.byteLength).toBe(qp.length); // nothing larger kept alive behind the view
+    const escaped = encodeQuotedPrintable(Buffer.alloc(10_000, 0xff));
+    expect(escaped.length).toBe(30_000 + 3 * Math.floor((30_000 - 1) / 75));
+    expect(escaped.buffer.byteLength).toBe(escaped.length);
+  });
+
   it('base64 lines are 76 characters', async () => {
     const content = new Uint8Array(1000).map((_, i) => i);
     const m = compose(
