@@ -62,6 +62,15 @@ export const CaptchaSchema = v.strictObject({
   provider: v.picklist(['turnstile', 'hcaptcha', 'recaptcha']),
   secretId: NonEmpty,
   verifyUrl: v.optional(HttpUrl),
+  /**
+   * Host names a token may have been solved on (the provider's answer says which). Default: the hosts of the
+   * form's `allowedOrigins`. A token solved on any other site is refused.
+   */
+  hostnames: v.optional(
+    v.array(v.pipe(v.string(), v.regex(/^[a-z0-9.-]+$/u, 'must be a lower-case host name'))),
+  ),
+  /** The widget's `action` (Turnstile, reCAPTCHA v3): the answer must carry exactly this one. */
+  action: v.optional(NonEmpty),
 });
 
 export const FormSchema = v.strictObject({

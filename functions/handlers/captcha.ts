@@ -3,7 +3,7 @@
  * `secret`, `response` (and `remoteip`) and answer `{ "success": bool, "error-codes": [...] }`.
  * The secret comes from Secrets Manager (`captcha.secretId`): a plain string or JSON `{ "secret": "…" }`.
  */
-import type { CaptchaConfig } from '../config/endpoint.ts';
+import type { CaptchaConfig, FormConfig } from '../config/endpoint.ts';
 import type { SecretStore } from '../config/secrets.ts';
 import { SendError } from '../send/errors.ts';
 
@@ -32,13 +32,34 @@ export function captchaSecretFrom(value: string): string {
   return trimmed;
 }
 
+/**
+ * Where a token may come from: `captcha.hostnames`, else the hosts of the form's `allowedOrigins` (`*` and `null`
+ * name no host). Empty: any host (a form open to every origin).
+ */
+export function expectedHostnames(form: FormConfig & { captcha: CaptchaConfig }): string[] {
+  if (form.captcha.hostnames) return form.captcha.hostnames;
+  const hosts = (form.allowedOrigins ?? []).flatMap((o) => {
+    try {
+      return o === '*' || o === 'null' ? [] : [new URL(o).hostname];
+    } catch {
+      return [];
+    }
+  });
+  return [...new Set(hosts)];
+}
+
+/**
+ * Verify a token: the provider must say `success`, for one of the form's host names and (when configured) its
+ * action — a token solved on another site, or for another widget, is refused like a forged one.
+ */
 export async function verifyCaptcha(
-  config: CaptchaConfig,
+  form: FormConfig & { captcha: CaptchaConfig },
   token: string | undefined,
   remoteIp: string | undefined,
   secrets: SecretStore,
   deadline: number,
 ): Promise<void> {
+  const config = form.captcha;
   const provider = CAPTCHA_PROVIDERS[config.provider];
   if (!token) {
     throw new SendError('captcha_failed', `the CAPTCHA response (${provider.field}) is missing`, {
@@ -47,15 +68,15 @@ export async function verifyCaptcha(
     });
   }
   const secret = captchaSecretFrom((await secrets.get(config.secretId)).value);
-  const form = new URLSearchParams({ secret, response: token });
-  if (remoteIp) form.set('remoteip', remoteIp);
+  const request = new URLSearchParams({ secret, response: token });
+  if (remoteIp) request.set('remoteip', remoteIp);
   const timeout = Math.max(500, Math.min(5000, deadline - Date.now()));
-  let answer: { success?: unknown; 'error-codes'?: unknown };
+  let answer: { success?: unknown; 'error-codes'?: unknown; hostname?: unknown; action?: unknown };
   try {
     const res = await fetch(config.verifyUrl ?? provider.verifyUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: form,
+      body: request,
       signal: AbortSignal.timeout(timeout),
     });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
@@ -65,11 +86,18 @@ export async function verifyCaptcha(
       retryAfter: 10,
     });
   }
-  if (answer.success !== true) {
-    const codes = Array.isArray(answer['error-codes']) ? answer['error-codes'].map(String).slice(0, 5) : [];
+  const hostnames = expectedHostnames(form);
+  const codes = Array.isArray(answer['error-codes']) ? answer['error-codes'].map(String).slice(0, 5) : [];
+  if (answer.success === true && hostnames.length > 0 && !hostnames.includes(String(answer.hostname ?? ''))) {
+    codes.push('hostname-mismatch');
+  }
+  if (answer.success === true && config.action !== undefined && answer.action !== config.action) {
+    codes.push('action-mismatch');
+  }
+  if (answer.success !== true || codes.length > 0) {
     throw new SendError(
       'captcha_failed',
-      `the CAPTCHA was not accepted${codes.length ? ` (${codes.join(', ')})` : ''}`,
+      `the CAPTCHA was not accepted${codes.length ? ` (${codes.map((c) => c.slice(0, 40)).join(', ')})` : ''}`,
       {
         status: 403,
         errors: [{ field: provider.field, code: 'captcha_failed', message: 'the CAPTCHA was not accepted' }],

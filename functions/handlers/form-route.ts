@@ -211,7 +211,8 @@ async function submit(
 
   if (form.captcha) {
     const token = first(CAPTCHA_PROVIDERS[form.captcha.provider].field);
-    await verifyCaptcha(form.captcha, token, event.requestContext.http.sourceIp, rt.secrets, deadline);
+    const withCaptcha = { ...form, captcha: form.captcha };
+    await verifyCaptcha(withCaptcha, token, event.requestContext.http.sourceIp, rt.secrets, deadline);
   }
 
   const valid = buildMessage(form, fields, body, replyTo, limits.maxBodyBytes);

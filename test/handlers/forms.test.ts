@@ -13,7 +13,16 @@ let h: Harness;
 let captcha: CaptchaEndpoint;
 
 beforeAll(async () => {
-  captcha = await startCaptchaEndpoint({ secret: 'turnstile-secret', validTokens: ['good-token'] });
+  captcha = await startCaptchaEndpoint({
+    secret: 'turnstile-secret',
+    validTokens: ['good-token', 'other-site-token', 'other-widget-token', 'contact-token'],
+    hostname: 'www.example.com',
+    solvedOn: {
+      'other-site-token': { hostname: 'evil.example' },
+      'other-widget-token': { action: 'newsletter' },
+      'contact-token': { action: 'contact' },
+    },
+  });
   const contact = {
     to: ['team@example.com'],
     subject: 'Contact form: {{name}}',
@@ -39,6 +48,17 @@ beforeAll(async () => {
           subject: 'Captcha form',
           allowedOrigins: [ORIGIN],
           captcha: { provider: 'turnstile', secretId: 'captcha-secret', verifyUrl: captcha.url },
+        },
+        captchaAction: {
+          to: ['team@example.com'],
+          subject: 'Captcha form with an action',
+          captcha: {
+            provider: 'turnstile',
+            secretId: 'captcha-secret',
+            verifyUrl: captcha.url,
+            hostnames: ['www.example.com'],
+            action: 'contact',
+          },
         },
       },
     },
@@ -288,6 +308,28 @@ describe('CAPTCHA', () => {
     expect(missing.statusCode).toBe(400);
     expect(bodyOf(missing).code).toBe('captcha_failed');
     expect(h.srv.mailFrom).toHaveLength(0);
+  });
+
+  it('a token solved on another site, or for another action, → 403; nothing sent', async () => {
+    const post = (formId: string, token: string) =>
+      submit(
+        formId,
+        urlencoded({ comment: 'hi', 'cf-turnstile-response': token }),
+        'application/x-www-form-urlencoded',
+        script,
+      );
+    // The form's allowedOrigins name the host the token must come from.
+    const elsewhere = await post('captcha', 'other-site-token');
+    expect(elsewhere.statusCode).toBe(403);
+    expect(bodyOf(elsewhere)).toMatchObject({ code: 'captcha_failed' });
+    expect(bodyOf(elsewhere).detail).toContain('hostname-mismatch');
+    // captcha.action: the answer must carry it.
+    expect((await post('captchaAction', 'good-token')).statusCode).toBe(403); // solved without an action
+    const widget = await post('captchaAction', 'other-widget-token');
+    expect(widget.statusCode).toBe(403);
+    expect(bodyOf(widget).detail).toContain('action-mismatch');
+    expect(h.srv.mailFrom).toHaveLength(0);
+    expect((await post('captchaAction', 'contact-token')).statusCode).toBe(200);
   });
 
   it('the verify service failing → 503 captcha_unavailable with Retry-After', async () => {

@@ -1,7 +1,9 @@
 /**
  * A local CAPTCHA "siteverify" server with the shape Turnstile, hCaptcha and reCAPTCHA share:
  * `POST` form-urlencoded `secret`, `response`, `remoteip` → `{ "success": bool, "error-codes": [...] }`.
- * A token passes when it is in `validTokens` AND the secret equals `secret`. Test-only.
+ * A token passes when it is in `validTokens` AND the secret equals `secret`; like the real services, a passing
+ * answer says where the token was solved (`hostname`) and for which widget (`action`): `solvedOn` maps a token to
+ * them (default: `hostname`, no action). Test-only.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,6 +26,9 @@ export interface CaptchaEndpoint {
 export async function startCaptchaEndpoint(opts: {
   secret: string;
   validTokens: string[];
+  /** The host every valid token was solved on, unless `solvedOn` says otherwise. */
+  hostname: string;
+  solvedOn?: Record<string, { hostname?: string; action?: string }>;
 }): Promise<CaptchaEndpoint> {
   const requests: CaptchaRequest[] = [];
   let fail = 0;
@@ -48,7 +53,8 @@ export async function startCaptchaEndpoint(opts: {
       if (!r.response) errors.push('missing-input-response');
       else if (!opts.validTokens.includes(r.response)) errors.push('invalid-input-response');
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ success: errors.length === 0, 'error-codes': errors }));
+      const where = errors.length === 0 ? { hostname: opts.hostname, ...opts.solvedOn?.[r.response!] } : {};
+      res.end(JSON.stringify({ success: errors.length === 0, 'error-codes': errors, ...where }));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
