@@ -15,6 +15,13 @@ export const LOCAL_API_ID = 'local';
 /** HTTP API's request payload limit (10 MB); larger requests get 413 before reaching the function. */
 export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 
+/**
+ * HTTP API gives a request 30 seconds end to end (its integration timeout): a client that has not sent the whole
+ * request by then gets no more of the server's time. The local server applies the same bound to receiving the
+ * request (headers and body), so one slow client cannot hold a connection for minutes.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 /** A route of the deployed HTTP API: `METHOD /path/{param}`. */
 export interface HttpApiRoute {
   routeKey: string;

@@ -22,6 +22,7 @@ import {
   matchRoute,
   newRequestId,
   pathHasRoute,
+  REQUEST_TIMEOUT_MS,
   readBody,
   snapshotRequest,
   toHttpApiEvent,
@@ -89,6 +90,8 @@ export interface StartLocalOptions {
   log?: (line: string) => void;
   /** Function timeout (the HTTP API integration gives up after 30 s). */
   budgetMs?: number;
+  /** Time a client has to send a whole request, headers and body (default `REQUEST_TIMEOUT_MS`, HTTP API's 30 s). */
+  requestTimeoutMs?: number;
 }
 
 export interface LocalStack {
@@ -256,15 +259,24 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
     ready = r;
   });
   let stack: LocalStack | undefined;
-  const server = createServer((req, res) => {
-    handlerReady
-      .then((handler) => route(req, res, handler, stack!))
-      .catch((err: unknown) => {
-        log(`local server error: ${(err as Error).message}`);
-        if (!res.headersSent) writeHttpApiResponse(res, gatewayError(500, 'Internal Server Error'));
-        else res.destroy();
-      });
-  });
+  const requestTimeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const server = createServer(
+    {
+      requestTimeout,
+      headersTimeout: Math.min(requestTimeout, 10_000),
+      // Node checks the timeouts above on this interval (its default, 30 s, would let a slow client stay that long).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, requestTimeout / 4)),
+    },
+    (req, res) => {
+      handlerReady
+        .then((handler) => route(req, res, handler, stack!))
+        .catch((err: unknown) => {
+          log(`local server error: ${(err as Error).message}`);
+          if (!res.headersSent) writeHttpApiResponse(res, gatewayError(500, 'Internal Server Error'));
+          else res.destroy();
+        });
+    },
+  );
   server.keepAliveTimeout = 5_000;
   const port = await listen(server, opts.port ?? DEFAULT_PORT, 'PORT');
   cleanups.push(
