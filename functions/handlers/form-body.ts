@@ -208,6 +208,9 @@ function parseMultipart(
       const chunks: Buffer[] = [];
       let truncated = false;
       stream.on('data', (c: Buffer) => chunks.push(c));
+      // A body cut off inside a file: busboy errors the file stream too (its own 'error' answers 400 below);
+      // unheard, that error would be an uncaught exception and crash the function.
+      stream.on('error', () => {});
       stream.on('limit', () => {
         truncated = true;
       });

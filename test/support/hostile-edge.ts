@@ -225,6 +225,19 @@ export const HOSTILE_CASES: HostileCase[] = [
     event: () => rawMultipart([...namedParts(), multipartPart("name*=utf-8''x", 'x')]),
     expect: { status: 400, code: 'validation_failed' },
   },
+  {
+    row: 4,
+    id: 'multipart-cut-off-inside-a-file',
+    event: () =>
+      form(
+        Buffer.concat([
+          ...namedParts(),
+          Buffer.from('--B\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\npartial'),
+        ]),
+        'multipart/form-data; boundary=B',
+      ),
+    expect: { status: 400, code: 'validation_failed' },
+  },
   // 5 — CORS: ACAO only for an allowed origin; never `null`; Vary: Origin always.
   ...(['https://evil.example', 'null', 'https://www.example.com.evil.com'] as const).flatMap(
     (origin): HostileCase[] => [
