@@ -70,6 +70,18 @@ export function bodyBytes(event: HttpEvent, maxBytes: number): Buffer {
   return bytes;
 }
 
+/**
+ * The body as text: a body API Gateway handed over as text is used as it is (its size checked, no copy to bytes
+ * and back); a base64 one is decoded and must be strict UTF-8. Throws 413 over `maxBytes`.
+ */
+export function bodyText(event: HttpEvent, maxBytes: number): string {
+  if (event.isBase64Encoded) return decodeUtf8(bodyBytes(event, maxBytes));
+  const raw = event.body ?? '';
+  const n = Buffer.byteLength(raw, 'utf8');
+  if (n > maxBytes) throw tooLarge(n, maxBytes);
+  return raw;
+}
+
 function tooLarge(n: number, max: number): SendError {
   return new SendError('payload_too_large', `the request body is ${n} bytes; at most ${max} are accepted`, {
     errors: [{ field: 'body', code: 'too_large', message: `at most ${max} bytes` }],

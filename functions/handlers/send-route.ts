@@ -1,15 +1,7 @@
 /** `POST /send` (IAM-authenticated in the deployed stack): one message or a batch as JSON. */
 import { deadlineFrom, deliverRequest } from '../send/deliver.ts';
 import { SendError } from '../send/errors.ts';
-import {
-  bodyBytes,
-  decodeUtf8,
-  type HttpEvent,
-  type HttpResult,
-  json,
-  mediaType,
-  parseJsonBody,
-} from './http.ts';
+import { bodyText, type HttpEvent, type HttpResult, json, mediaType, parseJsonBody } from './http.ts';
 import type { InvocationLog } from './log.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -25,8 +17,7 @@ export async function handleSend(
       errors: [{ field: 'content-type', code: 'unsupported', message: 'use application/json' }],
     });
   }
-  const bytes = bodyBytes(event, rt.limits.maxRequestBytes);
-  const input = parseJsonBody(decodeUtf8(bytes));
+  const input = parseJsonBody(bodyText(event, rt.limits.maxRequestBytes));
   const out = await deliverRequest(input, rt.deps, { deadline: deadlineFrom(remainingMs), trace: log.trace });
   if (out.kind === 'single') {
     log.outcome = 'sent';
