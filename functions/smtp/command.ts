@@ -72,9 +72,11 @@ export const isNonAscii = (s: string): boolean => /[^\x00-\x7f]/.test(s);
 /** A mailbox for a path (`<…>`): no CR/LF/NUL, no other controls, no angle brackets, no bare spaces. */
 export function assertAddress(address: string, phase: Phase): void {
   assertNoLineBreak(address, phase === 'mail' ? 'sender address' : 'recipient address', phase);
-  if (/[\x00-\x1f\x7f<>]/.test(address)) throw usage(`invalid address ${JSON.stringify(address)}`, phase);
+  // The message never repeats the address: it reaches logs and error answers, and a local part is personal data.
+  if (/[\x00-\x1f\x7f<>]/.test(address))
+    throw usage('invalid address (control character or angle bracket)', phase);
   if (/\s/.test(address) && !/^"[^"]*"@[^\s]+$/.test(address)) {
-    throw usage(`invalid address ${JSON.stringify(address)} (whitespace)`, phase);
+    throw usage('invalid address (whitespace)', phase);
   }
   if (address.length > 320) throw usage('address longer than 320 characters', phase);
 }

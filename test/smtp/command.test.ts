@@ -57,6 +57,21 @@ describe('command choke point', () => {
     expect(cmd.rcpt('"john doe"@example.com').line).toBe('RCPT TO:<"john doe"@example.com>');
   });
 
+  it('a refused address is not repeated in the error (it reaches logs and answers)', () => {
+    for (const address of [
+      'secret.local\u00a0part@example.com',
+      'secret.local part@example.com',
+      'secret<x@example.com',
+    ]) {
+      expect(() => cmd.rcpt(address)).toThrow(SmtpError);
+      try {
+        cmd.rcpt(address);
+      } catch (e) {
+        expect((e as Error).message).not.toContain('secret');
+      }
+    }
+  });
+
   it('validates the EHLO name: domain or address literal', () => {
     for (const ok of ['localhost', 'mail.example.com', '[192.0.2.1]', '[IPv6:2001:db8::1]', 'a-b.c']) {
       expect(cmd.isValidClientName(ok)).toBe(true);
