@@ -96,6 +96,8 @@ async function check(invoke: Invoke, c: HostileCase): Promise<void> {
   const logged = h.rawLog.slice(logsBefore).join('\n');
   for (const s of [...(c.expect.hidden ?? []), ...(c.expect.unlogged ?? [])])
     expect(answer.includes(s), `${c.id}: the answer contains ${JSON.stringify(s)}`).toBe(false);
+  for (const s of c.expect.logged ?? [])
+    expect(logged.includes(s), `${c.id}: no log line contains ${JSON.stringify(s)}`).toBe(true);
   for (const s of c.expect.unlogged ?? [])
     expect(logged.includes(s), `${c.id}: a log line contains ${JSON.stringify(s)}`).toBe(false);
 }

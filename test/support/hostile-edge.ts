@@ -64,6 +64,8 @@ export interface HostileCase {
     hidden?: string[];
     /** Strings that must appear in no answer and in no log line. */
     unlogged?: string[];
+    /** Strings a log line of this invocation must carry (what the answer leaves out goes to the log). */
+    logged?: string[];
   };
 }
 
@@ -276,6 +278,7 @@ export const HOSTILE_CASES: HostileCase[] = [
         status: 500,
         code: accept === 'application/json' ? 'configuration_error' : undefined,
         hidden: ['arn:', '123456789012', 'prod/smtp', 'AbCdEf', 'ResourceNotFound'],
+        logged: [MISSING_SECRET_ARN],
       },
     }),
   ),
