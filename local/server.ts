@@ -11,7 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
+import { parseSmtpUrl } from '../functions/cli/smtp-url.ts';
 import { parseEndpointConfig } from '../functions/config/endpoint.ts';
+import { SecretStore, secretTtlFromEnv } from '../functions/config/secrets.ts';
+import { createHandler } from '../functions/handlers/create-handler.ts';
+import { SEND_EMAIL_DETAIL_TYPE } from '../functions/handlers/detail-type.ts';
 import { demoPage, thanksPage } from './demo-pages.ts';
 import { PAGE_CSP } from './html.ts';
 import {
@@ -63,6 +67,8 @@ export class PortInUseError extends Error {
 }
 
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
+/** A local stack's handler: invoked like Lambda's, closed with the stack (its warm SMTP session). */
+type LocalHandler = LambdaHandler & { close(): Promise<void> };
 
 export interface RelayOptions {
   /** `smtps://user@host:465` (implicit TLS) or `smtp://user@host:587` (STARTTLS); user percent-decoded. */
@@ -172,30 +178,28 @@ function firstLiteralSender(config: JsonObject): string | undefined {
   return senders.find((s): s is string => typeof s === 'string' && !s.includes('*'));
 }
 
-/** `smtps://user@host:465` → the SMTP secret's connection fields. */
+/** `smtps://user@host:465` → the SMTP secret's connection fields (the URL read as the CLI's `--url` is). */
 export function relaySecret(relay: RelayOptions, fallbackFrom: string | undefined): JsonObject {
-  let url: URL;
+  const shape = '--smtp-url must look like smtps://user@host:465 or smtp://user@host:587';
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/iu.test(relay.url)) {
+    throw new Error('--smtp-url must not contain the password: set SMTP_PASSWORD instead');
+  }
+  let url: ReturnType<typeof parseSmtpUrl>;
   try {
-    url = new URL(relay.url);
-  } catch {
-    throw new Error('--smtp-url must look like smtps://user@host:465 or smtp://user@host:587');
+    url = parseSmtpUrl(relay.url);
+  } catch (e) {
+    throw new Error(`${shape} (${(e as Error).message.replace(/^--url:?\s*/u, '')})`);
   }
-  const security = url.protocol === 'smtps:' ? 'tls' : url.protocol === 'smtp:' ? 'starttls' : '';
-  if (!security || !url.hostname) {
-    throw new Error('--smtp-url must look like smtps://user@host:465 or smtp://user@host:587');
-  }
-  if (url.password) throw new Error('--smtp-url must not contain the password: set SMTP_PASSWORD instead');
-  const username = decodeURIComponent(url.username);
-  if (!username)
+  if (!url.user)
     throw new Error('--smtp-url needs a user (smtps://user@host:465); the password comes from SMTP_PASSWORD');
   if (!relay.password) throw new Error('set SMTP_PASSWORD to the SMTP password for the --smtp-url user');
   const from = relay.from ?? fallbackFrom;
   if (!from) throw new Error('--from is required with --smtp-url (the sender address the relay accepts)');
   const secret: JsonObject = {
-    host: url.hostname.replace(/^\[|\]$/g, ''),
-    port: url.port ? Number(url.port) : security === 'tls' ? 465 : 587,
-    security,
-    username,
+    host: url.host,
+    port: url.port,
+    security: url.security,
+    username: url.user,
     password: relay.password,
     from,
   };
@@ -222,7 +226,7 @@ export function toEventBridgeEvent(body: unknown, region = LOCAL_REGION): JsonOb
   return {
     version: '0',
     id: randomUUID(),
-    'detail-type': 'Send Email',
+    'detail-type': SEND_EMAIL_DETAIL_TYPE,
     source: 'local.smtp-send-endpoint',
     account: '000000000000',
     time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
@@ -239,44 +243,18 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
       ? opts.configFile
       : resolve(process.cwd(), opts.configFile)
     : `${repoRoot}config/endpoint.json`;
-  let rawConfig: JsonObject;
-  try {
-    const parsed: unknown = JSON.parse(readFileSync(configPath, 'utf8'));
-    if (!isObject(parsed)) throw new Error('not a JSON object');
-    rawConfig = parsed;
-  } catch (e) {
-    throw new Error(`cannot read the endpoint configuration ${configPath}: ${(e as Error).message}`);
-  }
-
+  const rawConfig = readConfigFile(configPath);
   const cleanups: Array<() => Promise<void>> = [];
   const closeAll = async () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
   };
 
   // 1. The HTTP port first (its number goes into the configuration); requests wait until the stack is ready.
-  let ready: ((h: LambdaHandler) => void) | undefined;
-  const handlerReady = new Promise<LambdaHandler>((r) => {
+  let ready: ((s: LocalStack) => void) | undefined;
+  const stackReady = new Promise<LocalStack>((r) => {
     ready = r;
   });
-  let stack: LocalStack | undefined;
-  const requestTimeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
-  const server = createServer(
-    {
-      requestTimeout,
-      headersTimeout: Math.min(requestTimeout, 10_000),
-      // Node checks the timeouts above on this interval (its default, 30 s, would let a slow client stay that long).
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, requestTimeout / 4)),
-    },
-    (req, res) => {
-      handlerReady
-        .then((handler) => route(req, res, handler, stack!))
-        .catch((err: unknown) => {
-          log(`local server error: ${(err as Error).message}`);
-          if (!res.headersSent) writeHttpApiResponse(res, gatewayError(500, 'Internal Server Error'));
-          else res.destroy();
-        });
-    },
-  );
+  const server = httpServer(opts, stackReady, log);
   server.keepAliveTimeout = 5_000;
   const port = await listen(server, opts.port ?? DEFAULT_PORT, 'PORT');
   cleanups.push(
@@ -292,160 +270,241 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
     // 2. Configuration: the shared file, localized, validated with the handler's own schema.
     const { config, notes } = localizeConfig(rawConfig, origin);
     const validated = parseEndpointConfig(config, configPath);
-    const formIds = Object.keys(validated.forms ?? {});
-
-    // 3. The mail catcher or the relay.
-    let catcher: MailCatcher | undefined;
-    let secret: JsonObject;
-    if (opts.relay) {
-      secret = relaySecret(opts.relay, opts.from);
-      notes.push(
-        `relaying to ${opts.relay.url.replace(/^(\w+:\/\/)[^@/]*@/, '$1…@')}: messages are really sent`,
-      );
-    } else {
-      try {
-        catcher = await startMailCatcher({
-          port: opts.smtpPort ?? DEFAULT_SMTP_PORT,
-          host: LOCAL_HOST,
-          limit: opts.inboxLimit ?? 200,
-        });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-          throw new PortInUseError(opts.smtpPort ?? DEFAULT_SMTP_PORT, 'SMTP_PORT');
-        }
-        throw e;
-      }
-      cleanups.push(() => catcher!.close());
-      secret = {
-        host: LOCAL_HOST,
-        port: catcher.port,
-        security: 'starttls',
-        username: DEV_SMTP_USER,
-        password: DEV_SMTP_PASSWORD,
-        from: opts.from ?? firstLiteralSender(config) ?? 'noreply@example.com',
-        fromName: 'smtp-send-endpoint (local)',
-        clientName: 'localhost',
-        // The DEV-ONLY test CA: the client verifies the catcher's certificate like any other.
-        ca: readFileSync(DEV_TLS.caPath, 'utf8'),
-      };
-    }
-
-    // 4. The secret, served over the Secrets Manager JSON protocol on an ephemeral port.
+    // 3. The mail catcher or the relay; 4. the secret, served over the Secrets Manager JSON protocol.
+    const { catcher, secret } = await startMailSide(opts, config, notes, cleanups);
     const secrets = await startSecretsManagerEndpoint({
       secrets: { [LOCAL_SECRET_ID]: JSON.stringify(secret) },
     });
     cleanups.push(() => secrets.close());
-
-    // 5. The environment the deployed function has, pointed at the local parts; then the handler itself.
-    Object.assign(process.env, {
-      AWS_REGION: process.env.AWS_REGION || LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: 'local',
-      AWS_SECRET_ACCESS_KEY: 'local',
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
-      SMTP_SECRET_ID: LOCAL_SECRET_ID,
-      ENDPOINT_CONFIG: JSON.stringify(config),
-      AWS_LAMBDA_FUNCTION_NAME: process.env.AWS_LAMBDA_FUNCTION_NAME || 'smtp-send-endpoint-local',
-    });
-    delete process.env.AWS_SESSION_TOKEN;
-    delete process.env.AWS_PROFILE;
-    delete process.env.ENDPOINT_CONFIG_FILE;
-    const mod = (await import('../functions/handlers/index.ts')) as {
-      handler: LambdaHandler & { close?: () => Promise<void> };
-    };
-    const handler = mod.handler;
+    // 5. This stack's own handler: the deployed function's environment, pointed at the local parts.
+    const handler = localHandler(config, secrets.url);
     // The warm SMTP session the handler keeps between invocations goes with the rest.
-    cleanups.push(async () => handler.close?.());
-
-    stack = {
+    cleanups.push(() => handler.close());
+    const stack: LocalStack = {
       url: origin,
       port,
       smtpPort: catcher?.port,
       secretsManagerUrl: secrets.url,
-      formIds,
+      formIds: Object.keys(validated.forms ?? {}),
       catcher,
       handler,
       endpointConfig: config,
       notes,
-      banner: () => banner(stack!, opts),
+      banner: () => banner(stack, opts),
       close: closeAll,
     };
-    ready!(handler);
+    ready!(stack);
     return stack;
   } catch (e) {
     await closeAll();
     throw e;
   }
+}
 
-  async function route(req: IncomingMessage, res: ServerResponse, handler: LambdaHandler, s: LocalStack) {
-    const started = Date.now();
-    const method = req.method ?? 'GET';
-    const rawUrl = req.url ?? '/';
-    const q = rawUrl.indexOf('?');
-    const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
-    res.on('finish', () => log(`${method} ${rawPath} → ${res.statusCode} (${Date.now() - started} ms)`));
-
-    // The HTTP API's own routes → the handler, exactly as API Gateway would invoke it.
-    const match = matchRoute(method, rawPath);
-    if (match) {
-      const requestId = newRequestId();
-      const body = await readBody(req, MAX_REQUEST_BYTES);
-      if (body === undefined) {
-        writeHttpApiResponse(res, gatewayError(413, 'Request Entity Too Large', requestId));
-        return;
-      }
-      const event = toHttpApiEvent(snapshotRequest(req, body), match, new Date(), requestId);
-      const response = await invokeForHttpApi(handler, event, opts.budgetMs ?? DEFAULT_BUDGET_MS, log);
-      response.headers.push(['apigw-requestid', requestId]);
-      writeHttpApiResponse(res, response);
-      return;
-    }
-    if (pathHasRoute(rawPath)) {
-      // HTTP API: a path with routes but none for this method is a plain 404.
-      writeHttpApiResponse(res, gatewayError(404, 'Not Found'));
-      return;
-    }
-
-    const isRead = method === 'GET' || method === 'HEAD';
-    if (isRead && rawPath === '/') {
-      const form = s.endpointConfig.forms as Record<string, unknown> | undefined;
-      const formId = s.formIds.includes('contact') ? 'contact' : (s.formIds[0] ?? 'contact');
-      return sendHtml(res, demoPage({ formId, form: form?.[formId] as never, formIds: s.formIds }));
-    }
-    if (isRead && rawPath === '/thanks') return sendHtml(res, thanksPage());
-    if (isRead && rawPath.startsWith('/_local/assets/')) {
-      if (serveAsset(res, rawPath.slice('/_local/assets/'.length))) return;
-    }
-    if (handleInbox(req, res, rawPath, { store: s.catcher?.store, relayDescription: opts.relay?.url }))
-      return;
-    if (method === 'POST' && (rawPath === '/_local/events' || rawPath === '/_local/invoke')) {
-      const body = await readBody(req, 6 * 1024 * 1024);
-      let payload: unknown;
-      try {
-        payload = JSON.parse(body?.toString('utf8') ?? '');
-      } catch {
-        return sendJson(res, 400, {
-          message: 'body must be JSON (an EventBridge event, or just its detail)',
+/**
+ * The local HTTP API's server: a client gets HTTP API's time to send a whole request (then 408 and the connection
+ * closed); requests wait for the stack to be ready.
+ */
+function httpServer(
+  opts: StartLocalOptions,
+  stackReady: Promise<LocalStack>,
+  log: (line: string) => void,
+): Server {
+  const requestTimeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  return createServer(
+    {
+      requestTimeout,
+      headersTimeout: Math.min(requestTimeout, 10_000),
+      // Node checks the timeouts above on this interval (its default, 30 s, would let a slow client stay that long).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, requestTimeout / 4)),
+    },
+    (req, res) => {
+      stackReady
+        .then((s) => routeRequest(req, res, s, opts, log))
+        .catch((err: unknown) => {
+          log(`local server error: ${(err as Error).message}`);
+          if (!res.headersSent) writeHttpApiResponse(res, gatewayError(500, 'Internal Server Error'));
+          else res.destroy();
         });
-      }
-      const event = rawPath === '/_local/events' ? toEventBridgeEvent(payload) : payload;
-      const outcome = await invokeDirect(handler, event, opts.budgetMs ?? DEFAULT_BUDGET_MS);
-      log(
-        `${rawPath === '/_local/events' ? 'EventBridge event' : 'direct invoke'} → ${outcome.error ? `error ${outcome.error.errorType}` : 'ok'}`,
-      );
-      // Lambda Invoke semantics: 200, and X-Amz-Function-Error when the function threw.
-      return sendText(
-        res,
-        200,
-        'application/json; charset=utf-8',
-        JSON.stringify(outcome.error ?? outcome.result ?? null, null, 2),
-        outcome.error ? { 'x-amz-function-error': 'Unhandled' } : {},
-      );
-    }
-    if (isRead && rawPath === '/_local/health') {
-      return sendJson(res, 200, { ok: true, formIds: s.formIds, smtpPort: s.smtpPort, pid: process.pid });
-    }
-    writeHttpApiResponse(res, gatewayError(404, 'Not Found'));
+    },
+  );
+}
+
+function readConfigFile(configPath: string): JsonObject {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(configPath, 'utf8'));
+    if (!isObject(parsed)) throw new Error('not a JSON object');
+    return parsed;
+  } catch (e) {
+    throw new Error(`cannot read the endpoint configuration ${configPath}: ${(e as Error).message}`);
   }
+}
+
+/** The mail catcher (and the secret that points at it), or the secret for the relay. */
+async function startMailSide(
+  opts: StartLocalOptions,
+  config: JsonObject,
+  notes: string[],
+  cleanups: Array<() => Promise<void>>,
+): Promise<{ catcher: MailCatcher | undefined; secret: JsonObject }> {
+  if (opts.relay) {
+    const secret = relaySecret(opts.relay, opts.from);
+    notes.push(
+      `relaying to ${opts.relay.url.replace(/^(\w+:\/\/)[^@/]*@/, '$1…@')}: messages are really sent`,
+    );
+    return { catcher: undefined, secret };
+  }
+  let catcher: MailCatcher;
+  try {
+    catcher = await startMailCatcher({
+      port: opts.smtpPort ?? DEFAULT_SMTP_PORT,
+      host: LOCAL_HOST,
+      limit: opts.inboxLimit ?? 200,
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new PortInUseError(opts.smtpPort ?? DEFAULT_SMTP_PORT, 'SMTP_PORT');
+    }
+    throw e;
+  }
+  cleanups.push(() => catcher.close());
+  const secret = {
+    host: LOCAL_HOST,
+    port: catcher.port,
+    security: 'starttls',
+    username: DEV_SMTP_USER,
+    password: DEV_SMTP_PASSWORD,
+    from: opts.from ?? firstLiteralSender(config) ?? 'noreply@example.com',
+    fromName: 'smtp-send-endpoint (local)',
+    clientName: 'localhost',
+    // The DEV-ONLY test CA: the client verifies the catcher's certificate like any other.
+    ca: readFileSync(DEV_TLS.caPath, 'utf8'),
+  };
+  return { catcher, secret };
+}
+
+/**
+ * A handler of its own for one local stack: the environment the deployed function has (its configuration, its
+ * secret id) and a secret store that reads this stack's Secrets Manager endpoint. Nothing goes through
+ * `process.env`, so two stacks in one process each serve their own configuration.
+ */
+function localHandler(config: JsonObject, secretsManagerUrl: string): LocalHandler {
+  const env: NodeJS.ProcessEnv = {
+    AWS_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManagerUrl,
+    AWS_LAMBDA_FUNCTION_NAME: 'smtp-send-endpoint-local',
+    SMTP_SECRET_ID: LOCAL_SECRET_ID,
+    ENDPOINT_CONFIG: JSON.stringify(config),
+  };
+  return createHandler({ env, secrets: new SecretStore({ ttlMs: secretTtlFromEnv(env), env }) });
+}
+
+async function routeRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  s: LocalStack,
+  opts: StartLocalOptions,
+  log: (line: string) => void,
+): Promise<void> {
+  const started = Date.now();
+  const method = req.method ?? 'GET';
+  const rawUrl = req.url ?? '/';
+  const q = rawUrl.indexOf('?');
+  const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  res.on('finish', () => log(`${method} ${rawPath} → ${res.statusCode} (${Date.now() - started} ms)`));
+  const budgetMs = opts.budgetMs ?? DEFAULT_BUDGET_MS;
+
+  // The HTTP API's own routes → the handler, exactly as API Gateway would invoke it.
+  const match = matchRoute(method, rawPath);
+  if (match) {
+    const requestId = newRequestId();
+    const body = await readBody(req, MAX_REQUEST_BYTES);
+    if (body === undefined) {
+      writeHttpApiResponse(res, gatewayError(413, 'Request Entity Too Large', requestId));
+      return;
+    }
+    const event = toHttpApiEvent(snapshotRequest(req, body), match, new Date(), requestId);
+    const response = await invokeForHttpApi(s.handler, event, budgetMs, log);
+    response.headers.push(['apigw-requestid', requestId]);
+    writeHttpApiResponse(res, response);
+    return;
+  }
+  if (pathHasRoute(rawPath)) {
+    // HTTP API: a path with routes but none for this method is a plain 404.
+    writeHttpApiResponse(res, gatewayError(404, 'Not Found'));
+    return;
+  }
+  if (method === 'POST' && (rawPath === '/_local/events' || rawPath === '/_local/invoke')) {
+    await invokeLocal(req, res, s, rawPath, budgetMs, log);
+    return;
+  }
+  if (servePage(req, res, s, rawPath, opts)) return;
+  writeHttpApiResponse(res, gatewayError(404, 'Not Found'));
+}
+
+/** The local pages: demo form, thank-you page, assets, the inbox, health. False when none matches. */
+function servePage(
+  req: IncomingMessage,
+  res: ServerResponse,
+  s: LocalStack,
+  rawPath: string,
+  opts: StartLocalOptions,
+): boolean {
+  const isRead = req.method === 'GET' || req.method === 'HEAD' || req.method === undefined;
+  if (isRead && rawPath === '/') {
+    const form = s.endpointConfig.forms as Record<string, unknown> | undefined;
+    const formId = s.formIds.includes('contact') ? 'contact' : (s.formIds[0] ?? 'contact');
+    sendHtml(res, demoPage({ formId, form: form?.[formId] as never, formIds: s.formIds }));
+    return true;
+  }
+  if (isRead && rawPath === '/thanks') {
+    sendHtml(res, thanksPage());
+    return true;
+  }
+  if (isRead && rawPath.startsWith('/_local/assets/')) {
+    if (serveAsset(res, rawPath.slice('/_local/assets/'.length))) return true;
+  }
+  if (handleInbox(req, res, rawPath, { store: s.catcher?.store, relayDescription: opts.relay?.url }))
+    return true;
+  if (isRead && rawPath === '/_local/health') {
+    sendJson(res, 200, { ok: true, formIds: s.formIds, smtpPort: s.smtpPort, pid: process.pid });
+    return true;
+  }
+  return false;
+}
+
+/** `POST /_local/events` (an EventBridge event, or its detail) and `/_local/invoke`, with Lambda Invoke answers. */
+async function invokeLocal(
+  req: IncomingMessage,
+  res: ServerResponse,
+  s: LocalStack,
+  rawPath: string,
+  budgetMs: number,
+  log: (line: string) => void,
+): Promise<void> {
+  const body = await readBody(req, 6 * 1024 * 1024);
+  let payload: unknown;
+  try {
+    payload = JSON.parse(body?.toString('utf8') ?? '');
+  } catch {
+    sendJson(res, 400, { message: 'body must be JSON (an EventBridge event, or just its detail)' });
+    return;
+  }
+  const isEvents = rawPath === '/_local/events';
+  const outcome = await invokeDirect(s.handler, isEvents ? toEventBridgeEvent(payload) : payload, budgetMs);
+  log(
+    `${isEvents ? 'EventBridge event' : 'direct invoke'} → ${outcome.error ? `error ${outcome.error.errorType}` : 'ok'}`,
+  );
+  // Lambda Invoke semantics: 200, and X-Amz-Function-Error when the function threw.
+  sendText(
+    res,
+    200,
+    'application/json; charset=utf-8',
+    JSON.stringify(outcome.error ?? outcome.result ?? null, null, 2),
+    outcome.error ? { 'x-amz-function-error': 'Unhandled' } : {},
+  );
 }
 
 function sendHtml(res: ServerResponse, body: string): void {

@@ -6,99 +6,15 @@
  * 4. direct invoke with the `/send` shape;
  * 5. SQS records from the dead-letter queue (redrive of failed asynchronous invocations, `sqs.ts`).
  * Module scope (configuration, secret cache, warm SMTP session) survives between invocations of a warm instance.
+ * The handler itself is `create-handler.ts`; this module only builds the instance's one.
  */
 // First, and on its own: creates the instance's runtime and starts its network work (secret fetch, SMTP
 // connection) before the modules below are evaluated. A bare import keeps its place when imports are sorted.
 import './instance.ts';
-import type { Context } from 'aws-lambda';
-import { SendError } from '../send/errors.ts';
-import { handleDirect as directInvoke } from './direct.ts';
-import { handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
-import { handleForm } from './form-route.ts';
-import { type HttpEvent, type HttpResult, isHttpEvent, problem, route, toSendError } from './http.ts';
+import { createHandler, type LambdaHandler } from './create-handler.ts';
 import { instanceRuntime } from './instance.ts';
-import { type EntryPoint, type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
-import { createRuntime, type Runtime, type RuntimeOptions, requireConfig } from './runtime.ts';
-import { handleSend } from './send-route.ts';
-import { handleSqsRedrive, isSqsEvent } from './sqs.ts';
 
-export type LambdaHandler = ((event: unknown, context: Context) => Promise<unknown>) & {
-  runtime: Runtime;
-  /** Close the warm SMTP session (tests, local server shutdown). */
-  close(): Promise<void>;
-};
-
-const FORM_PATH = /^\/forms\/([^/]+)$/u;
-
-export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {}): LambdaHandler {
-  const rt = opts.runtime ?? createRuntime(opts);
-  const fn = async (event: unknown, context: Context): Promise<unknown> => {
-    const entryPoint: EntryPoint = isHttpEvent(event)
-      ? 'http_other'
-      : isSqsEvent(event)
-        ? 'sqs_redrive'
-        : isEventBridgeEvent(event)
-          ? 'eventbridge'
-          : 'direct_invoke';
-    const log = newInvocationLog(entryPoint);
-    rt.logger.resetKeys();
-    if (context?.awsRequestId) {
-      rt.logger.addContext(context);
-      log.requestId = context.awsRequestId;
-    }
-    const remaining = () =>
-      typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 30_000;
-    let thrown: unknown;
-    try {
-      if (isHttpEvent(event)) return await http(event, remaining(), rt, log);
-      if (isSqsEvent(event)) return await handleSqsRedrive(event, remaining, rt, log);
-      if (isEventBridgeEvent(event)) return await handleEventBridge(event, remaining(), rt, log);
-      return await directInvoke(event, remaining(), rt, log);
-    } catch (e) {
-      thrown = e;
-      throw e;
-    } finally {
-      writeSummary(rt.logger, log, thrown ? { thrown: (thrown as Error).name } : {});
-    }
-  };
-  return Object.assign(fn, { runtime: rt, close: () => rt.transport.close() });
-}
-
-async function http(
-  event: HttpEvent,
-  remainingMs: number,
-  rt: Runtime,
-  log: InvocationLog,
-): Promise<HttpResult> {
-  const { method, path } = route(event);
-  const form = FORM_PATH.exec(path);
-  if (form) {
-    log.entryPoint = 'http_form';
-    let formId: string;
-    try {
-      formId = event.pathParameters?.formId ?? decodeURIComponent(form[1]!);
-    } catch {
-      formId = form[1]!;
-    }
-    return handleForm(event, formId, method, remainingMs, rt, log);
-  }
-  try {
-    if (path === '/send') {
-      log.entryPoint = 'http_send';
-      requireConfig(rt);
-      if (method !== 'POST')
-        throw new SendError('method_not_allowed', `${method} is not allowed on /send; use POST`);
-      return await handleSend(event, remainingMs, rt, log);
-    }
-    log.outcome = 'not_found';
-    throw new SendError('not_found', `no route for ${method} ${path.slice(0, 200)}`);
-  } catch (e) {
-    const err = toSendError(e);
-    if (err.code === 'internal_error') rt.logger.error('send handler failed', { error: e as Error });
-    noteError(log, err);
-    return problem(err, {}, log.requestId);
-  }
-}
+export { createHandler, type LambdaHandler } from './create-handler.ts';
 
 /** The function instance's handler (module scope = one per Lambda execution environment). */
 export const handler: LambdaHandler = createHandler({ runtime: instanceRuntime });
