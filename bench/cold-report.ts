@@ -287,8 +287,9 @@ export function coldStartGoals(r: ColdStartResult): ColdStartGoal[] {
       });
     }
   }
-  const wo = r.warm.find((w) => w.variant === 'ours');
-  const wb = r.warm.find((w) => w.variant === 'before');
+  const warmAt = r.warm.some((w) => w.memoryMb === at) ? at : r.warm[0]?.memoryMb;
+  const wo = r.warm.find((w) => w.variant === 'ours' && w.memoryMb === warmAt);
+  const wb = r.warm.find((w) => w.variant === 'before' && w.memoryMb === warmAt);
   if (wo?.latency.n && wb?.latency.n) {
     const x = wo.latency.median / wb.latency.median;
     goals.push({

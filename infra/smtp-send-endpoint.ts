@@ -437,9 +437,11 @@ export class SmtpSendEndpoint extends Construct {
       description: 'SMTP send endpoint: HTTP API /send + /forms, EventBridge, direct invoke',
       runtime,
       architecture: Architecture.ARM_64,
-      // SMTP is I/O bound: the time goes into round trips to the mail server, not CPU. 256 MB leaves ample room
-      // for a 6 MB payload decoded + composed (~30 MB) and gives enough CPU share for the TLS handshake and base64
-      // of attachments; more memory buys nothing while waiting on the network.
+      // 256 MB from the measured table in docs/benchmarks.md ("Memory size"): a warm send waits on the network
+      // (same latency at every size, so its cost grows with memory only), a cold one is CPU-bound below ~512 MB
+      // (CPU share = memory / 1769 MB): 128 MB saves $0.17 per million warm sends but adds ~0.6 s to every cold
+      // one; 512 MB takes ~0.3 s off a cold send for +65 % per warm send. 256 MB also leaves room for a 6 MB
+      // payload decoded + composed (~30 MB).
       memorySize: props.memorySize ?? 256,
       // 30 s = API Gateway's integration timeout, and longer than the send deadline budget the handler gives the
       // SMTP client (derived from the remaining invocation time), so a slow server ends in a classified SmtpError
