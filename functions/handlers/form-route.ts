@@ -3,20 +3,13 @@
  * (never the request: no open relay), the subject, the field rules, the honeypot, the allowed origins, the
  * redirect allowlist (no open redirect) and the CAPTCHA. CORS headers are on every response, errors included.
  */
-import {
-  type EndpointConfig,
-  type FormConfig,
-  matchesRedirectAllowlist,
-  templateFields,
-} from '../config/endpoint.ts';
-import { lineBreakIn, parseMailbox } from '../mime/index.ts';
-import type { Mailbox } from '../mime/types.ts';
+import type { FormConfig } from '../config/endpoint.ts';
 import { deadlineFrom, deliverValid } from '../send/deliver.ts';
-import { type ErrorCode, type FieldError, SendError, validationFailed } from '../send/errors.ts';
-import type { ValidSendRequest } from '../send/request.ts';
-import { acceptUploads } from '../send/uploads.ts';
+import { type ErrorCode, SendError } from '../send/errors.ts';
+import { formMessage, isSpam, redirectTarget, validateFields } from '../send/form.ts';
 import { CAPTCHA_FIELDS, CAPTCHA_PROVIDERS, verifyCaptcha } from './captcha.ts';
-import { type FormBody, parseFormBody } from './form-body.ts';
+import { corsHeaders, originAllowed } from './cors.ts';
+import { parseFormBody } from './form-body.ts';
 import {
   bodyBytes,
   type HttpEvent,
@@ -28,41 +21,11 @@ import {
   toSendError,
 } from './http.ts';
 import { type InvocationLog, noteError } from './log.ts';
-import { errorPage, escapedHtmlBytes, escapeHtml, thankYouPage } from './pages.ts';
+import { errorPage, thankYouPage } from './pages.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
-const REDIRECT_FIELDS = ['_next', 'redirect'] as const;
 /** Boundaries and part headers of a multipart body, on top of its fields and files. */
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
-
-/**
- * The CORS decision for a form response, in one place: `Vary: Origin` always; `Access-Control-Allow-Origin` only
- * for an origin the form lists in `allowedOrigins` (`*` there → `*`), never `null`. For a form id that does not
- * exist, an origin any form lists. A form without `allowedOrigins` takes posts from anywhere but lets no
- * cross-origin script read its answers.
- */
-function corsHeaders(
-  config: EndpointConfig | undefined,
-  form: FormConfig | undefined,
-  origin: string | undefined,
-): Record<string, string> {
-  const h: Record<string, string> = { vary: 'Origin' };
-  if (!origin || origin === 'null' || !config) return h;
-  const lists = form
-    ? [form.allowedOrigins ?? []]
-    : Object.values(config.forms ?? {}).map((f) => f.allowedOrigins ?? []);
-  if (lists.some((list) => list.includes(origin))) h['access-control-allow-origin'] = origin;
-  else if (lists.some((list) => list.includes('*'))) h['access-control-allow-origin'] = '*';
-  return h;
-}
-
-function originAllowed(form: FormConfig, origin: string | undefined): boolean {
-  // No Origin header: not a browser cross-site request (curl, server-side). The origin check is a browser
-  // control; spam protection is the honeypot and the CAPTCHA.
-  if (origin === undefined) return true;
-  if (!form.allowedOrigins) return true;
-  return form.allowedOrigins.includes('*') || form.allowedOrigins.includes(origin);
-}
 
 /** Browser navigation (HTML answers, 303 redirects) or a script (JSON answers)? */
 function wantsJson(event: HttpEvent): boolean {
@@ -200,22 +163,20 @@ async function submit(
       ? { statusCode: 303, headers: { ...cors, location: target }, body: '', isBase64Encoded: false }
       : thankYouPage(cors);
 
-  // Honeypot: a bot filled the hidden field. Same answer as a success; nothing is sent.
-  if (form.honeypot && (first(form.honeypot) ?? '').trim() !== '') {
+  if (isSpam(form, body)) {
     log.outcome = 'spam';
     log.status = answer.statusCode;
     return answer;
   }
 
-  const { fields, replyTo } = validateFields(form, body);
-
+  const fields = validateFields(form, body, CAPTCHA_FIELDS);
   if (form.captcha) {
     const token = first(CAPTCHA_PROVIDERS[form.captcha.provider].field);
     const withCaptcha = { ...form, captcha: form.captcha };
     await verifyCaptcha(withCaptcha, token, event.requestContext.http.sourceIp, rt.secrets, deadline);
   }
 
-  const valid = buildMessage(form, fields, body, replyTo, limits.maxBodyBytes);
+  const valid = formMessage(form, fields, body, limits.maxBodyBytes);
   const result = await deliverValid(valid, rt.deps, { deadline, trace: log.trace, enforcePolicy: false });
   log.outcome = 'sent';
   log.messages = 1;
@@ -223,137 +184,4 @@ async function submit(
   log.status = answer.statusCode;
   rt.logger.debug('form message sent', { messageId: result.messageId });
   return answer;
-}
-
-/** C0 and C1 controls, space, DEL: never part of a URL as written (`new URL` would silently drop some). */
-const URL_FORBIDDEN = /[\u0000-\u0020\u007f-\u009f]/u;
-
-/**
- * Where a browser post is sent after success: `_next`/`redirect` when the allowlist covers it (no open redirect),
- * else the form's `redirect`. The `Location` is always the parsed URL's normalised `href`, never the raw string;
- * a target with control characters or white space is refused.
- */
-function redirectTarget(form: FormConfig, first: (name: string) => string | undefined): string | undefined {
-  for (const name of REDIRECT_FIELDS) {
-    const requested = first(name);
-    if (requested === undefined || requested === '') continue;
-    const refuse = (code: string, message: string) => validationFailed([{ field: name, code, message }]);
-    if (URL_FORBIDDEN.test(requested)) {
-      throw refuse('invalid_redirect', 'the redirect target contains white space or control characters');
-    }
-    if (!form.redirectAllowlist || !matchesRedirectAllowlist(requested, form.redirectAllowlist)) {
-      throw refuse('redirect_not_allowed', 'this redirect target is not in the allowlist');
-    }
-    return new URL(requested).href;
-  }
-  return form.redirect === undefined ? undefined : new URL(form.redirect).href;
-}
-
-/** Field rules: required, maxLength, type email; CR/LF refused in fields that reach a header. */
-function validateFields(
-  form: FormConfig,
-  body: FormBody,
-): { fields: Array<[string, string]>; replyTo?: Mailbox } {
-  const errors: FieldError[] = [];
-  const rules = form.fields ?? {};
-  const hidden = new Set<string>([...REDIRECT_FIELDS, ...CAPTCHA_FIELDS]);
-  if (form.honeypot) hidden.add(form.honeypot);
-  const headerBound = new Set(templateFields(form.subject));
-  headerBound.add('email');
-
-  for (const [name, rule] of Object.entries(rules)) {
-    const values = body.fields.get(name) ?? [];
-    const value = values.join(', ');
-    if (rule.required && value.trim() === '') {
-      errors.push({ field: name, code: 'required', message: 'is required' });
-      continue;
-    }
-    if (rule.maxLength !== undefined && [...value].length > rule.maxLength) {
-      errors.push({ field: name, code: 'too_long', message: `at most ${rule.maxLength} characters` });
-    }
-  }
-  let replyTo: Mailbox | undefined;
-  const fields: Array<[string, string]> = [];
-  for (const [name, values] of body.fields) {
-    if (hidden.has(name)) continue;
-    const value = values.join(', ');
-    if (headerBound.has(name) && lineBreakIn(value)) {
-      errors.push({ field: name, code: 'header_injection', message: 'must be one line (no CR or LF)' });
-      continue;
-    }
-    const isEmail = rules[name]?.type === 'email' || name === 'email';
-    if (isEmail && value.trim() !== '') {
-      try {
-        const mailbox = parseMailbox(value.trim());
-        if (name === 'email') replyTo = { address: mailbox.address };
-      } catch {
-        errors.push({ field: name, code: 'invalid_email', message: 'is not a valid email address' });
-        continue;
-      }
-    }
-    fields.push([name, value]);
-  }
-  if (errors.length) throw validationFailed(errors);
-  return replyTo ? { fields, replyTo } : { fields };
-}
-
-/**
- * The notification: a text part listing the fields, and an HTML copy of the same table — left out when escaping
- * would make it larger than `maxHtmlBytes` (each `<` becomes five bytes), so the mail stays bounded by the body.
- */
-function buildMessage(
-  form: FormConfig,
-  fields: Array<[string, string]>,
-  body: FormBody,
-  replyTo: Mailbox | undefined,
-  maxHtmlBytes: number,
-): ValidSendRequest {
-  const files = acceptUploads(body.files, form.attachments); // the one upload policy (send/uploads.ts)
-  const lookup = new Map(fields);
-  const subject = form.subject
-    .replace(/\{\{\s*([\w.-]+)\s*\}\}/gu, (_, name: string) => lookup.get(name) ?? '')
-    .replace(/\s+/gu, ' ')
-    .trim();
-  const shortSubject = [...subject].slice(0, 400).join('');
-  const label = (name: string) => form.fields?.[name]?.label ?? name;
-  const text =
-    fields
-      .map(([name, value]) => {
-        const lines = value.split(/\r\n|\r|\n/u);
-        return lines.length > 1
-          ? `${label(name)}:\n${lines.map((l) => `  ${l}`).join('\n')}`
-          : `${label(name)}: ${value}`;
-      })
-      .join('\n') + (files.length ? `\n\nAttachments: ${files.map((f) => f.filename).join(', ')}\n` : '\n');
-  const rowBytes = fields.reduce((n, [name, value]) => n + escapedHtmlBytes(label(name) + value) + 100, 0);
-  const rows =
-    rowBytes > maxHtmlBytes
-      ? undefined
-      : fields
-          .map(
-            ([name, value]) =>
-              `<tr><th align="left" valign="top">${escapeHtml(label(name))}</th>` +
-              `<td style="white-space:pre-wrap">${escapeHtml(value)}</td></tr>`,
-          )
-          .join('');
-  const html =
-    rows === undefined
-      ? undefined
-      : `<!doctype html><html><body><table cellpadding="4">${rows}</table></body></html>`;
-  const addresses = (list: string[] | undefined) => (list ?? []).map((a) => parseMailbox(a));
-  const valid: ValidSendRequest = {
-    to: addresses(form.to),
-    cc: addresses(form.cc),
-    bcc: addresses(form.bcc),
-    replyTo: replyTo ? [replyTo] : [],
-    subject: shortSubject || 'Form submission',
-    text,
-    ...(html === undefined ? {} : { html }),
-    attachments: files,
-    // A notification, not a person's mail: no out-of-office reply to whatever address a visitor typed.
-    headers: { 'Auto-Submitted': 'auto-generated', 'X-Auto-Response-Suppress': 'All' },
-    // The visitor's address is in the body; as Reply-To it must not make the mail need SMTPUTF8.
-    replyToOptional: true,
-  };
-  return valid;
 }

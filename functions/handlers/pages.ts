@@ -1,20 +1,8 @@
 /** Small built-in HTML pages for browser form posts without a configured thank-you URL, and for errors. */
+
+import { escapeHtml } from '../mime/html-text.ts';
 import type { ErrorCode } from '../send/errors.ts';
 import type { HttpResult } from './http.ts';
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/gu, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** UTF-8 bytes of `escapeHtml(s)`, without building it (each of `& < > " '` becomes five bytes). */
-export function escapedHtmlBytes(s: string): number {
-  let specials = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x26 || c === 0x3c || c === 0x3e || c === 0x22 || c === 0x27) specials++;
-  }
-  return Buffer.byteLength(s, 'utf8') + 4 * specials;
-}
 
 function page(status: number, title: string, body: string, headers: Record<string, string>): HttpResult {
   const html =

@@ -234,3 +234,18 @@ export function htmlToText(html: string): string {
 export function asHtmlDocument(html: string): string {
   return /<html[\s>]/i.test(html) ? html : `<html><body>${html}</body></html>`;
 }
+
+/** Text safe inside HTML text and attribute values. */
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/gu, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** UTF-8 bytes of `escapeHtml(s)`, without building it (each of `& < > " '` becomes five bytes). */
+export function escapedHtmlBytes(s: string): number {
+  let specials = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x26 || c === 0x3c || c === 0x3e || c === 0x22 || c === 0x27) specials++;
+  }
+  return Buffer.byteLength(s, 'utf8') + 4 * specials;
+}
