@@ -18,8 +18,8 @@ import {
   deliverUnderAsyncPolicy,
   type FailureCode,
   type InvocationProblem,
-  problemOf,
-} from './eventbridge.ts';
+  invocationProblemOf,
+} from './async-policy.ts';
 import { toSendError } from './http.ts';
 import { type InvocationLog, noteError } from './log.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
@@ -64,6 +64,6 @@ export async function handleDirect(
     const err = toSendError(e);
     if (err.code === 'internal_error') rt.logger.error('direct invoke failed', { error: e as Error });
     noteError(log, err);
-    throw new DirectInvokeError(problemOf(err));
+    throw new DirectInvokeError(invocationProblemOf(err));
   }
 }

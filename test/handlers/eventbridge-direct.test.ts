@@ -4,8 +4,9 @@
  * dead-letters it); delivery unknown and a partly delivered batch are returned.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { InvocationProblem } from '../../functions/handlers/async-policy.ts';
 import { DirectInvokeError } from '../../functions/handlers/direct.ts';
-import { EventDeliveryError, type InvocationProblem } from '../../functions/handlers/eventbridge.ts';
+import { EventDeliveryError } from '../../functions/handlers/eventbridge.ts';
 import { eventBridgeEvent } from './events.ts';
 import { type Harness, startBlackholeHarness, startHarness } from './harness.ts';
 
