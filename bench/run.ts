@@ -16,6 +16,7 @@ import { type BenchClient, type Endpoint, loadOurClient, nodemailerClient } from
 import { coldStartGoals, coldStartMarkdown } from './cold-report.ts';
 import { type ColdStartOptions, type ColdStartResult, runColdStart } from './coldstart.ts';
 import { runEdgeBench } from './edge.ts';
+import { type IdempotencyBench, idempotencyMarkdown, runIdempotencyBench } from './idempotency.ts';
 import { type Lab, type LabPeer, type PeerId, startLab } from './lab.ts';
 import { benchMessage } from './message.ts';
 import { fmtMs, mode, type Summary, summarize } from './stats.ts';
@@ -25,6 +26,9 @@ const args = new Set(argv);
 const QUICK = args.has('--quick');
 const COLD_ONLY = args.has('--cold');
 const DKIM_ONLY = args.has('--dkim');
+/** `--idem`: only what idempotency adds per request (bench/idempotency.ts). */
+const IDEM_ONLY = args.has('--idem');
+const IDEM_ROUNDS = QUICK ? 10 : 50;
 const flagValue = (flag: string) => {
   const i = argv.indexOf(flag);
   return i >= 0 ? argv[i + 1] : undefined;
@@ -360,6 +364,30 @@ async function dkimOnly(machine: ReturnType<typeof machineInfo>): Promise<string
   return [];
 }
 
+/** `--idem`: the idempotency costs alone; writes bench/results-idempotency.json (--quick: dist/bench/). */
+async function idemOnly(machine: ReturnType<typeof machineInfo>): Promise<string[]> {
+  const idem: IdempotencyBench = await runIdempotencyBench(IDEM_ROUNDS, log);
+  const out = [
+    `# What idempotency adds per request (local stack)${QUICK ? ' (quick)' : ''}`,
+    '',
+    `Machine: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}; ${machine.date}. Median of ` +
+      `${idem.rounds} per variant, interleaved; baseline = the same handler without the send records table.`,
+    '',
+    idempotencyMarkdown(idem, fmtMs),
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+  const file = fileURLToPath(
+    new URL(
+      QUICK ? '../dist/bench/results-idempotency-quick.json' : './results-idempotency.json',
+      import.meta.url,
+    ),
+  );
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ machine, idempotency: idem }, null, 2)}\n`);
+  log(`wrote ${file}`);
+  return idem.rows.flatMap((r) => r.failures.map((f) => `idempotency ${r.variant}: ${f}`));
+}
+
 /** `--cold`: the cold-start benchmark alone, every memory size. */
 async function coldOnly(started: number, machine: ReturnType<typeof machineInfo>): Promise<string[]> {
   const cold = await runColdStart(coldOptions(true));
@@ -403,6 +431,7 @@ async function main(): Promise<string[]> {
     if (COLD_ONLY) return await coldOnly(started, machine);
     if (DKIM_ONLY) return await dkimOnly(machine);
     if (args.has('--edge')) return await runEdgeBench();
+    if (IDEM_ONLY) return await idemOnly(machine);
     const ours = await loadOurClient();
     if (typeof ours === 'string') throw new Error(`our client cannot run: ${ours}`);
     const clients: BenchClient[] = [ours, nodemailerClient];

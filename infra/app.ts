@@ -16,7 +16,9 @@
  * - `logLevel`            POWERTOOLS_LOG_LEVEL (default INFO)
  * - `redriveEnabled`      `true`: create the dead-letter redrive mapping enabled (default disabled; operators
  *                         toggle it with `aws lambda update-event-source-mapping`, see docs/deploy.md)
- * - `destroyData`         `true`: delete log groups, both queues and a created secret on `cdk destroy` (default retain)
+ * - `destroyData`         `true`: delete log groups, both queues, the send records table and a created secret on
+ *                         `cdk destroy` (default retain)
+ * - `idempotency`         `false`: no send records table (no deduplication, no message status; default on)
  * - `cfnValidation`       `true`: also run aws-cdk-lib's built-in CloudFormation schema validation (WASM engine,
  *                         ~7 s CPU: off by default to keep `cdk synth` fast; the infra tests run it)
  */
@@ -102,6 +104,7 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: Smtp
     ...(ctx('redriveEnabled') === 'true' ? { redriveEnabled: true } : {}),
     ...(ctx('smtpSecretWriteBack') === 'true' ? { smtpSecretWriteBack: true } : {}),
     ...(ctx('destroyData') === 'true' ? { removalPolicy: RemovalPolicy.DESTROY } : {}),
+    ...(ctx('idempotency') === 'false' ? { idempotency: false } : {}),
     ...overrides,
   };
 

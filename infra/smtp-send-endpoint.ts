@@ -21,7 +21,16 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Annotations, ArnFormat, Duration, RemovalPolicy, Stack, Stage, Validations } from 'aws-cdk-lib';
+import {
+  Annotations,
+  ArnFormat,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  Stage,
+  Token,
+  Validations,
+} from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   type CfnStage,
@@ -34,6 +43,7 @@ import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Alarm, type AlarmProps, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import {
   EventBus,
@@ -65,6 +75,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EndpointConfigInput } from '../functions/config/endpoint.ts';
 import { SEND_EMAIL_DETAIL_TYPE } from '../functions/handlers/detail-type.ts';
+import { SEND_RECORDS_TABLE } from '../functions/store/table-shape.ts';
 import { esbuildTarget, LAMBDA_BUNDLE } from '../scripts/build.ts';
 
 /** Repository root (this file lives in `<root>/infra/`). */
@@ -174,7 +185,15 @@ export interface SmtpSendEndpointProps {
    */
   readonly redriveEnabled?: boolean;
   /**
-   * Removal policy of the stateful parts: the log groups, the dead-letter and parked queues and a created secret.
+   * Idempotency and message status: a DynamoDB table of send records (on demand, TTL, point-in-time recovery,
+   * encrypted), `IDEMPOTENCY_TABLE_NAME`, and the route `GET /messages/{messageId}` (IAM). `false`: none of it —
+   * nothing is deduplicated, a request with its own idempotency key is refused, no message status.
+   * @default true
+   */
+  readonly idempotency?: boolean;
+  /**
+   * Removal policy of the stateful parts: the log groups, the dead-letter and parked queues, the send records
+   * table and a created secret.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -257,6 +276,8 @@ export class SmtpSendEndpoint extends Construct {
   readonly smtpSecretId: string;
   readonly alarmTopic?: ITopic;
   readonly alarms: Alarm[];
+  /** The send records (idempotency + message status); undefined with `idempotency: false`. */
+  readonly sendRecordsTable?: Table;
   /** How the configuration was delivered (after resolving `auto`). */
   readonly configDelivery: 'env' | 'file';
 
@@ -272,6 +293,7 @@ export class SmtpSendEndpoint extends Construct {
     this.smtpSecret = secret;
     this.smtpSecretId = secretId;
     this.logGroup = new LogGroup(this, 'FunctionLogs', { retention: logRetention, removalPolicy });
+    this.sendRecordsTable = this.buildSendRecordsTable(props, removalPolicy);
     this.role = this.buildRole(props);
     const { environment, delivery, configFile } = this.buildEnvironment(props);
     this.configDelivery = delivery;
@@ -288,6 +310,32 @@ export class SmtpSendEndpoint extends Construct {
     this.sendEmailRule = this.buildSendEmailRule(props);
     this.alarmTopic = this.buildAlarmTopic(props);
     this.alarms = this.buildAlarms();
+  }
+
+  /**
+   * The send records: one table, on demand, TTL on `expiration`, point-in-time recovery, KMS-encrypted (AWS
+   * managed key), the `byMessageId` index for status look-ups. The same removal policy as the queues.
+   */
+  private buildSendRecordsTable(
+    props: SmtpSendEndpointProps,
+    removalPolicy: RemovalPolicy,
+  ): Table | undefined {
+    if (props.idempotency === false) return undefined;
+    const T = SEND_RECORDS_TABLE;
+    const table = new Table(this, 'SendRecords', {
+      partitionKey: { name: T.partitionKey, type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: T.ttlAttribute,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: TableEncryption.AWS_MANAGED,
+      removalPolicy,
+    });
+    table.addGlobalSecondaryIndex({
+      indexName: T.messageIdIndex,
+      partitionKey: { name: T.messageIdAttribute, type: AttributeType.STRING },
+      projectionType: ProjectionType.ALL,
+    });
+    return table;
   }
 
   /** The function's own role: inline policies only (its logs, its secrets, the KMS key and VPC ENIs if any). */
@@ -316,6 +364,7 @@ export class SmtpSendEndpoint extends Construct {
         }),
       );
     }
+    if (this.sendRecordsTable) statements.push(...sendRecordsStatements(this.sendRecordsTable));
     if (props.secretsKey) {
       statements.push(
         new PolicyStatement({
@@ -397,6 +446,7 @@ export class SmtpSendEndpoint extends Construct {
       POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'smtp-send-endpoint',
       POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
       NODE_OPTIONS: '--enable-source-maps',
+      ...(this.sendRecordsTable ? { IDEMPOTENCY_TABLE_NAME: this.sendRecordsTable.tableName } : {}),
     };
     const configJson = JSON.stringify(props.config);
     const requested = props.configDelivery ?? 'auto';
@@ -572,6 +622,14 @@ export class SmtpSendEndpoint extends Construct {
       integration,
       authorizer: new HttpIamAuthorizer(),
     });
+    if (this.sendRecordsTable) {
+      httpApi.addRoutes({
+        path: '/messages/{messageId}',
+        methods: [HttpMethod.GET],
+        integration,
+        authorizer: new HttpIamAuthorizer(),
+      });
+    }
     const formRoutes = httpApi.addRoutes({
       path: '/forms/{formId}',
       methods: [HttpMethod.POST, HttpMethod.OPTIONS],
@@ -742,6 +800,20 @@ export class SmtpSendEndpoint extends Construct {
     });
   }
 
+  /**
+   * Allow a principal to read message status (`GET /messages/{messageId}`) with SigV4. Throws with
+   * `idempotency: false` (there is no status route).
+   */
+  grantStatus(grantee: IGrantable): Grant {
+    if (!this.sendRecordsTable)
+      throw new Error('SmtpSendEndpoint: grantStatus needs idempotency (the status route)');
+    return Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:Invoke'],
+      resourceArns: [this.httpApi.arnForExecuteApi('GET', '/messages/*', '$default')],
+    });
+  }
+
   /** Allow a principal to invoke the function directly (`lambda:InvokeFunction`). */
   grantInvoke(grantee: IGrantable): Grant {
     return this.function.grantInvoke(grantee);
@@ -849,9 +921,18 @@ function secretArnForPolicy(secret: ISecret): string {
 }
 
 /** Bytes Lambda counts against its 4 KB environment limit. */
-export function envSize(env: Record<string, string>): number {
-  return Object.entries(env).reduce((n, [k, val]) => n + Buffer.byteLength(k) + Buffer.byteLength(val), 0);
+/**
+ * Bytes of an environment as Lambda counts them (keys + values). A value CloudFormation resolves later (a
+ * reference, such as the send records table's name) counts as {@link RESOLVED_VALUE_BYTES}.
+ */
+export function envSize(env: Record<string, unknown>): number {
+  const size = (v: unknown) =>
+    typeof v === 'string' && !Token.isUnresolved(v) ? Buffer.byteLength(v) : RESOLVED_VALUE_BYTES;
+  return Object.entries(env).reduce((n, [k, val]) => n + Buffer.byteLength(k) + size(val), 0);
 }
+
+/** The longest a resolved reference in the environment can be: 255, DynamoDB's longest table name. */
+export const RESOLVED_VALUE_BYTES = 255;
 
 /**
  * Write the configuration to a content-addressed file inside the cloud assembly directory (cleaned with it) for
@@ -870,4 +951,23 @@ function stageConfigFile(scope: Construct, json: string): string {
 
 function shellQuote(s: string): string {
   return `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * Exactly what functions/store/send-records.ts calls: Powertools' claim (PutItem, GetItem, UpdateItem, DeleteItem),
+ * our marker and status writes (UpdateItem, PutItem), and the status look-up (Query on the index only).
+ */
+function sendRecordsStatements(table: Table): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: 'SendRecords',
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      resources: [table.tableArn],
+    }),
+    new PolicyStatement({
+      sid: 'MessageStatusByMessageId',
+      actions: ['dynamodb:Query'],
+      resources: [`${table.tableArn}/index/${SEND_RECORDS_TABLE.messageIdIndex}`],
+    }),
+  ];
 }

@@ -93,6 +93,12 @@ export class SmtpSendEndpointStack extends Stack {
       value: endpoint.smtpSecretId,
     });
     new CfnOutput(this, 'EventBusName', { value: endpoint.eventBus.eventBusName });
+    if (endpoint.sendRecordsTable) {
+      new CfnOutput(this, 'SendRecordsTableName', {
+        description: 'Idempotency records and message status (GET /messages/{messageId})',
+        value: endpoint.sendRecordsTable.tableName,
+      });
+    }
     if (endpoint.alarmTopic) new CfnOutput(this, 'AlarmTopicArn', { value: endpoint.alarmTopic.topicArn });
   }
 }

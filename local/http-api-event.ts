@@ -52,6 +52,7 @@ export const HTTP_API_ROUTES: HttpApiRoute[] = [
   defineRoute('POST /send'),
   defineRoute('POST /forms/{formId}'),
   defineRoute('OPTIONS /forms/{formId}'),
+  defineRoute('GET /messages/{messageId}'),
 ];
 
 export interface RouteMatch {

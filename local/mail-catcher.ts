@@ -53,6 +53,8 @@ export interface MessageSummary {
   date: string;
   receivedAt: string;
   attachments: number;
+  /** `<…@…>`: the key of the message's status (`GET /messages/{messageId}`). */
+  messageId?: string;
 }
 
 export function summarize(m: CaughtMessage): MessageSummary {
@@ -64,6 +66,7 @@ export function summarize(m: CaughtMessage): MessageSummary {
     date: (m.parsed.date ?? new Date(m.receivedAt)).toISOString(),
     receivedAt: m.receivedAt,
     attachments: m.parsed.attachments.length,
+    messageId: m.parsed.messageId,
   };
 }
 

@@ -17,6 +17,7 @@ import { SecretStore, secretTtlFromEnv } from '../functions/config/secrets.ts';
 import { createHandler } from '../functions/handlers/create-handler.ts';
 import { SEND_EMAIL_DETAIL_TYPE } from '../functions/handlers/detail-type.ts';
 import { demoPage, thanksPage } from './demo-pages.ts';
+import { startLocalDynamoDb } from './dynamodb.ts';
 import { PAGE_CSP } from './html.ts';
 import {
   fromLambdaResult,
@@ -50,6 +51,8 @@ export const DEFAULT_PORT = 3000;
 export const DEFAULT_SMTP_PORT = 2525;
 export const LOCAL_HOST = '127.0.0.1';
 export const LOCAL_SECRET_ID = 'local/smtp-send-endpoint/smtp';
+/** The send records table locally (in dynalite). */
+export const SEND_RECORDS_TABLE_NAME = 'smtp-send-records';
 export const LOCAL_REGION = 'us-east-1';
 /** Where the sample configuration's local URLs point; rewritten to the actual port when it differs. */
 const SAMPLE_ORIGINS = ['http://127.0.0.1:3000', 'http://localhost:3000'];
@@ -106,6 +109,8 @@ export interface LocalStack {
   /** Undefined when relaying. */
   smtpPort: number | undefined;
   secretsManagerUrl: string;
+  /** dynalite, holding the send records table (idempotency + message status). */
+  dynamoDbUrl: string;
   formIds: string[];
   catcher: MailCatcher | undefined;
   handler: LambdaHandler;
@@ -276,8 +281,13 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
       secrets: { [LOCAL_SECRET_ID]: JSON.stringify(secret) },
     });
     cleanups.push(() => secrets.close());
+
+    // 4b. The send records (idempotency + message status): dynalite, a DynamoDB on an in-memory LevelDB store,
+    // in this process; the handler's SDK client is pointed at it (AWS_ENDPOINT_URL_DYNAMODB in its env).
+    const records = await startLocalDynamoDb(SEND_RECORDS_TABLE_NAME);
+    cleanups.push(() => records.close());
     // 5. This stack's own handler: the deployed function's environment, pointed at the local parts.
-    const handler = localHandler(config, secrets.url);
+    const handler = localHandler(config, secrets.url, records.url);
     // The warm SMTP session the handler keeps between invocations goes with the rest.
     cleanups.push(() => handler.close());
     const stack: LocalStack = {
@@ -286,6 +296,7 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
       smtpPort: catcher?.port,
       secretsManagerUrl: secrets.url,
       formIds: Object.keys(validated.forms ?? {}),
+      dynamoDbUrl: records.url,
       catcher,
       handler,
       endpointConfig: config,
@@ -388,12 +399,14 @@ async function startMailSide(
  * secret id) and a secret store that reads this stack's Secrets Manager endpoint. Nothing goes through
  * `process.env`, so two stacks in one process each serve their own configuration.
  */
-function localHandler(config: JsonObject, secretsManagerUrl: string): LocalHandler {
+function localHandler(config: JsonObject, secretsManagerUrl: string, dynamoDbUrl: string): LocalHandler {
   const env: NodeJS.ProcessEnv = {
     AWS_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManagerUrl,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoDbUrl,
+    IDEMPOTENCY_TABLE_NAME: SEND_RECORDS_TABLE_NAME,
     AWS_LAMBDA_FUNCTION_NAME: 'smtp-send-endpoint-local',
     SMTP_SECRET_ID: LOCAL_SECRET_ID,
     ENDPOINT_CONFIG: JSON.stringify(config),
@@ -616,6 +629,8 @@ function banner(s: LocalStack, opts: StartLocalOptions): string {
       ? `  SMTP          ${LOCAL_HOST}:${s.smtpPort}  STARTTLS (DEV-ONLY localhost certificate, certs/dev) + AUTH ${DEV_SMTP_USER}/${DEV_SMTP_PASSWORD}`
       : `  SMTP          relaying to ${(opts.relay?.url ?? '').replace(/^(\w+:\/\/)[^@/]*@/, '$1…@')} (real delivery, nothing caught)`,
     `  Secrets       ${s.secretsManagerUrl}  (AWS_ENDPOINT_URL_SECRETS_MANAGER, secret "${LOCAL_SECRET_ID}")`,
+    `  DynamoDB      ${s.dynamoDbUrl}  (dynalite, in memory; AWS_ENDPOINT_URL_DYNAMODB, table "${SEND_RECORDS_TABLE_NAME}")`,
+    `  Status        GET ${s.url}/messages/{messageId}   (idempotency: send with an Idempotency-Key header)`,
     `  Forms         ${s.formIds.length > 0 ? s.formIds.join(', ') : '(none configured)'}`,
     ...s.notes.map((n) => `  Note          ${n}`),
     '',

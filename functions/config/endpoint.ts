@@ -101,6 +101,8 @@ export const FormSchema = v.strictObject({
     }),
   ),
   captcha: v.optional(CaptchaSchema),
+  /** A repeat of the same submission within this window answers as the first did and sends nothing. */
+  dedupeWindowSeconds: v.optional(v.pipe(PositiveInt, v.maxValue(86_400, 'at most 86400 (24 h)'))),
 });
 
 /**
@@ -177,6 +179,12 @@ export const EndpointConfigSchema = v.strictObject({
     }),
   ),
   limits: v.optional(LimitsSchema),
+  idempotency: v.optional(
+    v.strictObject({
+      /** How long a key's record is kept and replayed. Default 86400 (24 h). */
+      ttlSeconds: v.optional(v.pipe(PositiveInt, v.maxValue(30 * 86_400, 'at most 2592000 (30 days)'))),
+    }),
+  ),
   forms: v.optional(
     v.record(v.pipe(v.string(), v.regex(/^[\w-]{1,64}$/u, 'form ids: letters, digits, _ and -')), FormSchema),
   ),

@@ -8,8 +8,9 @@
  * - a batch: thrown only when no message was accepted or unknown (a retry resends the whole batch); a partly
  *   delivered batch is returned and each failed message logged at ERROR with `batch_partial_failure`.
  */
-import { deadlineFrom, deliverRequest } from '../send/deliver.ts';
+import { deadlineFrom } from '../send/deliver.ts';
 import { type ErrorCode, SendError, type SendErrorBody } from '../send/errors.ts';
+import { type DeliveredAnswer, deliverOnce, type RequestKey } from '../send/idempotency.ts';
 import type { BatchItemOutcome } from '../send/types.ts';
 import { type InvocationLog, noteError } from './log.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
@@ -49,26 +50,40 @@ export async function deliverUnderAsyncPolicy(
   log: InvocationLog,
   fail: (problem: InvocationProblem) => Error,
   logFields: Record<string, unknown> = {},
+  key?: RequestKey,
 ): Promise<unknown> {
-  let out: Awaited<ReturnType<typeof deliverRequest>>;
+  let out: DeliveredAnswer;
   try {
     requireConfig(rt);
-    out = await deliverRequest(payload, rt.deps, {
+    out = await deliverOnce(payload, rt.deps, rt.idempotency, {
       deadline: deadlineFrom(remainingMs),
       trace: log.trace,
+      origin:
+        log.entryPoint === 'eventbridge' || log.entryPoint === 'sqs_redrive'
+          ? log.entryPoint
+          : 'direct_invoke',
+      ...(key ? { key } : {}),
     });
   } catch (e) {
     if (!(e instanceof SendError)) throw e;
     noteError(log, e);
+    if (e.replayed) log.replayed = true;
     // Not thrown: a retry could deliver the message twice. The summary line is logged at ERROR with this code.
-    if (e.code === 'delivery_unknown') return { ok: false, error: e.toJSON() };
+    if (e.code === 'delivery_unknown') return { ok: false, error: e.toJSON(), ...replayed(e.replayed) };
     log.outcome = e.transient ? 'failed' : 'rejected';
     throw fail(invocationProblemOf(e));
   }
+  if (out.replayed) log.replayed = true;
   if (out.kind === 'single') {
     log.outcome = 'sent';
     log.messages = 1;
-    return { ok: true, messageId: out.messageId, accepted: out.accepted, rejected: out.rejected };
+    return {
+      ok: true,
+      messageId: out.messageId,
+      accepted: out.accepted,
+      rejected: out.rejected,
+      ...replayed(out.replayed),
+    };
   }
   log.messages = out.results.length;
   const failed = out.results.filter((r): r is NotSent => r.status === 'rejected' || r.status === 'not_sent');
@@ -78,7 +93,7 @@ export async function deliverUnderAsyncPolicy(
       log.outcome = 'unknown';
       log.code = 'delivery_unknown';
     } else log.outcome = 'sent';
-    return { ok: true, results: out.results };
+    return { ok: true, results: out.results, ...replayed(out.replayed) };
   }
   if (delivered.length === 0) {
     // Nothing went out: a retry resends the whole batch, which is safe.
@@ -120,4 +135,8 @@ function batchFailed(failed: NotSent[], log: InvocationLog): InvocationProblem {
   };
   if (transient) problem.retryAfter = retryAfter || 30;
   return problem;
+}
+
+function replayed(yes: boolean | undefined): { replayed?: true } {
+  return yes ? { replayed: true } : {};
 }

@@ -13,6 +13,7 @@ import { type EntryPoint, type InvocationLog, newInvocationLog, noteError, write
 import { createRuntime, type Runtime, type RuntimeOptions, requireConfig } from './runtime.ts';
 import { handleSend } from './send-route.ts';
 import { handleSqsRedrive, isSqsEvent } from './sqs.ts';
+import { handleStatus } from './status-route.ts';
 
 export type LambdaHandler = ((event: unknown, context: Context) => Promise<unknown>) & {
   runtime: Runtime;
@@ -21,6 +22,7 @@ export type LambdaHandler = ((event: unknown, context: Context) => Promise<unkno
 };
 
 const FORM_PATH = /^\/forms\/([^/]+)$/u;
+const MESSAGE_PATH = /^\/messages\/([^/]+)$/u;
 
 export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {}): LambdaHandler {
   const rt = opts.runtime ?? createRuntime(opts);
@@ -45,7 +47,7 @@ export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {})
       if (isHttpEvent(event)) return await http(event, remaining(), rt, log);
       if (isSqsEvent(event)) return await handleSqsRedrive(event, remaining, rt, log);
       if (isEventBridgeEvent(event)) return await handleEventBridge(event, remaining(), rt, log);
-      return await directInvoke(event, remaining(), rt, log);
+      return await directInvoke(event, remaining(), rt, log, context?.awsRequestId);
     } catch (e) {
       thrown = e;
       throw e;
@@ -81,6 +83,17 @@ async function http(
       if (method !== 'POST')
         throw new SendError('method_not_allowed', `${method} is not allowed on /send; use POST`);
       return await handleSend(event, remainingMs, rt, log);
+    }
+    const message = MESSAGE_PATH.exec(path);
+    if (message) {
+      log.entryPoint = 'http_status';
+      requireConfig(rt);
+      if (method !== 'GET')
+        throw new SendError(
+          'method_not_allowed',
+          `${method} is not allowed on /messages/{messageId}; use GET`,
+        );
+      return await handleStatus(event, message[1]!, rt, log);
     }
     log.outcome = 'not_found';
     throw new SendError('not_found', `no route for ${method} ${path.slice(0, 200)}`);

@@ -14,6 +14,7 @@
  * - a batch partly delivered → returned `{ ok: true, results }` (each failure logged `batch_partial_failure`).
  */
 import { SendError } from '../send/errors.ts';
+import { messageStatus } from '../send/status.ts';
 import {
   deliverUnderAsyncPolicy,
   type FailureCode,
@@ -45,11 +46,16 @@ export class DirectInvokeError extends Error {
   }
 }
 
+/**
+ * `requestId`: the invocation's original request id. Lambda's automatic retries of an asynchronous invoke keep it,
+ * and a DLQ redrive passes the original's, so it is the key of a payload without its own `idempotencyKey`.
+ */
 export async function handleDirect(
   payload: unknown,
   remainingMs: number,
   rt: Runtime,
   log: InvocationLog,
+  requestId?: string,
 ): Promise<unknown> {
   try {
     requireConfig(rt);
@@ -58,7 +64,16 @@ export async function handleDirect(
         errors: [{ field: 'payload', code: 'invalid_type', message: 'must be an object' }],
       });
     }
-    return await deliverUnderAsyncPolicy(payload, remainingMs, rt, log, (p) => new DirectInvokeError(p));
+    if ('action' in payload) return await directAction(payload as Record<string, unknown>, rt, log);
+    return await deliverUnderAsyncPolicy(
+      payload,
+      remainingMs,
+      rt,
+      log,
+      (p) => new DirectInvokeError(p),
+      {},
+      requestId ? { scope: 'request', value: requestId } : undefined,
+    );
   } catch (e) {
     if (e instanceof DirectInvokeError) throw e;
     const err = toSendError(e);
@@ -66,4 +81,20 @@ export async function handleDirect(
     noteError(log, err);
     throw new DirectInvokeError(invocationProblemOf(err));
   }
+}
+
+/** `{"action":"status","messageId":…}`: the message's status (the caller is IAM-authenticated: full addresses). */
+async function directAction(
+  payload: Record<string, unknown>,
+  rt: Runtime,
+  log: InvocationLog,
+): Promise<unknown> {
+  if (payload.action !== 'status') {
+    throw new SendError('validation_failed', 'action: only "status" is known', {
+      errors: [{ field: 'action', code: 'invalid', message: 'must be "status"' }],
+    });
+  }
+  log.outcome = 'status';
+  const status = await messageStatus(rt.idempotency, payload.messageId, { full: true });
+  return { ok: true, status };
 }

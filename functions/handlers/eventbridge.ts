@@ -79,5 +79,6 @@ export async function handleEventBridge(
         p.errors ?? p.results?.map((r) => ({ index: r.index, status: r.status, code: r.error.code })),
       ),
     { eventId: event.id },
+    { scope: 'event', value: event.id },
   );
 }

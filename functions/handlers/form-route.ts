@@ -4,9 +4,10 @@
  * redirect allowlist (no open redirect) and the CAPTCHA. CORS headers are on every response, errors included.
  */
 import type { FormConfig } from '../config/endpoint.ts';
-import { deadlineFrom, deliverValid } from '../send/deliver.ts';
+import { deadlineFrom } from '../send/deliver.ts';
 import { type ErrorCode, SendError } from '../send/errors.ts';
 import { formMessage, isSpam, redirectTarget, validateFields } from '../send/form.ts';
+import { DEFAULT_FORM_DEDUPE_SECONDS, deliverValidOnce, formSubmissionKey } from '../send/idempotency.ts';
 import { CAPTCHA_FIELDS, CAPTCHA_PROVIDERS, verifyCaptcha } from './captcha.ts';
 import { corsHeaders, originAllowed } from './cors.ts';
 import { parseFormBody } from './form-body.ts';
@@ -82,7 +83,7 @@ export async function handleForm(
     if (method !== 'POST') {
       throw new SendError('method_not_allowed', `${method} is not allowed here; use POST`);
     }
-    return await submit(event, form, remainingMs, rt, log, cors, asJson);
+    return await submit(event, formId, form, remainingMs, rt, log, cors, asJson);
   } catch (e) {
     const err = toSendError(e);
     if (err.code === 'internal_error') rt.logger.error('form handler failed', { error: e as Error });
@@ -121,6 +122,7 @@ function publicError(err: SendError): SendError {
 
 async function submit(
   event: HttpEvent,
+  formId: string,
   form: FormConfig,
   remainingMs: number,
   rt: Runtime,
@@ -177,7 +179,23 @@ async function submit(
   }
 
   const valid = formMessage(form, fields, body, limits.maxBodyBytes);
-  const result = await deliverValid(valid, rt.deps, { deadline, trace: log.trace, enforcePolicy: false });
+  // A double submit or a reload within the window answers as the first did and sends nothing; a repeat that
+  // arrives while the first is still sending waits for it.
+  const key = formSubmissionKey(
+    formId,
+    fields.fields,
+    body.files,
+    form.dedupeWindowSeconds ?? DEFAULT_FORM_DEDUPE_SECONDS,
+  );
+  const result = await deliverValidOnce(valid, key.value, rt.deps, rt.idempotency, {
+    deadline,
+    trace: log.trace,
+    enforcePolicy: false,
+    origin: 'http_form',
+    key,
+    waitWhileInProgress: true,
+  });
+  if (result.replayed) log.replayed = true;
   log.outcome = 'sent';
   log.messages = 1;
   // The public answer is the same as for a honeypot hit (no Message-ID): a bot cannot tell it was caught.

@@ -9,6 +9,8 @@ export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2 & { headers: Record<string, string> };
 
 export const PROBLEM_TYPE_BASE = 'urn:smtp-send:problem:';
+/** Set on an answer replayed from an idempotency record. */
+export const REPLAYED_HEADER = 'idempotent-replayed';
 
 export function isHttpEvent(event: unknown): event is HttpEvent {
   const e = event as Partial<HttpEvent> | null;
@@ -171,6 +173,7 @@ export function problem(
   const extra: Record<string, string> = { ...headers };
   if (err.retryAfter !== undefined && err.transient) extra['retry-after'] = String(err.retryAfter);
   if (err.code === 'method_not_allowed' && !extra.allow) extra.allow = 'POST';
+  if (err.replayed) extra[REPLAYED_HEADER] = 'true';
   const res = json(err.status, problemOf(err, requestId, audience), extra);
   res.headers['content-type'] = 'application/problem+json; charset=utf-8';
   return res;

@@ -10,6 +10,7 @@ export type EntryPoint =
   | 'http_send'
   | 'http_form'
   | 'http_other'
+  | 'http_status'
   | 'eventbridge'
   | 'direct_invoke'
   | 'sqs_redrive';
@@ -18,7 +19,16 @@ export interface InvocationLog {
   entryPoint: EntryPoint;
   formId?: string;
   requestId?: string;
-  outcome?: 'sent' | 'partial' | 'spam' | 'rejected' | 'failed' | 'unknown' | 'preflight' | 'not_found';
+  outcome?:
+    | 'sent'
+    | 'partial'
+    | 'spam'
+    | 'rejected'
+    | 'failed'
+    | 'unknown'
+    | 'preflight'
+    | 'not_found'
+    | 'status';
   code?: string;
   status?: number;
   messages?: number;
@@ -30,6 +40,8 @@ export interface InvocationLog {
   hint?: { code: string; text: string };
   trace: DeliveryTrace;
   started: number;
+  /** The answer was replayed from an idempotency record: nothing was sent. */
+  replayed?: boolean;
 }
 
 export function newInvocationLog(entryPoint: EntryPoint): InvocationLog {
@@ -73,6 +85,8 @@ export function writeSummary(logger: Logger, log: InvocationLog, extra: Record<s
     recipientDomains: t.recipientDomains,
     sizeBytes: t.size,
     durationMs: Date.now() - log.started,
+    replayed: log.replayed,
+    recordFailed: t.recordFailed,
     ...log.counts,
     ...extra,
   };
@@ -80,7 +94,12 @@ export function writeSummary(logger: Logger, log: InvocationLog, extra: Record<s
   const msg = `${log.entryPoint} ${log.outcome ?? 'done'}`;
   if (log.outcome === 'unknown' || log.outcome === 'failed' || (log.status ?? 0) >= 500)
     logger.error(msg, item);
-  else if (log.outcome === 'rejected' || log.outcome === 'partial' || log.outcome === 'spam')
+  else if (
+    log.outcome === 'rejected' ||
+    log.outcome === 'partial' ||
+    log.outcome === 'spam' ||
+    t.recordFailed
+  )
     logger.warn(msg, item);
   else logger.info(msg, item);
 }

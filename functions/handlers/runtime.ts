@@ -14,8 +14,14 @@ import { SecretStore, secretTtlFromEnv } from '../config/secrets.ts';
 import { SecretSmtpSettings } from '../config/smtp-secret.ts';
 import type { DeliverDeps } from '../send/deliver.ts';
 import { SendError } from '../send/errors.ts';
+import {
+  DEFAULT_IDEMPOTENCY_TTL_SECONDS,
+  type IdempotencyPolicy,
+  type SendRecordStore,
+} from '../send/idempotency.ts';
 import { SmtpTransport, transportOptionsFromEnv } from '../send/transport.ts';
 import type { SmtpSettings, SmtpSettingsSource } from '../send/types.ts';
+import { DynamoSendRecords } from '../store/send-records.ts';
 
 export interface Runtime {
   logger: Logger;
@@ -26,6 +32,8 @@ export interface Runtime {
   secrets: SecretStore;
   transport: SmtpTransport;
   deps: DeliverDeps;
+  /** Idempotency and message status records; undefined when `IDEMPOTENCY_TABLE_NAME` is not set (turned off). */
+  idempotency?: IdempotencyPolicy;
   env: NodeJS.ProcessEnv;
 }
 
@@ -33,6 +41,8 @@ export interface RuntimeOptions {
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
   secrets?: SecretStore;
+  /** The records (tests); default: the DynamoDB table `IDEMPOTENCY_TABLE_NAME`, if set. */
+  records?: SendRecordStore;
 }
 
 class MissingSecretId implements SmtpSettingsSource {
@@ -75,6 +85,23 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     },
   };
   const rt: Runtime = { logger, limits, secrets, transport, deps, env };
+  const table = env.IDEMPOTENCY_TABLE_NAME?.trim();
+  // The SDK reads AWS_ENDPOINT_URL_DYNAMODB from process.env; passing it on keeps a runtime's env its own.
+  const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB?.trim();
+  const store =
+    opts.records ??
+    (table
+      ? new DynamoSendRecords({
+          tableName: table,
+          clientConfig: { ...RECORDS_CLIENT_CONFIG, ...(endpoint ? { endpoint } : {}), ...awsFromEnv(env) },
+        })
+      : undefined);
+  if (store) {
+    rt.idempotency = {
+      store,
+      ttlSeconds: config?.idempotency?.ttlSeconds ?? DEFAULT_IDEMPOTENCY_TTL_SECONDS,
+    };
+  }
   if (config) rt.config = config;
   if (configError) rt.configError = configError;
   return rt;
@@ -89,6 +116,30 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
 export function prewarm(rt: Runtime): void {
   if (rt.config?.smtp) rt.transport.preconnect(rt.config.smtp);
   rt.deps.smtp.get().catch(() => {});
+}
+
+/**
+ * The send records client: bounded waits (a DynamoDB that does not answer must not hold the invocation until
+ * Lambda's timeout) and one retry of a retryable failure.
+ */
+export const RECORDS_CLIENT_CONFIG = {
+  maxAttempts: 2,
+  requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 },
+} as const;
+
+/**
+ * Region and credentials from the runtime's own env (Lambda's, or the local server's), so a runtime never reads
+ * another's through process.env.
+ */
+function awsFromEnv(env: NodeJS.ProcessEnv) {
+  const { AWS_REGION: region, AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = env;
+  const sessionToken = env.AWS_SESSION_TOKEN;
+  return {
+    ...(region ? { region } : {}),
+    ...(accessKeyId && secretAccessKey
+      ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+      : {}),
+  };
 }
 
 /** Throws `configuration_error` when the endpoint configuration failed validation at cold start. */

@@ -1,7 +1,19 @@
 /** `POST /send` (IAM-authenticated in the deployed stack): one message or a batch as JSON. */
-import { deadlineFrom, deliverRequest } from '../send/deliver.ts';
+import * as v from 'valibot';
+import { deadlineFrom } from '../send/deliver.ts';
 import { SendError } from '../send/errors.ts';
-import { bodyText, type HttpEvent, type HttpResult, json, mediaType, parseJsonBody } from './http.ts';
+import { deliverOnce, type RequestKey } from '../send/idempotency.ts';
+import { IdempotencyKeySchema } from '../send/request.ts';
+import {
+  bodyText,
+  type HttpEvent,
+  type HttpResult,
+  header,
+  json,
+  mediaType,
+  parseJsonBody,
+  REPLAYED_HEADER,
+} from './http.ts';
 import type { InvocationLog } from './log.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -17,13 +29,21 @@ export async function handleSend(
       errors: [{ field: 'content-type', code: 'unsupported', message: 'use application/json' }],
     });
   }
+  const key = idempotencyKey(event);
   const input = parseJsonBody(bodyText(event, rt.limits.maxRequestBytes));
-  const out = await deliverRequest(input, rt.deps, { deadline: deadlineFrom(remainingMs), trace: log.trace });
+  const out = await deliverOnce(input, rt.deps, rt.idempotency, {
+    deadline: deadlineFrom(remainingMs),
+    trace: log.trace,
+    origin: 'http_send',
+    ...(key ? { key } : {}),
+  });
+  const headers: Record<string, string> = out.replayed ? { [REPLAYED_HEADER]: 'true' } : {};
+  if (out.replayed) log.replayed = true;
   if (out.kind === 'single') {
     log.outcome = 'sent';
     log.status = 200;
     log.messages = 1;
-    return json(200, { messageId: out.messageId, accepted: out.accepted, rejected: out.rejected });
+    return json(200, { messageId: out.messageId, accepted: out.accepted, rejected: out.rejected }, headers);
   }
   const allAccepted = out.results.every((r) => r.status === 'accepted');
   log.messages = out.results.length;
@@ -33,5 +53,18 @@ export async function handleSend(
       ? 'partial'
       : 'rejected';
   log.status = allAccepted ? 200 : 207;
-  return json(log.status, { results: out.results });
+  return json(log.status, { results: out.results }, headers);
+}
+
+/** The `Idempotency-Key` header (1–256 printable ASCII), if sent. */
+function idempotencyKey(event: HttpEvent): RequestKey | undefined {
+  const raw = header(event, 'idempotency-key');
+  if (raw === undefined) return undefined;
+  const parsed = v.safeParse(IdempotencyKeySchema, raw.trim());
+  if (!parsed.success) {
+    throw new SendError('validation_failed', `idempotency-key: ${parsed.issues[0].message}`, {
+      errors: [{ field: 'idempotency-key', code: 'invalid', message: parsed.issues[0].message }],
+    });
+  }
+  return { scope: 'send', value: parsed.output };
 }

@@ -256,7 +256,7 @@ async function redriveRecord(
     rec.code = 'redrive_duplicate';
     return 'sent';
   }
-  const disposition = await reprocess(origin.via, payload, remainingMs(), rt, rec);
+  const disposition = await reprocess(origin, payload, remainingMs(), rt, rec);
   if (key && disposition !== 'retry' && disposition !== 'park') delivered.add(key);
   return disposition;
 }
@@ -267,16 +267,17 @@ async function redriveRecord(
  * EventBridge path is: any other throw is retried by the caller); a return is done.
  */
 async function reprocess(
-  via: Origin['via'],
+  origin: Origin,
   payload: unknown,
   remainingMs: number,
   rt: Runtime,
   rec: InvocationLog,
 ): Promise<Disposition> {
   try {
-    if (via === 'eventbridge') {
+    // The original's key comes along: the event id, or the original invocation's request id.
+    if (origin.via === 'eventbridge') {
       await handleEventBridge(payload as Parameters<typeof handleEventBridge>[0], remainingMs, rt, rec);
-    } else await handleDirect(payload, remainingMs, rt, rec);
+    } else await handleDirect(payload, remainingMs, rt, rec, origin.originalRequestId);
   } catch (e) {
     if (e instanceof EventDeliveryError) return e.transient ? 'retry' : 'park';
     if (e instanceof DirectInvokeError) return e.transient || e.code === 'internal_error' ? 'retry' : 'park';

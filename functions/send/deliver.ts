@@ -8,7 +8,8 @@
  */
 
 import type { ComposedMessage } from '../mime/types.ts';
-import type { BatchItemResult, OutgoingMessage } from '../smtp/types.ts';
+import type { SmtpError } from '../smtp/error.ts';
+import type { BatchItemResult, OutgoingMessage, TransactionResult } from '../smtp/types.ts';
 import { domainOf } from './allowlist.ts';
 import { SendError } from './errors.ts';
 import { type PreparedMessage, type PrepareOptions, prepare } from './prepare.ts';
@@ -47,6 +48,22 @@ export interface DeliverOptions extends PrepareOptions {
   /** Epoch ms after which nothing more is attempted. */
   deadline: number;
   trace?: DeliveryTrace;
+  /** Told about each message's point of no return and final reply (the idempotency and status records). */
+  observer?: DeliveryObserver;
+}
+
+/**
+ * What the use case's records hear from a delivery. `index` is the message's place in the request (0 for one
+ * message).
+ */
+export interface DeliveryObserver {
+  /**
+   * Awaited just before the write holding message `index`'s last byte (`OutgoingMessage.beforeDataEnd`). A
+   * rejection with a `SendError` stops that message (nothing of it is sent) and becomes its failure.
+   */
+  beforeDataEnd?(index: number, message: ComposedMessage): Promise<void>;
+  /** The server accepted message `index`: its RCPT replies and final reply (queue id). */
+  accepted?(index: number, result: TransactionResult): void;
 }
 
 /** `getRemainingTimeInMillis()` → absolute deadline with the safety margin. */
@@ -151,7 +168,7 @@ async function attemptAll(
   let pending = items;
   for (let attempt = 1; pending.length > 0; ) {
     trace.attempts++;
-    const settled = await attemptOnce(pending, settings, deps, opts.deadline, trace, refreshed);
+    const settled = await attemptOnce(pending, settings, deps, opts, trace, refreshed);
     for (const [k, p] of pending.entries()) ended.set(p, settled[k]!.ended);
     const again = pending.filter((_, k) => settled[k]!.verdict === 'retry');
     const refresh = pending.filter((_, k) => settled[k]!.verdict === 'refresh-secret');
@@ -178,7 +195,7 @@ async function attemptOnce(
   pending: Pending[],
   settings: SmtpSettings,
   deps: DeliverDeps,
-  deadline: number,
+  opts: DeliverOptions,
   trace: DeliveryTrace,
   refreshed: boolean,
 ): Promise<Settled[]> {
@@ -186,8 +203,8 @@ async function attemptOnce(
   try {
     const outcome = await deps.transport.sendBatch(
       settings,
-      pending.map((p) => outgoing(p.message)),
-      deadline,
+      pending.map((p) => outgoing(p, opts.observer)),
+      opts.deadline,
     );
     trace.roundTrips += outcome.roundTrips;
     if (outcome.results.some((r) => r.ok)) trace.reused = outcome.reused;
@@ -198,7 +215,11 @@ async function attemptOnce(
     trace.roundTrips += error.roundTrips ?? 0;
     results = pending.map(() => ({ ok: false, error }));
   }
-  return pending.map((p, k) => settle(p.message, results[k], trace, refreshed));
+  return pending.map((p, k) => {
+    const r = results[k];
+    if (r?.ok) opts.observer?.accepted?.(p.index, r);
+    return settle(p.message, r, trace, refreshed);
+  });
 }
 
 /** Classify one message's result of one attempt. */
@@ -221,6 +242,12 @@ function settle(
     return { verdict: 'accepted', ended: { status: 'accepted', result } };
   }
   const err = smtpFailureOf(r.error);
+  const held = heldBy(err);
+  if (held) {
+    // A `beforeDataEnd` hook stopped it: nothing of it was sent. Only an unavailable store is worth another try.
+    const verdict = held.code === 'idempotency_unavailable' ? 'retry' : 'fail';
+    return { verdict, ended: { status: held.transient ? 'not_sent' : 'rejected', messageId, error: held } };
+  }
   trace.smtpCode = err.code;
   trace.smtpPhase = err.phase;
   const verdict = classify(err, refreshed);
@@ -252,12 +279,19 @@ function noteMessages(trace: DeliveryTrace, items: Pending[]): void {
   trace.size = items.reduce((n, p) => n + p.message.size, 0);
 }
 
-function outgoing(m: PreparedMessage): OutgoingMessage {
+function outgoing({ message: m, index }: Pending, observer: DeliveryObserver | undefined): OutgoingMessage {
   const info = (c: ComposedMessage) => ({ eightBit: c.eightBit, smtpUtf8: c.smtpUtf8 });
   const out: OutgoingMessage = { envelope: m.envelope, content: m.bytes, info: info(m) };
   if (m.withoutSmtpUtf8)
     out.withoutSmtpUtf8 = { content: m.withoutSmtpUtf8.bytes, info: info(m.withoutSmtpUtf8) };
+  const hook = observer?.beforeDataEnd;
+  if (hook) out.beforeDataEnd = () => hook(index, m);
   return out;
+}
+
+/** The `SendError` a `beforeDataEnd` hook stopped the message with (see `DeliveryObserver`). */
+function heldBy(e: SmtpError): SendError | undefined {
+  return e.kind === 'aborted' && e.cause instanceof SendError ? e.cause : undefined;
 }
 
 function sleep(ms: number): Promise<void> {

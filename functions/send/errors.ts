@@ -16,6 +16,10 @@ export type ErrorCode =
   | 'form_not_found'
   | 'not_found'
   | 'method_not_allowed'
+  | 'idempotency_key_reused'
+  | 'idempotency_in_progress'
+  | 'message_not_found'
+  | 'idempotency_unavailable'
   | 'smtp_rejected'
   | 'smtp_unavailable'
   | 'delivery_unknown'
@@ -57,6 +61,22 @@ export const ERROR_CODES: Record<ErrorCode, ErrorInfo> = {
   form_not_found: { status: 404, title: 'No such form', transient: false },
   not_found: { status: 404, title: 'Not found', transient: false },
   method_not_allowed: { status: 405, title: 'Method not allowed', transient: false },
+  idempotency_key_reused: {
+    status: 422,
+    title: 'This idempotency key was used for a different request',
+    transient: false,
+  },
+  idempotency_in_progress: {
+    status: 409,
+    title: 'A request with this idempotency key is still being processed',
+    transient: true,
+  },
+  message_not_found: { status: 404, title: 'No such message', transient: false },
+  idempotency_unavailable: {
+    status: 503,
+    title: 'The idempotency records are unavailable; nothing was sent',
+    transient: true,
+  },
   smtp_rejected: { status: 502, title: 'The mail server rejected the message', transient: false },
   smtp_unavailable: { status: 503, title: 'The mail server is unavailable', transient: true },
   delivery_unknown: {
@@ -80,6 +100,8 @@ export interface SendErrorOptions {
   smtp?: SmtpDetail;
   /** Seconds; set on transient failures. */
   retryAfter?: number;
+  /** The answer is a stored one, replayed for a repeated idempotency key (HTTP: `Idempotent-Replayed: true`). */
+  replayed?: boolean;
   cause?: unknown;
 }
 
@@ -99,6 +121,7 @@ export class SendError extends Error {
   readonly smtp?: SmtpDetail;
   readonly retryAfter?: number;
   readonly hint?: ProviderHint;
+  readonly replayed?: boolean;
   override readonly name = 'SendError';
 
   constructor(code: ErrorCode, detail: string, opts: SendErrorOptions = {}) {
@@ -114,6 +137,7 @@ export class SendError extends Error {
     }
     if (opts.smtp) this.smtp = opts.smtp;
     if (opts.hint) this.hint = opts.hint;
+    if (opts.replayed) this.replayed = true;
     if (opts.retryAfter !== undefined) this.retryAfter = opts.retryAfter;
     else if (ERROR_CODES[code].transient) this.retryAfter = 30;
   }

@@ -19,6 +19,14 @@ const CONTENT_TYPE = /^[\w!#$&^.+-]+\/[\w!#$&^.+-]+(\s*;.*)?$/u;
 
 const AddressValue = v.union([v.string(), v.array(v.string())]);
 
+/** An idempotency key as a caller writes it: 1–256 printable ASCII characters (space to `~`). */
+export const IdempotencyKeySchema = v.pipe(
+  v.string(),
+  v.minLength(1, 'must not be empty'),
+  v.maxLength(256, 'at most 256 characters'),
+  v.regex(/^[\x20-\x7e]+$/u, 'printable ASCII only'),
+);
+
 export const AttachmentSchema = v.strictObject({
   filename: v.string(),
   contentType: v.string(),
@@ -36,9 +44,14 @@ export const SendRequestSchema = v.strictObject({
   html: v.optional(v.string()),
   attachments: v.optional(v.array(AttachmentSchema)),
   headers: v.optional(v.record(v.string(), v.string())),
+  /** Batch messages, EventBridge details and direct invokes: this message's own idempotency key. */
+  idempotencyKey: v.optional(IdempotencyKeySchema),
 });
 
-export const BatchRequestSchema = v.strictObject({ messages: v.array(v.unknown()) });
+export const BatchRequestSchema = v.strictObject({
+  messages: v.array(v.unknown()),
+  idempotencyKey: v.optional(IdempotencyKeySchema),
+});
 
 /** The request as sent by a caller. */
 export type SendRequest = v.InferOutput<typeof SendRequestSchema>;

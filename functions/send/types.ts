@@ -80,4 +80,9 @@ export interface DeliveryTrace {
   size?: number;
   /** The server lacked SMTPUTF8: a message went without its optional Reply-To (its `withoutSmtpUtf8` form). */
   withoutSmtpUtf8?: boolean;
+  /**
+   * A send record could not be completed after the message was handed over (the store failed): the answer stands,
+   * the record reads `sending` and then `unknown` after the deadline. Logged (WARN) with this flag.
+   */
+  recordFailed?: boolean;
 }

@@ -9,7 +9,7 @@ import { abortError, asSmtpError, SmtpError } from './error.ts';
 import { formatReply } from './reply.ts';
 import { Session } from './session.ts';
 import { upgradeToTls } from './starttls.ts';
-import { endsData } from './transaction.ts';
+import { endsData, type WrittenItem } from './transaction.ts';
 import { connectTcp, Transport } from './transport.ts';
 import type {
   ConnectionOptions,
@@ -231,6 +231,7 @@ export class Connection {
         }
         if (a.type === 'write') {
           try {
+            await beforeDataEnd(a.items, budget, this.options.timeouts.reply);
             budget.check(a.items[0]!.phase);
             this.transport.write(
               a.items.map((i) => i.bytes),
@@ -311,6 +312,36 @@ export class Connection {
       await this.run(budget);
     }
     this.transport.destroy();
+  }
+}
+
+/**
+ * Await each `beforeDataEnd` hook of the messages whose last byte is in this write (within the deadline). A hook
+ * that rejects, or does not answer in time, ends the session with that message `not-sent`.
+ */
+async function beforeDataEnd(items: WrittenItem[], budget: Budget, phaseMs: number): Promise<void> {
+  const hooks = items.flatMap((i) =>
+    endsData(i) && i.tx.message.beforeDataEnd ? [i.tx.message.beforeDataEnd] : [],
+  );
+  if (hooks.length === 0) return;
+  const lim = budget.limit(phaseMs, 'the hook before the end of data');
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SmtpError(lim.message, { phase: 'data', kind: 'timeout' })), lim.ms);
+  });
+  try {
+    await Promise.race([Promise.all(hooks.map((h) => h())), timeout]);
+  } catch (e) {
+    if (e instanceof SmtpError) throw e;
+    throw new SmtpError(`the message was held before its end of data: ${(e as Error)?.message ?? e}`, {
+      phase: 'data',
+      kind: 'aborted',
+      delivery: 'not-sent',
+      transient: false,
+      cause: e,
+    });
+  } finally {
+    clearTimeout(timer);
   }
 }
 

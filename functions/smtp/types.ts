@@ -116,6 +116,14 @@ export interface OutgoingMessage {
    * trip); the result then says `withoutSmtpUtf8: true`. The envelope is shared and must not need SMTPUTF8.
    */
   withoutSmtpUtf8?: { content: Uint8Array; info?: MessageInfo };
+  /**
+   * Called and awaited just before the write that holds the message's last byte (the final `.` or BDAT LAST;
+   * with PIPELINING and CHUNKING that write also holds MAIL and RCPT). It is the point of no return: a caller
+   * records there, durably, that the message may arrive (the idempotency marker). If it rejects, nothing of
+   * that write leaves us: the message is `not-sent` and the connection is closed (after a 354 there is no
+   * way back but to drop it). Called again if the client reconnects and tries the message once more.
+   */
+  beforeDataEnd?: () => Promise<void>;
 }
 
 export interface RecipientResult {

@@ -31,7 +31,34 @@ function item(m) {
   time.textContent = `${m.receivedAt.replace('T', ' ').slice(0, 19)} UTC`;
   a.append(from, subject, to, time);
   li.append(a);
+  if (m.messageId) li.append(status(m.messageId));
   return li;
+}
+
+// The message's status, from the endpoint's own status route (GET /messages/{messageId}; domains only locally).
+function status(messageId) {
+  const badge = document.createElement('span');
+  badge.className = 'status';
+  badge.textContent = '…';
+  fetch(`/messages/${encodeURIComponent(messageId)}`, { headers: { accept: 'application/json' } })
+    .then(async (r) => {
+      if (r.status === 404) {
+        badge.textContent = 'no status';
+        return;
+      }
+      const s = await r.json();
+      badge.dataset.state = s.state;
+      const parts = [s.state];
+      if (s.reply?.code) parts.push(String(s.reply.code));
+      parts.push(`${s.attempts} attempt${s.attempts === 1 ? '' : 's'}`);
+      if (s.idempotent) parts.push('idempotent');
+      badge.textContent = parts.join(' · ');
+      badge.title = `status of ${messageId}${s.reply?.queueId ? ` (queue id ${s.reply.queueId})` : ''}`;
+    })
+    .catch(() => {
+      badge.textContent = 'status unavailable';
+    });
+  return badge;
 }
 
 async function refresh() {

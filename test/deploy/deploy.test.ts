@@ -332,7 +332,7 @@ describe('cdk deploy to moto: what moto created', () => {
     expect(Targets.map((t) => t.Arn)).toEqual([fn.FunctionArn]);
   });
 
-  it("the function's resource policy: EventBridge from that rule, API Gateway for POST /send and POST|OPTIONS /forms", async () => {
+  it("the function's resource policy: EventBridge from that rule, API Gateway for POST /send, POST|OPTIONS /forms, GET /messages", async () => {
     const policy = JSON.parse(
       (await aws.lambda.send(new GetPolicyCommand({ FunctionName: fn.FunctionName }))).Policy!,
     );
@@ -344,7 +344,12 @@ describe('cdk deploy to moto: what moto created', () => {
     const api = grants
       .filter(([service]) => service === 'apigateway.amazonaws.com')
       .map(([, arn]) => arn!.replace(/^.*:[^/]*\//, ''));
-    expect(api.sort()).toEqual(['*/*/forms/{formId}', '*/*/forms/{formId}', '*/*/send']);
+    expect(api.sort()).toEqual([
+      '*/*/forms/{formId}',
+      '*/*/forms/{formId}',
+      '*/*/messages/{messageId}',
+      '*/*/send',
+    ]);
   });
 
   it('moto does not create API Gateway v2, EventInvokeConfig, alarms, metric filters, queue policies (template-tested)', () => {
@@ -536,6 +541,7 @@ describe('docs/deploy.md against the deployed stack (AWS CLI v2)', { timeout: 18
       'PARKED_ARN',
       'LOGS',
       'ACCESS_LOGS',
+      'RECORDS',
     ];
     const r = await runShell(`${docBlock('out() {')}\ndeclare -p ${names.join(' ')} > vars.sh`, {
       cwd: docDir,
@@ -564,6 +570,7 @@ describe('docs/deploy.md against the deployed stack (AWS CLI v2)', { timeout: 18
       PARKED_ARN: outputs.ParkedQueueArn,
       LOGS: outputs.FunctionLogGroup,
       ACCESS_LOGS: outputs.AccessLogGroup,
+      RECORDS: outputs.SendRecordsTableName,
     });
     // what the doc used before: empty in this environment, so curl would have signed for no region
     const oldLine = 'echo "[$' + '{AWS_REGION:-$(aws configure get region)}]"';
@@ -641,7 +648,7 @@ describe('cdk destroy', { timeout: 180_000 }, () => {
     }
   }, 240_000);
 
-  it("section 11's leftovers: both log groups, both queues and the secret go", async () => {
+  it("section 11's leftovers: both log groups, both queues, the send records table and the secret go", async () => {
     const groups = 'aws logs describe-log-groups --query logGroups[].logGroupName --output json';
     const before = JSON.parse((await runShell(groups, { cwd: docDir, shimDir, moto })).stdout) as string[];
     expect(before).toEqual(expect.arrayContaining([outputs.FunctionLogGroup, outputs.AccessLogGroup]));
@@ -655,5 +662,11 @@ describe('cdk destroy', { timeout: 180_000 }, () => {
     }
     const secret = await aws.secrets.send(new DescribeSecretCommand({ SecretId: SECRET_NAME }));
     expect(secret.DeletedDate).toBeInstanceOf(Date);
+    const tables = await runShell('aws dynamodb list-tables --query TableNames --output json', {
+      cwd: docDir,
+      shimDir,
+      moto,
+    });
+    expect(JSON.parse(tables.stdout)).not.toContain(outputs.SendRecordsTableName);
   });
 });

@@ -2,8 +2,8 @@
  * Lambda event builders in the exact shapes AWS sends (HTTP API payload format 2.0, EventBridge), per the AWS
  * Lambda / API Gateway documentation. The context object is the local server's `createLambdaContext`.
  */
-import { randomUUID } from 'node:crypto';
-import type { APIGatewayProxyEventV2, EventBridgeEvent } from 'aws-lambda';
+import { createHash, randomUUID } from 'node:crypto';
+import type { APIGatewayProxyEventV2, EventBridgeEvent, SQSEvent, SQSRecord } from 'aws-lambda';
 
 export interface HttpEventInit {
   method?: string;
@@ -150,4 +150,65 @@ export function multipart(
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`));
   return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+export const QUEUE_ARN = 'arn:aws:sqs:us-east-1:123456789012:smtp-send-DeadLetterQueue';
+export const FUNCTION_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:smtp-send';
+
+/** One SQS record as the event source mapping delivers it. */
+export function sqsRecord(
+  body: string,
+  opts: { receiveCount?: number; messageAttributes?: SQSRecord['messageAttributes'] } = {},
+): SQSRecord {
+  const sent = Date.now() - 60_000;
+  return {
+    messageId: randomUUID(),
+    receiptHandle: `AQEB${Buffer.from(randomUUID()).toString('base64')}`,
+    body,
+    attributes: {
+      ApproximateReceiveCount: String(opts.receiveCount ?? 1),
+      SentTimestamp: String(sent),
+      SenderId: 'AROAEXAMPLEROLEID:awslambda_123_20261126043000',
+      ApproximateFirstReceiveTimestamp: String(sent + 50_000),
+    },
+    messageAttributes: opts.messageAttributes ?? {},
+    md5OfBody: createHash('md5').update(body, 'utf8').digest('hex'),
+    eventSource: 'aws:sqs',
+    eventSourceARN: QUEUE_ARN,
+    awsRegion: 'us-east-1',
+  };
+}
+
+export const sqsEvent = (...records: SQSRecord[]): SQSEvent => ({ Records: records });
+
+/** Lambda's on-failure destination record for an asynchronous invocation that threw. */
+export function destinationRecord(
+  requestPayload: unknown,
+  opts: {
+    requestId?: string;
+    condition?: 'RetriesExhausted' | 'EventAgeExceeded';
+    errorType?: string;
+    errorMessage?: string;
+  } = {},
+): Record<string, unknown> {
+  const errorType = opts.errorType ?? 'EventDeliveryError';
+  const errorMessage =
+    opts.errorMessage ?? '[smtp_unavailable] the mail server is unavailable: connect ECONNREFUSED';
+  return {
+    version: '1.0',
+    timestamp: new Date().toISOString(),
+    requestContext: {
+      requestId: opts.requestId ?? randomUUID(),
+      functionArn: `${FUNCTION_ARN}:$LATEST`,
+      condition: opts.condition ?? 'RetriesExhausted',
+      approximateInvokeCount: opts.condition === 'EventAgeExceeded' ? 1 : 3,
+    },
+    requestPayload,
+    responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+    responsePayload: {
+      errorType,
+      errorMessage,
+      trace: [`${errorType}: ${errorMessage}`, '    at handleEventBridge (/var/task/index.mjs:1:1)'],
+    },
+  };
 }

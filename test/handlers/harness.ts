@@ -5,6 +5,7 @@
  */
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { createHandler, type LambdaHandler } from '../../functions/handlers/index.ts';
+import type { SendRecordStore } from '../../functions/send/idempotency.ts';
 import { createLambdaContext } from '../../local/lambda-context.ts';
 import {
   type SecretsManagerEndpoint,
@@ -41,6 +42,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   smtp?: TestSmtpServerOptions;
   secret?: Record<string, unknown>;
+  /** The idempotency and status records (default: none, unless `env` names a table). */
+  records?: SendRecordStore;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -102,6 +105,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const restore = [capture(process.stdout), capture(process.stderr)];
 
   const handler = createHandler({
+    ...(opts.records ? { records: opts.records } : {}),
     env: {
       SMTP_SECRET_ID: SECRET_ID,
       POWERTOOLS_SERVICE_NAME: 'smtp-send-test',

@@ -3,75 +3,14 @@
  * Lambda destination records of failed asynchronous invocations, end to end against smtp-server and the local
  * Secrets Manager endpoint.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DirectInvokeError } from '../../functions/handlers/direct.ts';
 import { isSqsEvent, MIN_RECORD_BUDGET_MS } from '../../functions/handlers/sqs.ts';
-import { eventBridgeEvent, httpEvent } from './events.ts';
+import { destinationRecord, eventBridgeEvent, httpEvent, sqsEvent, sqsRecord } from './events.ts';
 import { type Harness, startBlackholeHarness, startHarness } from './harness.ts';
-
-const QUEUE_ARN = 'arn:aws:sqs:us-east-1:123456789012:smtp-send-DeadLetterQueue';
-const FUNCTION_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:smtp-send';
-
-/** One SQS record as the event source mapping delivers it. */
-function sqsRecord(
-  body: string,
-  opts: { receiveCount?: number; messageAttributes?: SQSRecord['messageAttributes'] } = {},
-): SQSRecord {
-  const sent = Date.now() - 60_000;
-  return {
-    messageId: randomUUID(),
-    receiptHandle: `AQEB${Buffer.from(randomUUID()).toString('base64')}`,
-    body,
-    attributes: {
-      ApproximateReceiveCount: String(opts.receiveCount ?? 1),
-      SentTimestamp: String(sent),
-      SenderId: 'AROAEXAMPLEROLEID:awslambda_123_20261126043000',
-      ApproximateFirstReceiveTimestamp: String(sent + 50_000),
-    },
-    messageAttributes: opts.messageAttributes ?? {},
-    md5OfBody: createHash('md5').update(body, 'utf8').digest('hex'),
-    eventSource: 'aws:sqs',
-    eventSourceARN: QUEUE_ARN,
-    awsRegion: 'us-east-1',
-  };
-}
-
-const sqsEvent = (...records: SQSRecord[]): SQSEvent => ({ Records: records });
-
-/** Lambda's on-failure destination record for an asynchronous invocation that threw. */
-function destinationRecord(
-  requestPayload: unknown,
-  opts: {
-    requestId?: string;
-    condition?: 'RetriesExhausted' | 'EventAgeExceeded';
-    errorType?: string;
-    errorMessage?: string;
-  } = {},
-): Record<string, unknown> {
-  const errorType = opts.errorType ?? 'EventDeliveryError';
-  const errorMessage =
-    opts.errorMessage ?? '[smtp_unavailable] the mail server is unavailable: connect ECONNREFUSED';
-  return {
-    version: '1.0',
-    timestamp: new Date().toISOString(),
-    requestContext: {
-      requestId: opts.requestId ?? randomUUID(),
-      functionArn: `${FUNCTION_ARN}:$LATEST`,
-      condition: opts.condition ?? 'RetriesExhausted',
-      approximateInvokeCount: opts.condition === 'EventAgeExceeded' ? 1 : 3,
-    },
-    requestPayload,
-    responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
-    responsePayload: {
-      errorType,
-      errorMessage,
-      trace: [`${errorType}: ${errorMessage}`, '    at handleEventBridge (/var/task/index.mjs:1:1)'],
-    },
-  };
-}
 
 const record = (payload: unknown, opts?: Parameters<typeof destinationRecord>[1]) =>
   sqsRecord(JSON.stringify(destinationRecord(payload, opts)));

@@ -66,7 +66,13 @@ beforeAll(async () => {
   const fn = Object.values(template.Resources as Record<string, { Type: string; Properties: FnProps }>).find(
     (r) => r.Type === 'AWS::Lambda::Function',
   )!;
-  env = fn.Properties.Environment.Variables;
+  // A reference (the send records table's name) is resolved by CloudFormation; here it becomes its logical id.
+  env = Object.fromEntries(
+    Object.entries(fn.Properties.Environment.Variables as Record<string, unknown>).map(([k, v]) => [
+      k,
+      typeof v === 'string' ? v : String((v as { Ref?: string }).Ref ?? JSON.stringify(v)),
+    ]),
+  );
   handlerName = fn.Properties.Handler;
   report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'));
   const assets = readdirSync(outdir).filter((d) => d.startsWith('asset.'));

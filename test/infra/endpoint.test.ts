@@ -1,7 +1,7 @@
 // The synthesized stack: one synth of the app (prebuilt fixture bundle, no per-test bundling) checked resource by
 // resource, plus small construct-level variants (secret sources, CMK, VPC, config delivery, addEventRule).
 
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { EventField } from 'aws-cdk-lib/aws-events';
@@ -119,13 +119,13 @@ describe('the stack', () => {
       'AWS::IAM::Policy': 1,
       'AWS::Lambda::Function': 1,
       'AWS::Lambda::EventInvokeConfig': 1,
-      'AWS::Lambda::Permission': 5,
+      'AWS::Lambda::Permission': 6,
       'AWS::Lambda::EventSourceMapping': 1,
       'AWS::SQS::Queue': 2,
       'AWS::SQS::QueuePolicy': 2,
       'AWS::ApiGatewayV2::Api': 1,
       'AWS::ApiGatewayV2::Integration': 1,
-      'AWS::ApiGatewayV2::Route': 3,
+      'AWS::ApiGatewayV2::Route': 4,
       'AWS::ApiGatewayV2::Stage': 1,
       'AWS::Events::Rule': 2,
       'AWS::SNS::Topic': 1,
@@ -133,6 +133,7 @@ describe('the stack', () => {
       'AWS::SNS::Subscription': 1,
       'AWS::CloudWatch::Alarm': 5,
       'AWS::Logs::MetricFilter': 1,
+      'AWS::DynamoDB::Table': 1,
     });
   });
 
@@ -222,11 +223,13 @@ describe('the stack', () => {
     const routes = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
     const byKey = Object.fromEntries(routes.map((r) => [r.RouteKey, r]));
     expect(Object.keys(byKey).sort()).toEqual([
+      'GET /messages/{messageId}',
       'OPTIONS /forms/{formId}',
       'POST /forms/{formId}',
       'POST /send',
     ]);
     expect(byKey['POST /send']!.AuthorizationType).toBe('AWS_IAM');
+    expect(byKey['GET /messages/{messageId}']!.AuthorizationType).toBe('AWS_IAM');
     expect(byKey['POST /forms/{formId}']!.AuthorizationType).toBe('NONE');
     expect(byKey['OPTIONS /forms/{formId}']!.AuthorizationType).toBe('NONE');
     const integration = logicalIdOf('AWS::ApiGatewayV2::Integration', '');
@@ -407,6 +410,78 @@ describe('the stack', () => {
     ]) {
       expect(outputs).toContain(name);
     }
+  });
+});
+
+describe('send records (idempotency + message status)', () => {
+  const tableArn = () => ({ 'Fn::GetAtt': [logicalIdOf('AWS::DynamoDB::Table', 'SendRecords'), 'Arn'] });
+
+  it('is one on-demand table with TTL, point-in-time recovery, KMS encryption and the byMessageId index', () => {
+    const [[, table]] = ofType('AWS::DynamoDB::Table') as [[string, Resource]];
+    expect(table.Properties).toMatchObject({
+      AttributeDefinitions: [
+        { AttributeName: 'id', AttributeType: 'S' },
+        { AttributeName: 'messageId', AttributeType: 'S' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byMessageId',
+          KeySchema: [{ AttributeName: 'messageId', KeyType: 'HASH' }],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true },
+    });
+    expect(table.DeletionPolicy).toBe('Retain');
+  });
+
+  it('grants the function exactly the item calls on the table and Query on the index, nothing else', () => {
+    const ddb = allStatements(resources).filter((s) =>
+      asList(s.Action).some((a: string) => a.startsWith('dynamodb:')),
+    );
+    expect(ddb).toEqual([
+      {
+        Sid: 'SendRecords',
+        Effect: 'Allow',
+        Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        Resource: tableArn(),
+      },
+      {
+        Sid: 'MessageStatusByMessageId',
+        Effect: 'Allow',
+        Action: 'dynamodb:Query',
+        Resource: { 'Fn::Join': ['', [tableArn(), '/index/byMessageId']] },
+      },
+    ]);
+  });
+
+  it('names the table in IDEMPOTENCY_TABLE_NAME and outputs it', () => {
+    const [[, fn]] = ofType('AWS::Lambda::Function') as [[string, Resource]];
+    expect(fn.Properties.Environment.Variables.IDEMPOTENCY_TABLE_NAME).toEqual({
+      Ref: logicalIdOf('AWS::DynamoDB::Table', 'SendRecords'),
+    });
+    expect(Object.keys(template.toJSON().Outputs)).toContain('SendRecordsTableName');
+  });
+
+  it('idempotency: false → no table, no grant, no variable, no status route', () => {
+    const { template: t } = synthConstruct({ idempotency: false });
+    const res = t.toJSON().Resources as Record<string, Resource>;
+    expect(ofType('AWS::DynamoDB::Table', res)).toEqual([]);
+    expect(JSON.stringify(allStatements(res))).not.toContain('dynamodb:');
+    const [[, fn]] = ofType('AWS::Lambda::Function', res) as [[string, Resource]];
+    expect(fn.Properties.Environment.Variables.IDEMPOTENCY_TABLE_NAME).toBeUndefined();
+    const keys = ofType('AWS::ApiGatewayV2::Route', res).map(([, r]) => r.Properties.RouteKey);
+    expect(keys).not.toContain('GET /messages/{messageId}');
+  });
+
+  it('follows the removal policy of the queues (destroyData)', () => {
+    const { template: t } = synthConstruct({ removalPolicy: RemovalPolicy.DESTROY });
+    const [[, table]] = ofType('AWS::DynamoDB::Table', t.toJSON().Resources) as [[string, Resource]];
+    expect(table.DeletionPolicy).toBe('Delete');
   });
 });
 
@@ -670,6 +745,26 @@ describe('construct variants', { timeout: 90_000 }, () => {
     const arn = JSON.stringify(s.resolve(statement.Resource));
     expect(arn).toContain(':execute-api:');
     expect(arn).toContain('/$default/POST/send');
+  });
+
+  it('grantStatus lets another role call GET /messages/* on the $default stage, and nothing else', () => {
+    const app = new App({ outdir: `${work.dir}/out-${++outCount}`, builtinCloudFormationValidation: false });
+    const s = new Stack(app, 'StatusGrants');
+    const e = new SmtpSendEndpoint(s, 'Endpoint', { config: SAMPLE_CONFIG, code: Code.fromAsset(bundleDir) });
+    const caller = new Role(s, 'Caller', { assumedBy: new ServicePrincipal('ecs-tasks.amazonaws.com') });
+    e.grantStatus(caller);
+    const policies = Object.values(Template.fromStack(s).findResources('AWS::IAM::Policy')) as Resource[];
+    const callerPolicy = policies.find((p) => JSON.stringify(p.Properties.Roles).includes('Caller'))!;
+    expect(callerPolicy.Properties.PolicyDocument.Statement).toHaveLength(1);
+    const [statement] = callerPolicy.Properties.PolicyDocument.Statement;
+    expect(statement.Action).toBe('execute-api:Invoke');
+    expect(JSON.stringify(s.resolve(statement.Resource))).toContain('/$default/GET/messages/*');
+    const off = new SmtpSendEndpoint(s, 'Off', {
+      config: SAMPLE_CONFIG,
+      code: Code.fromAsset(bundleDir),
+      idempotency: false,
+    });
+    expect(() => off.grantStatus(caller)).toThrow(/needs idempotency/u);
   });
 
   it('delivers a large configuration as a file (and refuses to inline one over 4 KB)', () => {

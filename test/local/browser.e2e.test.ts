@@ -128,6 +128,10 @@ describe('npm start in a real browser', () => {
     const subject = expectedSubject({ name: 'Grace Hopper' });
     await inbox.locator('#messages a.msg', { hasText: subject }).first().waitFor({ timeout: 15_000 });
     expect(Number(await inbox.textContent('#count'))).toBe(stack.catcher!.store.list().length);
+    // …with its status beside it, read from the endpoint's own GET /messages/{messageId}.
+    const entry = inbox.locator('#messages li', { hasText: subject }).first();
+    await entry.locator('.status[data-state="sent"]').waitFor({ timeout: 15_000 });
+    expect(await entry.locator('.status').textContent()).toMatch(/^sent · 250 · 1 attempt · idempotent$/u);
     await inbox.close();
     await page.close();
     expect(pageErrors).toEqual([]);

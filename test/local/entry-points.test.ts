@@ -173,4 +173,34 @@ describe('entry points on the local server', () => {
     expect(res.headers.location).toBe(`${stack.url}/thanks`);
     expect(res.headers['access-control-allow-origin']).toBe(stack.url);
   });
+
+  it('idempotency runs locally on dynalite: a repeat is replayed, and the status answers (and reaches the inbox)', async () => {
+    const body = { to: 'team@example.com', subject: 'Once only', text: 'one mail' };
+    const key = `local-${Date.now()}`;
+    const post = () =>
+      fetch(`${stack.url}/send`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify(body),
+      });
+    const before = stack.catcher!.store.list().length;
+    const first = await post();
+    const again = await post();
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    const { messageId } = (await first.json()) as { messageId: string };
+    expect(((await again.json()) as { messageId: string }).messageId).toBe(messageId);
+    expect(stack.catcher!.store.list().length).toBe(before + 1);
+    const status = await fetch(`${stack.url}/messages/${encodeURIComponent(messageId)}`);
+    expect(status.status).toBe(200);
+    // No IAM locally: recipients as domains only.
+    expect(await status.json()).toMatchObject({
+      messageId,
+      state: 'sent',
+      accepted: [{ address: '*@example.com' }],
+    });
+    const inbox = (await (await fetch(`${stack.url}/inbox/api/messages`)).json()) as {
+      messages: Array<{ messageId?: string }>;
+    };
+    expect(inbox.messages[0]!.messageId).toBe(messageId);
+  });
 });
