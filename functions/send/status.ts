@@ -58,9 +58,14 @@ export async function messageStatus(
 }
 
 function domainsOnly(s: MessageStatus): StatusView {
+  // The server's reply text may repeat an address: only its code and queue id are kept.
+  const { reply, ...rest } = s;
   return {
-    ...s,
+    ...rest,
+    ...(reply
+      ? { reply: { code: reply.code, text: '', ...(reply.queueId ? { queueId: reply.queueId } : {}) } }
+      : {}),
     accepted: s.accepted.map((r) => ({ ...r, address: `*@${domainOf(r.address)}` })),
-    rejected: s.rejected.map((r) => ({ ...r, address: `*@${domainOf(r.address)}` })),
+    rejected: s.rejected.map((r) => ({ ...r, address: `*@${domainOf(r.address)}`, message: '' })),
   };
 }

@@ -297,6 +297,14 @@ describe.each([
       expect(s.reply.code).toBe(250);
       const direct = (await h.invoke({ action: 'status', messageId: id })) as Record<string, unknown>;
       expect(direct).toEqual({ ok: true, status: s });
+      // Without IAM authentication: domains only, and no server text (it may repeat an address).
+      const anonymous = bodyOf(
+        (await h.invoke(
+          httpEvent({ method: 'GET', path: `/messages/${encodeURIComponent(id)}` }),
+        )) as HttpResult,
+      );
+      expect(anonymous.accepted).toEqual([{ address: '*@example.com', code: 250 }]);
+      expect(anonymous.reply).toEqual({ code: 250, text: '', queueId: s.reply.queueId });
     }
     const missing = (await h.invoke(
       httpEvent({ method: 'GET', path: '/messages/%3Cnope%40example.com%3E', iam: true }),
