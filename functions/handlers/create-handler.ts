@@ -6,10 +6,10 @@
 import type { Context } from 'aws-lambda';
 import { SendError } from '../send/errors.ts';
 import { handleDirect as directInvoke } from './direct.ts';
-import { handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
+import { handleEventBridge, isEventBridgeEvent, type SendEmailEvent } from './eventbridge.ts';
 import { handleForm } from './form-route.ts';
 import { type HttpEvent, type HttpResult, isHttpEvent, problem, route, toSendError } from './http.ts';
-import { type EntryPoint, type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
+import { type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
 import { createRuntime, type Runtime, type RuntimeOptions, requireConfig } from './runtime.ts';
 import { handleSend } from './send-route.ts';
 import { handleSqsRedrive, isSqsEvent } from './sqs.ts';
@@ -24,17 +24,25 @@ export type LambdaHandler = ((event: unknown, context: Context) => Promise<unkno
 const FORM_PATH = /^\/forms\/([^/]+)$/u;
 const MESSAGE_PATH = /^\/messages\/([^/]+)$/u;
 
+/** The event, classified once: which entry point it came through (HTTP routes refine `http_other` later). */
+type Classified =
+  | { entryPoint: 'http_other'; event: HttpEvent }
+  | { entryPoint: 'sqs_redrive'; event: Parameters<typeof handleSqsRedrive>[0] }
+  | { entryPoint: 'eventbridge'; event: SendEmailEvent }
+  | { entryPoint: 'direct_invoke'; event: unknown };
+
+function classify(event: unknown): Classified {
+  if (isHttpEvent(event)) return { entryPoint: 'http_other', event };
+  if (isSqsEvent(event)) return { entryPoint: 'sqs_redrive', event };
+  if (isEventBridgeEvent(event)) return { entryPoint: 'eventbridge', event };
+  return { entryPoint: 'direct_invoke', event };
+}
+
 export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {}): LambdaHandler {
   const rt = opts.runtime ?? createRuntime(opts);
   const fn = async (event: unknown, context: Context): Promise<unknown> => {
-    const entryPoint: EntryPoint = isHttpEvent(event)
-      ? 'http_other'
-      : isSqsEvent(event)
-        ? 'sqs_redrive'
-        : isEventBridgeEvent(event)
-          ? 'eventbridge'
-          : 'direct_invoke';
-    const log = newInvocationLog(entryPoint);
+    const classified = classify(event);
+    const log = newInvocationLog(classified.entryPoint);
     rt.logger.resetKeys();
     if (context?.awsRequestId) {
       rt.logger.addContext(context);
@@ -44,10 +52,16 @@ export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {})
       typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 30_000;
     let thrown: unknown;
     try {
-      if (isHttpEvent(event)) return await http(event, remaining(), rt, log);
-      if (isSqsEvent(event)) return await handleSqsRedrive(event, remaining, rt, log);
-      if (isEventBridgeEvent(event)) return await handleEventBridge(event, remaining(), rt, log);
-      return await directInvoke(event, remaining(), rt, log, context?.awsRequestId);
+      switch (classified.entryPoint) {
+        case 'http_other':
+          return await http(classified.event, remaining(), rt, log);
+        case 'sqs_redrive':
+          return await handleSqsRedrive(classified.event, remaining, rt, log);
+        case 'eventbridge':
+          return await handleEventBridge(classified.event, remaining(), rt, log);
+        default:
+          return await directInvoke(classified.event, remaining(), rt, log, context?.awsRequestId);
+      }
     } catch (e) {
       thrown = e;
       throw e;
