@@ -23,9 +23,9 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { LocalAwsEndpoint, readJsonObject, sendAwsJson } from './aws-json-http.ts';
 
 export interface SecretVersion {
   versionId: string;
@@ -86,7 +86,7 @@ class AwsError extends Error {
   }
 }
 
-export class SecretsManagerEndpoint {
+export class SecretsManagerEndpoint extends LocalAwsEndpoint {
   readonly region: string;
   readonly accountId: string;
   readonly #secrets = new Map<string, StoredSecret>();
@@ -94,41 +94,13 @@ export class SecretsManagerEndpoint {
   readonly #failures: Array<Required<Pick<InjectedFailure, 'type' | 'status' | 'times'>> & InjectedFailure> =
     [];
   readonly #log: ((line: string) => void) | undefined;
-  #server: Server | undefined;
-  #url = '';
 
   constructor(opts: SecretsManagerEndpointOptions = {}) {
+    super();
     this.region = opts.region ?? 'us-east-1';
     this.accountId = opts.accountId ?? '000000000000';
     this.#log = opts.log;
     for (const [id, value] of Object.entries(opts.secrets ?? {})) this.setSecret(id, value);
-  }
-
-  /** `http://host:port` — the value for `AWS_ENDPOINT_URL_SECRETS_MANAGER`. */
-  get url(): string {
-    return this.#url;
-  }
-
-  async listen(host = '127.0.0.1', port = 0): Promise<this> {
-    const server = createServer((req, res) => void this.#handle(req, res));
-    server.keepAliveTimeout = 1000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    this.#server = server;
-    const addr = server.address() as AddressInfo;
-    const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    this.#url = `http://${h}:${addr.port}`;
-    return this;
-  }
-
-  async close(): Promise<void> {
-    const s = this.#server;
-    this.#server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 
   /**
@@ -215,7 +187,7 @@ export class SecretsManagerEndpoint {
     return undefined;
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let operation = '(none)';
     let secretId: string | undefined;
     let status = 200;
@@ -254,15 +226,7 @@ export class SecretsManagerEndpoint {
   }
 
   #send(res: ServerResponse, status: number, body: unknown, errorType?: string): void {
-    const text = JSON.stringify(body);
-    const headers: Record<string, string | number> = {
-      'content-type': 'application/x-amz-json-1.1',
-      'content-length': Buffer.byteLength(text),
-      'x-amzn-requestid': randomUUID(),
-    };
-    if (errorType) headers['x-amzn-errortype'] = errorType;
-    res.writeHead(status, headers);
-    res.end(text);
+    sendAwsJson(res, status, body, 'application/x-amz-json-1.1', errorType);
   }
 
   #dispatch(operation: string, body: Record<string, unknown>): unknown {
@@ -356,23 +320,13 @@ function describe(s: StoredSecret) {
   };
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new AwsError('InvalidRequestException', 'request body too large');
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return {};
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
-  } catch {
-    throw new AwsError('SerializationException', 'the request body is not a JSON object');
-  }
+function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  return readJsonObject(
+    req,
+    MAX_BODY,
+    () => new AwsError('InvalidRequestException', 'request body too large'),
+    () => new AwsError('SerializationException', 'the request body is not a JSON object'),
+  );
 }
 
 /** Start an endpoint on `host:port` (default 127.0.0.1, ephemeral port). */
