@@ -120,17 +120,8 @@ function publicError(err: SendError): SendError {
   });
 }
 
-async function submit(
-  event: HttpEvent,
-  formId: string,
-  form: FormConfig,
-  remainingMs: number,
-  rt: Runtime,
-  log: InvocationLog,
-  cors: Record<string, string>,
-  asJson: boolean,
-): Promise<HttpResult> {
-  const deadline = deadlineFrom(remainingMs);
+/** The post's body, decoded once within the form's bounds (the file allowance is for multipart files only). */
+async function decodeFormBody(event: HttpEvent, form: FormConfig, limits: Runtime['limits']) {
   const maxFiles = form.attachments?.maxFiles ?? 0;
   const maxFileBytes = form.attachments?.maxFileBytes ?? 0;
   const type = mediaType(event);
@@ -142,19 +133,33 @@ async function submit(
     );
   }
   // The file allowance is for files only: an urlencoded or JSON body is bounded by maxBodyBytes alone.
-  const { limits } = rt;
   const limit =
     type === 'multipart/form-data'
       ? limits.maxBodyBytes + maxFiles * maxFileBytes + MULTIPART_OVERHEAD_BYTES
       : limits.maxBodyBytes;
   const bytes = bodyBytes(event, limit);
-  const body = await parseFormBody(type, header(event, 'content-type') ?? '', bytes, {
+  return parseFormBody(type, header(event, 'content-type') ?? '', bytes, {
     maxFields: limits.maxFormFields,
     maxFieldNameChars: limits.maxFieldNameChars,
     maxFieldBytes: limits.maxBodyBytes,
     maxFiles,
     maxFileBytes: Math.max(maxFileBytes, 1),
   });
+}
+
+async function submit(
+  event: HttpEvent,
+  formId: string,
+  form: FormConfig,
+  remainingMs: number,
+  rt: Runtime,
+  log: InvocationLog,
+  cors: Record<string, string>,
+  asJson: boolean,
+): Promise<HttpResult> {
+  const deadline = deadlineFrom(remainingMs);
+  const { limits } = rt;
+  const body = await decodeFormBody(event, form, limits);
   const first = (name: string) => body.fields.get(name)?.[0];
 
   // The answer is decided before anything is sent: no error can follow a delivered message.
