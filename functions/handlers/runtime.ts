@@ -21,7 +21,7 @@ import {
 } from '../send/idempotency.ts';
 import { SmtpTransport, transportOptionsFromEnv } from '../send/transport.ts';
 import type { SmtpSettings, SmtpSettingsSource } from '../send/types.ts';
-import { DynamoSendRecords } from '../store/send-records.ts';
+import { lazySendRecords } from '../store/lazy.ts';
 
 export interface Runtime {
   logger: Logger;
@@ -91,7 +91,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const store =
     opts.records ??
     (table
-      ? new DynamoSendRecords({
+      ? lazySendRecords({
           tableName: table,
           clientConfig: { ...RECORDS_CLIENT_CONFIG, ...(endpoint ? { endpoint } : {}), ...awsFromEnv(env) },
         })
@@ -116,6 +116,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
 export function prewarm(rt: Runtime): void {
   if (rt.config?.smtp) rt.transport.preconnect(rt.config.smtp);
   rt.deps.smtp.get().catch(() => {});
+  rt.idempotency?.store.preload?.();
 }
 
 /**

@@ -117,6 +117,8 @@ export interface SendRecordStore {
   track(opts: TrackOptions): MessageRecord & { finish(status: MessageStatus): Promise<void> };
   /** The latest status of a message, if it has a record (from its marker on, or queued). */
   status(messageId: string): Promise<MessageStatus | undefined>;
+  /** Start loading what the first call needs (cold start: alongside the other prewarm work). Never throws. */
+  preload?(): void;
 }
 
 export interface TrackOptions {

@@ -1,0 +1,43 @@
+/**
+ * The send records, loaded on first use: Powertools' idempotency layer and the AWS SDK's DynamoDB client are
+ * evaluated when the first message is sent or looked up, not at cold start (the SDK is most of the bundle).
+ */
+import type {
+  Claim,
+  ClaimResult,
+  MessageRecord,
+  MessageStatus,
+  SendRecordStore,
+  StoredOutcome,
+  TrackOptions,
+} from '../send/idempotency.ts';
+import type { SendRecordTableOptions } from './send-records.ts';
+
+export function lazySendRecords(opts: SendRecordTableOptions): SendRecordStore {
+  let loaded: Promise<SendRecordStore> | undefined;
+  const store = () => {
+    loaded ??= import('./send-records.ts').then(
+      (m) => new m.DynamoSendRecords(opts),
+      (e: unknown) => {
+        loaded = undefined;
+        throw e;
+      },
+    );
+    return loaded;
+  };
+  return {
+    once: async (claim: Claim, work: (r: MessageRecord) => Promise<StoredOutcome>): Promise<ClaimResult> =>
+      (await store()).once(claim, work),
+    track: (t: TrackOptions) => {
+      const record = store().then((s) => s.track(t));
+      return {
+        markDataEnd: async (status: MessageStatus) => (await record).markDataEnd(status),
+        finish: async (status: MessageStatus) => (await record).finish(status),
+      };
+    },
+    status: async (messageId: string) => (await store()).status(messageId),
+    preload: () => {
+      store().catch(() => {}); // a failed load is retried by the first call
+    },
+  };
+}
