@@ -102,6 +102,23 @@ export const REDRIVE_BATCH_SIZE = 5;
 /** Concurrent redrive invocations (2 is the minimum Lambda accepts). */
 export const REDRIVE_MAX_CONCURRENCY = 2;
 
+/** The stage's JSON access log line: one field per `$context` variable. */
+const ACCESS_LOG_FIELDS = {
+  requestId: '$context.requestId',
+  requestTime: '$context.requestTime',
+  ip: '$context.identity.sourceIp',
+  caller: '$context.identity.userArn',
+  userAgent: '$context.identity.userAgent',
+  routeKey: '$context.routeKey',
+  status: '$context.status',
+  responseLength: '$context.responseLength',
+  latency: '$context.responseLatency',
+  integrationStatus: '$context.integrationStatus',
+  integrationLatency: '$context.integrationLatency',
+  integrationError: '$context.integrationErrorMessage',
+  error: '$context.error.message',
+};
+
 /** Where the SMTP credentials (`{ host, port?, security?, username, password, from, ... }`) come from. */
 export type SmtpSecretSource =
   /** An existing secret, by name (e.g. `smtp-send-endpoint/smtp`). */
@@ -654,23 +671,7 @@ export class SmtpSendEndpoint extends Construct {
       throttle,
       accessLogSettings: {
         destination: new LogGroupLogDestination(accessLogGroup),
-        format: AccessLogFormat.custom(
-          JSON.stringify({
-            requestId: '$context.requestId',
-            requestTime: '$context.requestTime',
-            ip: '$context.identity.sourceIp',
-            caller: '$context.identity.userArn',
-            userAgent: '$context.identity.userAgent',
-            routeKey: '$context.routeKey',
-            status: '$context.status',
-            responseLength: '$context.responseLength',
-            latency: '$context.responseLatency',
-            integrationStatus: '$context.integrationStatus',
-            integrationLatency: '$context.integrationLatency',
-            integrationError: '$context.integrationErrorMessage',
-            error: '$context.error.message',
-          }),
-        ),
+        format: AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
       },
     });
     const formsThrottle = props.formsThrottle ?? { rateLimit: 2, burstLimit: 5 };
