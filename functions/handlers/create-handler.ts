@@ -8,7 +8,15 @@ import { SendError } from '../send/errors.ts';
 import { handleDirect as directInvoke } from './direct.ts';
 import { handleEventBridge, isEventBridgeEvent, type SendEmailEvent } from './eventbridge.ts';
 import { handleForm } from './form-route.ts';
-import { type HttpEvent, type HttpResult, isHttpEvent, problem, route, toSendError } from './http.ts';
+import {
+  type HttpEvent,
+  type HttpResult,
+  httpRemainingMs,
+  isHttpEvent,
+  problem,
+  route,
+  toSendError,
+} from './http.ts';
 import { type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
 import { createRuntime, type Runtime, type RuntimeOptions, requireConfig } from './runtime.ts';
 import { handleSend } from './send-route.ts';
@@ -54,7 +62,7 @@ export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {})
     try {
       switch (classified.entryPoint) {
         case 'http_other':
-          return await http(classified.event, remaining(), rt, log);
+          return await http(classified.event, httpRemainingMs(classified.event, remaining()), rt, log);
         case 'sqs_redrive':
           return await handleSqsRedrive(classified.event, remaining, rt, log);
         case 'eventbridge':

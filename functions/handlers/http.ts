@@ -17,6 +17,22 @@ export function isHttpEvent(event: unknown): event is HttpEvent {
   return !!e && typeof e === 'object' && e.version === '2.0' && !!e.requestContext?.http?.method;
 }
 
+/** API Gateway's integration timeout: it answers 503 this long after it received the request. */
+export const API_GATEWAY_TIMEOUT_MS = 30_000;
+
+/**
+ * The time an HTTP request really has left: the earlier of Lambda's remaining time and API Gateway's 30 s counted
+ * from when API Gateway received the request (`requestContext.timeEpoch`), which includes a cold start's init. A
+ * missing or implausible `timeEpoch` (not a number, or in the future) counts as Lambda's time only.
+ */
+export function httpRemainingMs(event: HttpEvent, lambdaRemainingMs: number, now = Date.now()): number {
+  const received = event.requestContext?.timeEpoch;
+  if (typeof received !== 'number' || !Number.isFinite(received) || received > now + 1000) {
+    return lambdaRemainingMs;
+  }
+  return Math.max(0, Math.min(lambdaRemainingMs, received + API_GATEWAY_TIMEOUT_MS - now));
+}
+
 /** Header lookup; HTTP API lower-cases names already, but be lenient. */
 export function header(event: HttpEvent, name: string): string | undefined {
   const h = event.headers ?? {};
