@@ -40,6 +40,7 @@ import { type ParsedMail, simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/app.ts';
 import { eventBridgeEvent, formEvent, sendEvent } from '../handlers/events.ts';
+import { ACCOUNT, type MotoServer, REGION, startMotoServer } from '../support/moto-server.ts';
 import {
   startSmtpServer,
   TEST_CA,
@@ -59,7 +60,6 @@ import {
   type ZipRuntime,
 } from './deployment.ts';
 import { awsCliShim, runShell, type ShellResult, shellBlocks } from './doc-commands.ts';
-import { ACCOUNT, type MotoServer, REGION, startMotoServer } from './moto.ts';
 
 const STACK = 'SmtpSendEndpoint';
 const SECRET_NAME = 'smtp-send-endpoint/smtp';

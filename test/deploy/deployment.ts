@@ -16,8 +16,8 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { unzipSync } from 'fflate';
+import { ACCOUNT, type MotoServer, REGION } from '../support/moto-server.ts';
 import { requireTool } from '../support/tools.ts';
-import { ACCOUNT, type MotoServer, REGION } from './moto.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CDK_CLI = join(ROOT, 'node_modules', 'aws-cdk', 'bin', 'cdk');

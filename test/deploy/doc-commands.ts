@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { MotoServer } from '../support/moto-server.ts';
 import { requireTool } from '../support/tools.ts';
-import type { MotoServer } from './moto.ts';
 
 export interface ShellBlock {
   /** The nearest heading above the block. */

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretStore } from '../../functions/config/secrets.ts';
 import { SecretSmtpSettings } from '../../functions/config/smtp-secret.ts';
 import type { SendError } from '../../functions/send/errors.ts';
-import { type MotoServer, startMotoServer } from '../deploy/moto.ts';
+import { type MotoServer, startMotoServer } from '../support/moto-server.ts';
 import { startTokenEndpoint, type TokenEndpoint } from '../support/oauth-token-endpoint.ts';
 
 const MAILBOX = 'mailer@contoso.com';
