@@ -7,7 +7,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { requireTool } from './tools.ts';
 
 export type DkimRecords = Record<string, string>;
 
