@@ -182,14 +182,6 @@ function signatureField(m: Prepared, signer: DkimSigner, now: number): string {
   return unsigned + b.toString('base64');
 }
 
-/**
- * One `DKIM-Signature:` field (folded between tags, without its CRLF) for `message` (CRLF line endings).
- * `now` is the signing time (`t=`), in epoch ms.
- */
-export function dkimSignature(message: Uint8Array, signer: DkimSigner, now: number): string {
-  return signatureField(prepareMessage(message), signer, now);
-}
-
 /** The composed message with one DKIM-Signature field per signer prepended (the bytes to transmit). */
 export function signMessage(
   composed: ComposedMessage,

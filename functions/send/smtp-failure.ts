@@ -5,7 +5,6 @@
 import { SmtpError } from '../smtp/error.ts';
 import { SendError, type SendErrorOptions, type SmtpDetail } from './errors.ts';
 import { type ProviderHint, providerHint } from './provider-hints.ts';
-import { isAuthFailure } from './retry.ts';
 
 /**
  * The client's failure as an `SmtpError`. A `SendError` is the use case's own and is rethrown; anything else came
@@ -61,7 +60,7 @@ function withHint(err: SendError, hint: ProviderHint): SendError {
 function mapReply(e: SmtpError, afterRefresh: boolean): SendError {
   const smtp = smtpDetail(e);
   // Any 5xx to AUTH (535 credentials, 534 app password, 550 5.7.30 basic auth off) is the deployment's to fix.
-  if (isAuthFailure(e) || (e.phase === 'auth' && e.code !== undefined && e.code >= 500)) {
+  if (e.phase === 'auth' && e.code !== undefined && e.code >= 500) {
     return new SendError(
       'configuration_error',
       `SMTP authentication failed (${describe(e)})${afterRefresh ? ' even with a freshly read secret (and a new token)' : ''}`,
