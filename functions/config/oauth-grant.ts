@@ -9,6 +9,7 @@
  * - `refresh_token` (any provider, RFC 6749 §6): a long-lived refresh token from a one-time consent.
  */
 import { createPrivateKey, type KeyObject, sign } from 'node:crypto';
+import { isLoopback } from '../smtp/connection.ts';
 
 export const MICROSOFT_SCOPE = 'https://outlook.office365.com/.default';
 export const GOOGLE_SCOPE = 'https://mail.google.com/';
@@ -48,9 +49,6 @@ export type OAuthGrant =
       writeBack: boolean;
     };
 
-/** Loopback hosts, the only ones a token URL may reach over plain http (tests, local development). */
-const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
-
 /** `undefined` when `url` is an acceptable token endpoint: https, or http to a loopback address only. */
 export function tokenUrlProblem(url: string): string | undefined {
   let u: URL;
@@ -61,8 +59,9 @@ export function tokenUrlProblem(url: string): string | undefined {
   }
   if (u.username || u.password) return 'must not carry credentials';
   if (u.protocol === 'https:') return undefined;
-  if (u.protocol === 'http:' && LOOPBACK.has(u.hostname)) return undefined;
-  return 'must be an https:// URL (plain http only to 127.0.0.1, [::1] or localhost)';
+  // plain http only to a loopback host (tests, local development): the SMTP client's own loopback test
+  if (u.protocol === 'http:' && isLoopback(u.hostname)) return undefined;
+  return 'must be an https:// URL (plain http only to a loopback host)';
 }
 
 /** An RSA private key for RS256 (PEM). Throws a message naming no value. */

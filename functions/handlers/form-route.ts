@@ -89,7 +89,9 @@ export async function handleForm(
     if (err.code === 'internal_error') rt.logger.error('form handler failed', { error: e as Error });
     noteError(log, err);
     const shown = publicError(err);
-    if (shown !== err) rt.logger.error('form request failed', { code: err.code, detail: err.message });
+    if (shown !== err && err.code !== 'internal_error') {
+      rt.logger.error('form request failed', { code: err.code, detail: err.message });
+    }
     const extra = err.code === 'method_not_allowed' ? { ...cors, allow: 'POST, OPTIONS' } : cors;
     if (asJson) return problem(shown, extra, log.requestId, 'public');
     const h: Record<string, string> = { ...extra };

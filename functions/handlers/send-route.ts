@@ -1,7 +1,7 @@
 /** `POST /send` (IAM-authenticated in the deployed stack): one message or a batch as JSON. */
 import * as v from 'valibot';
 import { deadlineFrom } from '../send/deliver.ts';
-import { SendError } from '../send/errors.ts';
+import { SendError, validationFailed } from '../send/errors.ts';
 import { deliverOnce, type RequestKey } from '../send/idempotency.ts';
 import { IdempotencyKeySchema } from '../send/request.ts';
 import {
@@ -62,9 +62,9 @@ function idempotencyKey(event: HttpEvent): RequestKey | undefined {
   if (raw === undefined) return undefined;
   const parsed = v.safeParse(IdempotencyKeySchema, raw.trim());
   if (!parsed.success) {
-    throw new SendError('validation_failed', `idempotency-key: ${parsed.issues[0].message}`, {
-      errors: [{ field: 'idempotency-key', code: 'invalid', message: parsed.issues[0].message }],
-    });
+    throw validationFailed([
+      { field: 'idempotency-key', code: 'invalid', message: parsed.issues[0].message },
+    ]);
   }
   return { scope: 'send', value: parsed.output };
 }
