@@ -308,9 +308,12 @@ export function loadEndpointConfig(env: NodeJS.ProcessEnv = process.env): Endpoi
   return parseEndpointConfig({}, 'default');
 }
 
+/** A `{{name}}` reference in a subject template (group 1: the field name). */
+export const TEMPLATE_FIELD = /\{\{\s*([\w.-]+)\s*\}\}/gu;
+
 /** `{{name}}` references in a subject template. */
 export function templateFields(template: string): string[] {
-  return [...template.matchAll(/\{\{\s*([\w.-]+)\s*\}\}/gu)].map((m) => m[1]!);
+  return [...template.matchAll(TEMPLATE_FIELD)].map((m) => m[1]!);
 }
 
 /**

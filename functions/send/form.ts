@@ -4,7 +4,12 @@
  * honeypot and the redirect allowlist (no open redirect). Nothing here knows HTTP: `form-route.ts` decodes the
  * request, checks origin and CAPTCHA, and maps the outcome to an answer.
  */
-import { type FormConfig, matchesRedirectAllowlist, templateFields } from '../config/endpoint.ts';
+import {
+  type FormConfig,
+  matchesRedirectAllowlist,
+  TEMPLATE_FIELD,
+  templateFields,
+} from '../config/endpoint.ts';
 import { escapedHtmlBytes, escapeHtml } from '../mime/html-text.ts';
 import { lineBreakIn, parseMailbox } from '../mime/index.ts';
 import type { Mailbox } from '../mime/types.ts';
@@ -125,7 +130,7 @@ export function formMessage(
   const files = acceptUploads(body.files, form.attachments); // the one upload policy (send/uploads.ts)
   const lookup = new Map(fields);
   const subject = form.subject
-    .replace(/\{\{\s*([\w.-]+)\s*\}\}/gu, (_, name: string) => lookup.get(name) ?? '')
+    .replace(TEMPLATE_FIELD, (_, name: string) => lookup.get(name) ?? '')
     .replace(/\s+/gu, ' ')
     .trim();
   const shortSubject = [...subject].slice(0, 400).join('');
