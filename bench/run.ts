@@ -29,6 +29,7 @@ const DKIM_ONLY = args.has('--dkim');
 /** `--idem`: only what idempotency adds per request (bench/idempotency.ts). */
 const IDEM_ONLY = args.has('--idem');
 const IDEM_ROUNDS = QUICK ? 10 : 50;
+const QUEUE_ONLY = args.has('--queue');
 const flagValue = (flag: string) => {
   const i = argv.indexOf(flag);
   return i >= 0 ? argv[i + 1] : undefined;
@@ -388,6 +389,56 @@ async function idemOnly(machine: ReturnType<typeof machineInfo>): Promise<string
   return idem.rows.flatMap((r) => r.failures.map((f) => `idempotency ${r.variant}: ${f}`));
 }
 
+/** `--queue`: form post latency per delivery mode, and queue delivery throughput vs nodemailer's pool. */
+async function queueOnly(machine: ReturnType<typeof machineInfo>): Promise<string[]> {
+  const { runQueueBench } = await import('./queue.ts');
+  const { forms, throughput } = await runQueueBench(QUICK);
+  const sync = forms.find((f) => f.mode === 'sync')!;
+  const pool = throughput.find((t) => t.client.includes('defaults'))!;
+  const ours = throughput[0]!;
+  const out = [
+    `# Queued delivery${QUICK ? ' (quick)' : ''}`,
+    '',
+    `Machine: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}; ${machine.date}. 25 ms one-way to the SMTP server.`,
+    '',
+    '## Form post response time at concurrency 20 (local stack)',
+    '',
+    table(
+      ['mode', 'posts', 'p50', 'p99', 'p99 / sync p99', 'all delivered after'],
+      forms.map((f) => [
+        f.mode,
+        String(f.posts),
+        fmtMs(f.latency.p50),
+        fmtMs(f.latency.p99),
+        `${(f.latency.p99 / sync.latency.p99).toFixed(2)}×`,
+        fmtMs(f.allDeliveredMs),
+      ]),
+    ),
+    '',
+    '## Delivery throughput over one connection with CHUNKING (Exim)',
+    '',
+    table(
+      ['client', 'messages', 'time', 'msgs/s', 'vs nodemailer pool'],
+      throughput.map((t) => [
+        t.client,
+        String(t.messages),
+        fmtMs(t.ms),
+        t.perSecond.toFixed(1),
+        `${(t.perSecond / pool.perSecond).toFixed(2)}×`,
+      ]),
+    ),
+    '',
+    `Goals: queue-mode p99 ≤ 0.25× sync p99: ${(forms.find((f) => f.mode === 'queue')!.latency.p99 / sync.latency.p99).toFixed(2)}×; ` +
+      `queue throughput ≥ 10× nodemailer's pool: ${(ours.perSecond / pool.perSecond).toFixed(2)}×.`,
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+  const file = fileURLToPath(new URL('../dist/bench/results-queue.json', import.meta.url));
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ machine, forms, throughput }, null, 2)}\n`);
+  log(`wrote ${file}`);
+  return [];
+}
+
 /** `--cold`: the cold-start benchmark alone, every memory size. */
 async function coldOnly(started: number, machine: ReturnType<typeof machineInfo>): Promise<string[]> {
   const cold = await runColdStart(coldOptions(true));
@@ -432,6 +483,7 @@ async function main(): Promise<string[]> {
     if (DKIM_ONLY) return await dkimOnly(machine);
     if (args.has('--edge')) return await runEdgeBench();
     if (IDEM_ONLY) return await idemOnly(machine);
+    if (QUEUE_ONLY) return await queueOnly(machine);
     const ours = await loadOurClient();
     if (typeof ours === 'string') throw new Error(`our client cannot run: ${ours}`);
     const clients: BenchClient[] = [ours, nodemailerClient];

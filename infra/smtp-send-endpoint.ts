@@ -41,7 +41,13 @@ import {
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import { Alarm, type AlarmProps, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import {
+  Alarm,
+  type AlarmProps,
+  ComparisonOperator,
+  type IMetric,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
@@ -67,14 +73,28 @@ import { Architecture, type Code, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { FilterPattern, LogGroup, MetricFilter, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import {
+  FilterPattern,
+  type IFilterPattern,
+  LogGroup,
+  MetricFilter,
+  RetentionDays,
+} from 'aws-cdk-lib/aws-logs';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  type CfnBucket,
+  ObjectOwnership,
+} from 'aws-cdk-lib/aws-s3';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import type { EndpointConfigInput } from '../functions/config/endpoint.ts';
+import { type EndpointConfigInput, resolveDelivery } from '../functions/config/endpoint.ts';
 import { SEND_EMAIL_DETAIL_TYPE } from '../functions/handlers/detail-type.ts';
+import { STORED_PREFIX } from '../functions/queue/sqs-delivery-queue.ts';
 import { SEND_RECORDS_TABLE } from '../functions/store/table-shape.ts';
 import { esbuildTarget, LAMBDA_BUNDLE } from '../scripts/build.ts';
 
@@ -97,6 +117,19 @@ export const INLINE_ENV_BUDGET_BYTES = 3 * 1024;
 export const PARKED_MAX_RECEIVE_COUNT = 3;
 /** The DLQ's visibility timeout is this many times the function timeout (Lambda's advice for SQS sources). */
 export const REDRIVE_VISIBILITY_FACTOR = 6;
+/** How long the delivery queue (and the bucket of large queued messages) keeps a message: SQS's maximum. */
+export const DELIVERY_RETENTION_DAYS = 14;
+/**
+ * The most the delivery variables take of Lambda's 4 KB: `DELIVERY_QUEUE_URL` and `DEAD_LETTER_QUEUE_URL` (queue
+ * URLs: `https://sqs.<region>.amazonaws.com/<account>/<name of up to 80>`, under 140 bytes) and `DELIVERY_BUCKET`
+ * (a bucket name, at most 63).
+ */
+export const DELIVERY_ENV_BYTES =
+  'DELIVERY_QUEUE_URL'.length + 'DEAD_LETTER_QUEUE_URL'.length + 'DELIVERY_BUCKET'.length + 2 * 140 + 63;
+/** The delivery queue's oldest message older than this pages someone. */
+export const DELIVERY_AGE_ALARM_SECONDS = 300;
+/** A recipient still deferred (4xx at RCPT) this long after the message was first queued pages someone. */
+export const DEFERRED_ALARM_SECONDS = 3600;
 /** Records per redrive invocation. */
 export const REDRIVE_BATCH_SIZE = 5;
 /** Concurrent redrive invocations (2 is the minimum Lambda accepts). */
@@ -286,6 +319,12 @@ export class SmtpSendEndpoint extends Construct {
   readonly parkedQueue: Queue;
   /** The SQS event source (DLQ → function) that redrives the dead-letter queue. */
   readonly redriveEventSource: SqsEventSource;
+  /** Queued, `sync-then-queue` and deferred messages; after `delivery.maxReceives` receives, the DLQ. */
+  readonly deliveryQueue: Queue;
+  /** Queued messages over SQS's 256 KiB (`queued/…`), deleted after delivery, expired after 14 days. */
+  readonly deliveryBucket: Bucket;
+  /** The delivery queue → function mapping: `maxConcurrency` = `delivery.maxConnections`. */
+  readonly deliveryEventSource: SqsEventSource;
   readonly sendEmailRule: Rule;
   readonly eventBus: IEventBus;
   /** The SMTP secret; `smtpSecretId` is what the function receives in `SMTP_SECRET_ID`. */
@@ -319,6 +358,10 @@ export class SmtpSendEndpoint extends Construct {
     this.parkedQueue = asyncFailure.parkedQueue;
     this.deadLetterQueue = asyncFailure.deadLetterQueue;
     this.redriveEventSource = asyncFailure.redriveEventSource;
+    const queued = this.buildDeliveryQueue(props, removalPolicy);
+    this.deliveryQueue = queued.deliveryQueue;
+    this.deliveryBucket = queued.deliveryBucket;
+    this.deliveryEventSource = queued.deliveryEventSource;
     const http = this.buildHttpApi(props, logRetention, removalPolicy);
     this.httpApi = http.httpApi;
     this.accessLogGroup = http.accessLogGroup;
@@ -467,7 +510,8 @@ export class SmtpSendEndpoint extends Construct {
     };
     const configJson = JSON.stringify(props.config);
     const requested = props.configDelivery ?? 'auto';
-    const inlineSize = envSize({ ...baseEnv, ENDPOINT_CONFIG: configJson });
+    // The delivery queue's variables are added later as tokens: counted here at their largest.
+    const inlineSize = envSize({ ...baseEnv, ENDPOINT_CONFIG: configJson }) + DELIVERY_ENV_BYTES;
     const delivery =
       requested === 'auto' ? (inlineSize <= INLINE_ENV_BUDGET_BYTES ? 'env' : 'file') : requested;
     if (delivery === 'env' && inlineSize > 4096) {
@@ -619,6 +663,69 @@ export class SmtpSendEndpoint extends Construct {
     return { parkedQueue, deadLetterQueue, redriveEventSource };
   }
 
+  /**
+   * The delivery queue (queued, `sync-then-queue` and deferred messages), its S3 bucket for messages over SQS's
+   * 256 KiB, and the event source mapping that delivers it: at most `delivery.maxConnections` concurrent batches
+   * (so at most that many SMTP sessions), one session per batch, `ReportBatchItemFailures`; after
+   * `delivery.maxReceives` receives SQS moves a message to the dead-letter queue.
+   */
+  private buildDeliveryQueue(
+    props: SmtpSendEndpointProps,
+    removalPolicy: RemovalPolicy,
+  ): { deliveryQueue: Queue; deliveryBucket: Bucket; deliveryEventSource: SqsEventSource } {
+    const delivery = resolveDelivery({ delivery: props.config.delivery });
+    const deliveryBucket = new Bucket(this, 'DeliveryBucket', {
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      // A stored message is deleted once delivered; what is left (dead-lettered, unknown) expires with the queues.
+      lifecycleRules: [{ prefix: STORED_PREFIX, expiration: Duration.days(DELIVERY_RETENTION_DAYS) }],
+      removalPolicy,
+    });
+    Validations.of(deliveryBucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason:
+        'Transient store of queued messages over 256 KiB, written, read and deleted only by the function; ' +
+        'server access logs would only keep a record of random object keys.',
+    });
+    const deliveryQueue = new Queue(this, 'DeliveryQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(DELIVERY_RETENTION_DAYS),
+      visibilityTimeout: Duration.seconds(REDRIVE_VISIBILITY_FACTOR * functionTimeout(props).toSeconds()),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: delivery.maxReceives },
+      removalPolicy,
+    });
+    const deliveryEventSource = new SqsEventSource(deliveryQueue, {
+      batchSize: delivery.batchSize,
+      // Lambda requires a batching window for batches over 10.
+      maxBatchingWindow: Duration.seconds(1),
+      reportBatchItemFailures: true,
+      maxConcurrency: delivery.maxConnections,
+    });
+    this.function.addEventSource(deliveryEventSource);
+    deliveryQueue.grantSendMessages(this.function);
+    this.deadLetterQueue.grantSendMessages(this.function);
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'StoreLargeQueuedMessages',
+        actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'],
+        resources: [deliveryBucket.arnForObjects(`${STORED_PREFIX}*`)],
+      }),
+    );
+    const bucketLogicalId = Stack.of(this).getLogicalId(deliveryBucket.node.defaultChild as CfnBucket);
+    Validations.of(this.role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${STORED_PREFIX}*]`,
+      reason:
+        'Each queued message gets a random object key under queued/: the prefix is the narrowest scope.',
+    });
+    this.function.addEnvironment('DELIVERY_QUEUE_URL', deliveryQueue.queueUrl);
+    this.function.addEnvironment('DELIVERY_BUCKET', deliveryBucket.bucketName);
+    this.function.addEnvironment('DEAD_LETTER_QUEUE_URL', this.deadLetterQueue.queueUrl);
+    return { deliveryQueue, deliveryBucket, deliveryEventSource };
+  }
+
   /** The HTTP API: `POST /send` (IAM) and the public form routes, the `$default` stage, its access logs. */
   private buildHttpApi(
     props: SmtpSendEndpointProps,
@@ -720,14 +827,14 @@ export class SmtpSendEndpoint extends Construct {
     // ">= 1"); queue depths say "> 0" instead.
     const makeAlarm = (
       id: string,
-      props: Pick<AlarmProps, 'alarmDescription' | 'metric'> & { threshold?: 0 },
+      props: Pick<AlarmProps, 'alarmDescription' | 'metric'> & { threshold?: number },
     ) =>
       new Alarm(this, id, {
         evaluationPeriods: 1,
         treatMissingData: TreatMissingData.NOT_BREACHING,
         ...props,
-        ...(props.threshold === 0
-          ? { threshold: 0, comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD }
+        ...(props.threshold !== undefined
+          ? { threshold: props.threshold, comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD }
           : { threshold: 1, comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD }),
       });
     const alarms = [
@@ -759,18 +866,17 @@ export class SmtpSendEndpoint extends Construct {
         alarmDescription:
           'A message may or may not have been delivered (outcome "unknown"); it was not retried. Check the ' +
           'function log for the Message-ID before resending.',
-        metric: new MetricFilter(this, 'DeliveryUnknownFilter', {
-          logGroup: this.logGroup,
-          filterPattern: FilterPattern.any(
+        // Single sends, each message of a batch (its own `delivery_unknown` line) and each queued record.
+        metric: this.countInLog(
+          'DeliveryUnknownFilter',
+          'DeliveryUnknown',
+          FilterPattern.any(
             FilterPattern.stringValue('$.outcome', '=', 'unknown'),
             FilterPattern.stringValue('$.code', '=', 'delivery_unknown'),
           ),
-          // one namespace per stack: two copies of the endpoint in an account must not share the count
-          metricNamespace: `SmtpSendEndpoint/${Stack.of(this).stackName}`,
-          metricName: 'DeliveryUnknown',
-          metricValue: '1',
-        }).metric({ period: Duration.minutes(5), statistic: 'Sum' }),
+        ),
       }),
+      ...this.buildDeliveryAlarms(makeAlarm),
     ];
     if (this.alarmTopic) {
       const action = new SnsAction(this.alarmTopic);
@@ -780,6 +886,83 @@ export class SmtpSendEndpoint extends Construct {
       }
     }
     return alarms;
+  }
+
+  /**
+   * What queued delivery adds: the delivery queue's oldest message older than 5 min (SMTP down or throttling for
+   * longer than the backoff hides), a 5xx answered on each HTTP route (a full outage of the forms is not silent),
+   * a batch partly delivered with messages refused for good, and a recipient deferred for more than an hour.
+   */
+  private buildDeliveryAlarms(
+    makeAlarm: (
+      id: string,
+      props: Pick<AlarmProps, 'alarmDescription' | 'metric'> & { threshold?: number },
+    ) => Alarm,
+  ): Alarm[] {
+    const status5xx = (entryPoint: string) =>
+      FilterPattern.all(
+        FilterPattern.stringValue('$.entryPoint', '=', entryPoint),
+        FilterPattern.numberValue('$.status', '>=', 500),
+      );
+    return [
+      makeAlarm('DeliveryQueueAgeAlarm', {
+        alarmDescription:
+          'The oldest message on the delivery queue waits for more than 5 minutes: the mail server is down, ' +
+          'refusing or throttling. It is retried with backoff and dead-lettered after delivery.maxReceives.',
+        metric: this.deliveryQueue.metricApproximateAgeOfOldestMessage({
+          period: Duration.minutes(5),
+          statistic: 'Maximum',
+        }),
+        threshold: DELIVERY_AGE_ALARM_SECONDS,
+      }),
+      makeAlarm('SendRoute5xxAlarm', {
+        alarmDescription:
+          'POST /send answered with a 5xx (configuration error, SMTP unavailable, internal error)',
+        metric: this.countInLog('SendRoute5xxFilter', 'SendRoute5xx', status5xx('http_send')),
+      }),
+      makeAlarm('FormRoute5xxAlarm', {
+        alarmDescription:
+          'A form post was answered with a 5xx (configuration error, SMTP unavailable, internal error)',
+        metric: this.countInLog('FormRoute5xxFilter', 'FormRoute5xx', status5xx('http_form')),
+      }),
+      makeAlarm('BatchPartialFailureAlarm', {
+        alarmDescription:
+          'An EventBridge or direct-invoke batch was partly delivered and some messages were refused for good; ' +
+          'the log line (code batch_partial_failure) names each one.',
+        metric: this.countInLog(
+          'BatchPartialFailureFilter',
+          'BatchPartialFailure',
+          FilterPattern.stringValue('$.code', '=', 'batch_partial_failure'),
+        ),
+      }),
+      makeAlarm('DeferredRecipientAlarm', {
+        alarmDescription:
+          'A recipient refused with 4xx is still not delivered an hour after its message was first queued.',
+        metric: this.countInLog(
+          'DeferredRecipientFilter',
+          'DeferredOverAnHour',
+          FilterPattern.all(
+            FilterPattern.any(
+              FilterPattern.stringValue('$.reason', '=', 'deferred'),
+              FilterPattern.stringValue('$.code', '=', 'recipient_deferred'),
+            ),
+            FilterPattern.numberValue('$.queuedForSeconds', '>', DEFERRED_ALARM_SECONDS),
+          ),
+        ),
+      }),
+    ];
+  }
+
+  /** A count of the function's log lines that match `pattern` (the summary lines), per 5 minutes. */
+  private countInLog(id: string, metricName: string, pattern: IFilterPattern): IMetric {
+    return new MetricFilter(this, id, {
+      logGroup: this.logGroup,
+      filterPattern: pattern,
+      // one namespace per stack: two copies of the endpoint in an account must not share the count
+      metricNamespace: `SmtpSendEndpoint/${Stack.of(this).stackName}`,
+      metricName,
+      metricValue: '1',
+    }).metric({ period: Duration.minutes(5), statistic: 'Sum' });
   }
 
   /** UUID of the redrive event source mapping (`aws lambda update-event-source-mapping --uuid`). */

@@ -80,6 +80,15 @@ export class SmtpSendEndpointStack extends Stack {
         'Dead-letter redrive (DLQ -> function), disabled by default: aws lambda update-event-source-mapping --uuid <this> --enabled | --no-enabled',
       value: endpoint.redriveMappingId,
     });
+    new CfnOutput(this, 'DeliveryQueueUrl', {
+      description:
+        'Queued, sync-then-queue and deferred messages, consumed with maxConcurrency = delivery.maxConnections',
+      value: endpoint.deliveryQueue.queueUrl,
+    });
+    new CfnOutput(this, 'DeliveryBucketName', {
+      description: 'Queued messages over 256 KiB (queued/…), deleted after delivery, expired after 14 days',
+      value: endpoint.deliveryBucket.bucketName,
+    });
     new CfnOutput(this, 'ParkedQueueUrl', {
       description: 'Messages the redrive failed on 3 times, waiting for a human',
       value: endpoint.parkedQueue.queueUrl,

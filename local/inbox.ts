@@ -24,6 +24,19 @@ export interface InboxOptions {
   store: MessageStore | undefined;
   /** Shown when there is no store. */
   relayDescription?: string;
+  /** The delivery queue is running (its section and, with the catcher, the SMTP down/up button). */
+  queue?: boolean;
+}
+
+/** The delivery queue's section: filled by inbox.js from `/_local/queue`. */
+function queueSection(opts: InboxOptions): SafeHtml | string {
+  if (!opts.queue) return '';
+  return html`<section class="queue" id="queue-section">
+  <h2>Delivery queue <span id="queue-count" class="badge">0</span></h2>
+  <p class="muted">Messages waiting for the SMTP server (queued, sync-then-queue fallbacks, deferred recipients).
+  ${opts.store ? html`SMTP server: <strong id="smtp-state">up</strong> <button id="smtp-toggle" type="button" class="secondary">Take SMTP down</button>` : ''}</p>
+  <ul id="queued" class="messages"></ul>
+</section>`;
 }
 
 export function sendText(
@@ -122,7 +135,8 @@ function inboxPage(opts: InboxOptions): string {
     return page(
       'Inbox · smtp-send-endpoint (local)',
       html`<section class="card narrow"><h1>Inbox</h1><p>The local server is relaying to a real SMTP server
-(${opts.relayDescription ?? 'see the startup banner'}), so nothing is caught here.</p></section>`,
+(${opts.relayDescription ?? 'see the startup banner'}), so nothing is caught here.</p></section>${queueSection(opts)}`,
+      { script: 'inbox.js' },
     );
   }
   const count = opts.store.list().length;
@@ -135,7 +149,7 @@ function inboxPage(opts: InboxOptions): string {
     <span id="live" class="live">live</span> <button id="clear" type="button" class="secondary">Clear</button></p>
   </div>
   <ul id="messages" class="messages">${listItems(opts.store)}</ul>
-</section>`,
+</section>${queueSection(opts)}`,
     { script: 'inbox.js' },
   );
 }

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
+import { ListenerSwitch } from './listener-switch.ts';
 
 const certDir = fileURLToPath(new URL('../certs/dev/', import.meta.url));
 
@@ -113,6 +114,10 @@ export class MessageStore extends EventEmitter {
 export interface MailCatcher {
   port: number;
   store: MessageStore;
+  /** Refuse connections (`down()`) and take them again (`up()`): `npm start -- --smtp-down`, the inbox button. */
+  listener: ListenerSwitch;
+  /** SMTP sessions open now, and the most ever open at once. */
+  sessions: { open: number; max: number };
   close(): Promise<void>;
 }
 
@@ -126,7 +131,16 @@ export async function startMailCatcher(opts: {
   limit?: number;
 }): Promise<MailCatcher> {
   const store = new MessageStore(opts.limit ?? 200);
+  const sessions = { open: 0, max: 0 };
   const server = new SMTPServer({
+    onConnect(_session, callback) {
+      sessions.open++;
+      sessions.max = Math.max(sessions.max, sessions.open);
+      callback();
+    },
+    onClose() {
+      sessions.open--;
+    },
     name: 'localhost',
     banner: 'smtp-send-endpoint local mail catcher (DEV ONLY)',
     secure: false,
@@ -193,9 +207,15 @@ export async function startMailCatcher(opts: {
     });
   });
   const port = (server.server.address() as AddressInfo).port;
+  const listener = new ListenerSwitch(server.server);
   return {
     port,
     store,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    listener,
+    sessions,
+    close: async () => {
+      await listener.up();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }

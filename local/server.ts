@@ -12,10 +12,11 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
 import { parseSmtpUrl } from '../functions/cli/smtp-url.ts';
-import { parseEndpointConfig } from '../functions/config/endpoint.ts';
+import { parseEndpointConfig, resolveDelivery } from '../functions/config/endpoint.ts';
 import { SecretStore, secretTtlFromEnv } from '../functions/config/secrets.ts';
 import { createHandler } from '../functions/handlers/create-handler.ts';
 import { SEND_EMAIL_DETAIL_TYPE } from '../functions/handlers/detail-type.ts';
+import { type LocalDelivery, startLocalDelivery } from './delivery.ts';
 import { demoPage, thanksPage } from './demo-pages.ts';
 import { startLocalDynamoDb } from './dynamodb.ts';
 import { PAGE_CSP } from './html.ts';
@@ -101,6 +102,11 @@ export interface StartLocalOptions {
   budgetMs?: number;
   /** Time a client has to send a whole request, headers and body (default `REQUEST_TIMEOUT_MS`, HTTP API's 30 s). */
   requestTimeoutMs?: number;
+  /** Start with the mail catcher refusing connections (`--smtp-down`): watch the queue take over. */
+  smtpDown?: boolean;
+  /** The delivery queue's retry backoff (seconds): default 5 … 60. */
+  retryBaseSeconds?: number;
+  retryMaxSeconds?: number;
 }
 
 export interface LocalStack {
@@ -113,6 +119,8 @@ export interface LocalStack {
   dynamoDbUrl: string;
   formIds: string[];
   catcher: MailCatcher | undefined;
+  /** The delivery queue (local SQS endpoint, S3-protocol server, event source mapping). */
+  delivery: LocalDelivery;
   handler: LambdaHandler;
   /** The configuration (JSON) handed to the handler as `ENDPOINT_CONFIG`. */
   endpointConfig: Record<string, unknown>;
@@ -286,10 +294,23 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
     // in this process; the handler's SDK client is pointed at it (AWS_ENDPOINT_URL_DYNAMODB in its env).
     const records = await startLocalDynamoDb(SEND_RECORDS_TABLE_NAME);
     cleanups.push(() => records.close());
+    // 4c. The delivery queue: the local SQS endpoint and an S3-protocol server for large messages.
+    const delivery = await startDelivery(opts, validated, catcher, notes, cleanups);
+    const awsEnv = {
+      ...delivery.env,
+      AWS_ENDPOINT_URL_DYNAMODB: records.url,
+      IDEMPOTENCY_TABLE_NAME: SEND_RECORDS_TABLE_NAME,
+    };
     // 5. This stack's own handler: the deployed function's environment, pointed at the local parts.
-    const handler = localHandler(config, secrets.url, records.url);
+    const handler = localHandler(config, secrets.url, awsEnv);
     // The warm SMTP session the handler keeps between invocations goes with the rest.
     cleanups.push(() => handler.close());
+    // The queue consumer: one function instance per concurrent batch, as Lambda runs them.
+    delivery.consume(() => {
+      const instance = localHandler(config, secrets.url, awsEnv);
+      cleanups.push(() => instance.close());
+      return instance;
+    });
     const stack: LocalStack = {
       url: origin,
       port,
@@ -298,6 +319,7 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
       formIds: Object.keys(validated.forms ?? {}),
       dynamoDbUrl: records.url,
       catcher,
+      delivery,
       handler,
       endpointConfig: config,
       notes,
@@ -394,19 +416,83 @@ async function startMailSide(
   return { catcher, secret };
 }
 
+/** The local delivery queue with the configuration's `delivery` settings; `--smtp-down` takes the catcher down. */
+async function startDelivery(
+  opts: StartLocalOptions,
+  validated: ReturnType<typeof parseEndpointConfig>,
+  catcher: MailCatcher | undefined,
+  notes: string[],
+  cleanups: Array<() => Promise<void>>,
+): Promise<LocalDelivery> {
+  const settings = resolveDelivery(validated);
+  const delivery = await startLocalDelivery({
+    maxReceives: settings.maxReceives,
+    maxConnections: settings.maxConnections,
+    batchSize: settings.batchSize,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    ...(opts.retryBaseSeconds !== undefined ? { retryBaseSeconds: opts.retryBaseSeconds } : {}),
+    ...(opts.retryMaxSeconds !== undefined ? { retryMaxSeconds: opts.retryMaxSeconds } : {}),
+  });
+  cleanups.push(() => delivery.close());
+  if (opts.smtpDown) {
+    if (!catcher)
+      throw new Error('--smtp-down takes the local mail catcher down; it cannot take a relay down');
+    await catcher.listener.down();
+    notes.push('the local SMTP server refuses connections (--smtp-down): form posts are queued');
+  }
+  return delivery;
+}
+
+/** `GET /_local/queue` (what waits on the delivery queue) and `POST /_local/smtp {"down"}` (the inbox button). */
+async function serveQueue(
+  req: IncomingMessage,
+  res: ServerResponse,
+  s: LocalStack,
+  rawPath: string,
+  log: (line: string) => void,
+): Promise<boolean> {
+  if (rawPath === '/_local/queue' && (req.method === 'GET' || req.method === 'HEAD')) {
+    sendJson(res, 200, {
+      messages: s.delivery.queued(),
+      smtp: s.catcher ? { down: s.catcher.listener.isDown } : null,
+    });
+    return true;
+  }
+  if (rawPath !== '/_local/smtp' || req.method !== 'POST') return false;
+  if (!s.catcher) {
+    sendJson(res, 409, { message: 'relaying: there is no local SMTP server to take down' });
+    return true;
+  }
+  const body = await readBody(req, 1024);
+  let down: boolean;
+  try {
+    down = (JSON.parse(body?.toString('utf8') || '{}') as { down?: unknown }).down === true;
+  } catch {
+    sendJson(res, 400, { message: 'body must be JSON: {"down": true|false}' });
+    return true;
+  }
+  await s.catcher.listener.set(down);
+  log(`local SMTP server ${down ? 'refuses connections' : 'accepts connections again'}`);
+  sendJson(res, 200, { down });
+  return true;
+}
+
 /**
  * A handler of its own for one local stack: the environment the deployed function has (its configuration, its
  * secret id) and a secret store that reads this stack's Secrets Manager endpoint. Nothing goes through
  * `process.env`, so two stacks in one process each serve their own configuration.
  */
-function localHandler(config: JsonObject, secretsManagerUrl: string, dynamoDbUrl: string): LocalHandler {
+function localHandler(
+  config: JsonObject,
+  secretsManagerUrl: string,
+  awsEnv: Record<string, string>,
+): LocalHandler {
   const env: NodeJS.ProcessEnv = {
+    ...awsEnv,
     AWS_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManagerUrl,
-    AWS_ENDPOINT_URL_DYNAMODB: dynamoDbUrl,
-    IDEMPOTENCY_TABLE_NAME: SEND_RECORDS_TABLE_NAME,
     AWS_LAMBDA_FUNCTION_NAME: 'smtp-send-endpoint-local',
     SMTP_SECRET_ID: LOCAL_SECRET_ID,
     ENDPOINT_CONFIG: JSON.stringify(config),
@@ -453,6 +539,7 @@ async function routeRequest(
     await invokeLocal(req, res, s, rawPath, budgetMs, log);
     return;
   }
+  if (await serveQueue(req, res, s, rawPath, log)) return;
   if (servePage(req, res, s, rawPath, opts)) return;
   writeHttpApiResponse(res, gatewayError(404, 'Not Found'));
 }
@@ -479,8 +566,8 @@ function servePage(
   if (isRead && rawPath.startsWith('/_local/assets/')) {
     if (serveAsset(res, rawPath.slice('/_local/assets/'.length))) return true;
   }
-  if (handleInbox(req, res, rawPath, { store: s.catcher?.store, relayDescription: opts.relay?.url }))
-    return true;
+  const inbox = { store: s.catcher?.store, relayDescription: opts.relay?.url, queue: true };
+  if (handleInbox(req, res, rawPath, inbox)) return true;
   if (isRead && rawPath === '/_local/health') {
     sendJson(res, 200, { ok: true, formIds: s.formIds, smtpPort: s.smtpPort, pid: process.pid });
     return true;
@@ -631,6 +718,12 @@ function banner(s: LocalStack, opts: StartLocalOptions): string {
     `  Secrets       ${s.secretsManagerUrl}  (AWS_ENDPOINT_URL_SECRETS_MANAGER, secret "${LOCAL_SECRET_ID}")`,
     `  DynamoDB      ${s.dynamoDbUrl}  (dynalite, in memory; AWS_ENDPOINT_URL_DYNAMODB, table "${SEND_RECORDS_TABLE_NAME}")`,
     `  Status        GET ${s.url}/messages/{messageId}   (idempotency: send with an Idempotency-Key header)`,
+    `  Queue         ${s.delivery.sqs.url}  (AWS_ENDPOINT_URL_SQS: delivery queue + dead-letter queue; large messages in S3 at ${s.delivery.s3Url})`,
+    ...(s.smtpPort !== undefined
+      ? [
+          `  SMTP down     POST ${s.url}/_local/smtp {"down":true}  (or the button on the inbox page; --smtp-down at start)`,
+        ]
+      : []),
     `  Forms         ${s.formIds.length > 0 ? s.formIds.join(', ') : '(none configured)'}`,
     ...s.notes.map((n) => `  Note          ${n}`),
     '',

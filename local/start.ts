@@ -4,6 +4,7 @@
  *   npm start                                   API :3000 (PORT), mail catcher :2525 (SMTP_PORT)
  *   npm start -- --smtp-url smtps://user@host:465 --from me@example.com    relay for real (SMTP_PASSWORD)
  *   npm start -- --config path/to/endpoint.json
+ *   npm start -- --smtp-down                    the local SMTP server refuses connections: form posts are queued
  *   (--ca extra-ca.pem: trust a private relay's CA in addition to the system's)
  */
 import { readFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import {
   startLocal,
 } from './server.ts';
 
-const USAGE = `usage: npm start [-- --smtp-url smtps://user@host:465 --from sender@example.com [--ca ca.pem]] [--config file.json]
+const USAGE = `usage: npm start [-- --smtp-url smtps://user@host:465 --from sender@example.com [--ca ca.pem]] [--config file.json] [--smtp-down]
   PORT (default ${DEFAULT_PORT}) and SMTP_PORT (default ${DEFAULT_SMTP_PORT}) pick the ports;
   with --smtp-url the password comes from SMTP_PASSWORD and mail is really sent (no local inbox).`;
 
@@ -41,6 +42,7 @@ function parse() {
       from: { type: 'string' },
       config: { type: 'string' },
       ca: { type: 'string' },
+      'smtp-down': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -62,6 +64,7 @@ const options: StartLocalOptions = {
   log: (line) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
 };
 if (args.values.config) options.configFile = args.values.config;
+if (args.values['smtp-down']) options.smtpDown = true;
 if (args.values.from) options.from = args.values.from;
 if (args.values['smtp-url']) {
   options.relay = { url: args.values['smtp-url'] };

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import * as v from 'valibot';
 import { lineBreakIn } from '../mime/index.ts';
+import type { DeliveryMode } from '../send/queue.ts';
 import { DEFAULT_HEADER_LIMITS } from '../send/request.ts';
 import type { SendLimits } from '../send/types.ts';
 import { isLoopback } from '../smtp/connection.ts';
@@ -73,6 +74,50 @@ export const CaptchaSchema = v.strictObject({
   action: v.optional(NonEmpty),
 });
 
+/**
+ * How a request is delivered: `sync` in the request (today's path), `queue` (validated, composed, put on the delivery
+ * queue, answered at once), `sync-then-queue` (tried within `delivery.syncBudgetMs`; on a transient failure before
+ * anything was handed over, queued instead).
+ */
+export const DeliveryModeSchema = v.picklist([
+  'sync',
+  'queue',
+  'sync-then-queue',
+] as const satisfies readonly DeliveryMode[]);
+
+/** The delivery queue's settings (the CDK construct reads the same section). */
+export const DeliverySchema = v.strictObject({
+  /** `/send`'s mode. `Prefer: respond-async` asks for `queue`. Default `sync`. */
+  send: v.optional(DeliveryModeSchema),
+  /** The default mode of the forms (each form may set its own). Default `sync-then-queue`. */
+  forms: v.optional(DeliveryModeSchema),
+  /**
+   * Concurrent SMTP sessions the queue consumer may open (the event source mapping's maximum concurrency; Lambda
+   * accepts 2-1000). Default 2.
+   */
+  maxConnections: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(2, 'Lambda accepts 2-1000'), v.maxValue(1000)),
+  ),
+  /** Receives of a queued message before SQS moves it to the dead-letter queue. Default 8. */
+  maxReceives: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000))),
+  /** How long `sync-then-queue` tries synchronously before it queues. Default 4000 ms. */
+  syncBudgetMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(500), v.maxValue(25_000))),
+  /** Messages per consumer batch (one SMTP session each). Default 25. */
+  batchSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100))),
+  /** Optional account-wide sending rate, shared by every instance (e.g. an SES quota). */
+  maxPerSecond: v.optional(v.pipe(v.number(), v.minValue(0.1), v.maxValue(10_000))),
+});
+export type DeliveryConfig = v.InferOutput<typeof DeliverySchema>;
+
+export const DEFAULT_DELIVERY = {
+  send: 'sync',
+  forms: 'sync-then-queue',
+  maxConnections: 2,
+  maxReceives: 8,
+  syncBudgetMs: 4000,
+  batchSize: 25,
+} as const satisfies DeliveryConfig;
+
 export const FormSchema = v.strictObject({
   to: AddressList,
   cc: v.optional(AddressList),
@@ -103,6 +148,8 @@ export const FormSchema = v.strictObject({
   captcha: v.optional(CaptchaSchema),
   /** A repeat of the same submission within this window answers as the first did and sends nothing. */
   dedupeWindowSeconds: v.optional(v.pipe(PositiveInt, v.maxValue(86_400, 'at most 86400 (24 h)'))),
+  /** This form's delivery mode. Default: `delivery.forms`. */
+  delivery: v.optional(DeliveryModeSchema),
 });
 
 /**
@@ -185,6 +232,7 @@ export const EndpointConfigSchema = v.strictObject({
       ttlSeconds: v.optional(v.pipe(PositiveInt, v.maxValue(30 * 86_400, 'at most 2592000 (30 days)'))),
     }),
   ),
+  delivery: v.optional(DeliverySchema),
   forms: v.optional(
     v.record(v.pipe(v.string(), v.regex(/^[\w-]{1,64}$/u, 'form ids: letters, digits, _ and -')), FormSchema),
   ),
@@ -231,6 +279,14 @@ export function resolveLimits(config: EndpointConfig): Limits {
     maxHeaders: l.maxHeaders,
     maxHeaderNameChars: l.maxHeaderNameChars,
   };
+}
+
+/** `delivery` with its defaults filled in. */
+export type ResolvedDelivery = Required<Omit<DeliveryConfig, 'maxPerSecond'>> &
+  Pick<DeliveryConfig, 'maxPerSecond'>;
+
+export function resolveDelivery(config: EndpointConfig): ResolvedDelivery {
+  return { ...DEFAULT_DELIVERY, ...stripUndefined(config.delivery ?? {}) };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -56,6 +56,7 @@ export async function deliverUnderAsyncPolicy(
   try {
     requireConfig(rt);
     out = await deliverOnce(payload, rt.deps, rt.idempotency, {
+      requeuePartial: true,
       deadline: deadlineFrom(remainingMs),
       trace: log.trace,
       origin:
@@ -75,19 +76,27 @@ export async function deliverUnderAsyncPolicy(
   }
   if (out.replayed) log.replayed = true;
   if (out.kind === 'single') {
-    log.outcome = 'sent';
     log.messages = 1;
-    return {
-      ok: true,
-      messageId: out.messageId,
-      accepted: out.accepted,
-      rejected: out.rejected,
-      ...replayed(out.replayed),
-    };
+    const { kind: _, replayed: again, ...result } = out;
+    log.outcome = result.status === 'sent' ? 'sent' : 'queued';
+    return { ok: true, ...result, ...replayed(again) };
   }
   log.messages = out.results.length;
   const failed = out.results.filter((r): r is NotSent => r.status === 'rejected' || r.status === 'not_sent');
-  const delivered = out.results.filter((r) => r.status === 'accepted' || r.status === 'unknown');
+  const delivered = out.results.filter((r) => r.status !== 'rejected' && r.status !== 'not_sent');
+  log.counts = countStatuses(out.results);
+  // Each unknown message of a batch gets its own ERROR line with the code the unknown-delivery alarm counts.
+  for (const r of out.results) {
+    if (r.status !== 'unknown') continue;
+    rt.logger.error('batch message delivery unknown', {
+      code: 'delivery_unknown',
+      entryPoint: log.entryPoint,
+      ...logFields,
+      index: r.index,
+      messageId: r.messageId,
+      smtpCode: r.error.smtp?.code,
+    });
+  }
   if (failed.length === 0) {
     if (delivered.some((r) => r.status === 'unknown')) {
       log.outcome = 'unknown';
@@ -139,4 +148,11 @@ function batchFailed(failed: NotSent[], log: InvocationLog): InvocationProblem {
 
 function replayed(yes: boolean | undefined): { replayed?: true } {
   return yes ? { replayed: true } : {};
+}
+
+/** How many messages of a batch ended in each status (the summary line's `accepted`, `queued`, … counts). */
+export function countStatuses(results: readonly BatchItemOutcome[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of results) counts[r.status] = (counts[r.status] ?? 0) + 1;
+  return counts;
 }

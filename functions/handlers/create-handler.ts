@@ -3,8 +3,10 @@
  * SMTP session), built from the env it is given only. `index.ts` builds the Lambda instance's one from
  * `process.env`; the local server and the tests build their own.
  */
-import type { Context } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { isQueuedBody } from '../queue/sqs-delivery-queue.ts';
 import { SendError } from '../send/errors.ts';
+import { handleDeliveryBatch } from './delivery.ts';
 import { handleDirect as directInvoke } from './direct.ts';
 import { handleEventBridge, isEventBridgeEvent, type SendEmailEvent } from './eventbridge.ts';
 import { handleForm } from './form-route.ts';
@@ -64,7 +66,7 @@ export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {})
         case 'http_other':
           return await http(classified.event, httpRemainingMs(classified.event, remaining()), rt, log);
         case 'sqs_redrive':
-          return await handleSqsRedrive(classified.event, remaining, rt, log);
+          return await sqs(classified.event, remaining, rt, log);
         case 'eventbridge':
           return await handleEventBridge(classified.event, remaining(), rt, log);
         default:
@@ -78,6 +80,31 @@ export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {})
     }
   };
   return Object.assign(fn, { runtime: rt, close: () => rt.transport.close() });
+}
+
+/**
+ * SQS records: queued messages (the delivery queue, or ones the dead-letter queue redrives) go to the delivery
+ * consumer, anything else to the dead-letter redrive; one `batchItemFailures` answer for both.
+ */
+async function sqs(
+  event: SQSEvent,
+  remaining: () => number,
+  rt: Runtime,
+  log: InvocationLog,
+): Promise<SQSBatchResponse> {
+  const queued = event.Records.filter((r) => isQueuedBody(r.body));
+  if (queued.length === 0) return handleSqsRedrive(event, remaining, rt, log);
+  log.entryPoint = 'sqs_delivery';
+  const batchItemFailures = await handleDeliveryBatch(queued, remaining, rt, log);
+  const others = event.Records.filter((r) => !isQueuedBody(r.body));
+  if (others.length > 0) {
+    const redrive = newInvocationLog('sqs_redrive');
+    if (log.requestId) redrive.requestId = log.requestId;
+    const more = await handleSqsRedrive({ Records: others }, remaining, rt, redrive);
+    writeSummary(rt.logger, redrive);
+    batchItemFailures.push(...more.batchItemFailures);
+  }
+  return { batchItemFailures };
 }
 
 async function http(

@@ -3,6 +3,7 @@
  * (never the request: no open relay), the subject, the field rules, the honeypot, the allowed origins, the
  * redirect allowlist (no open redirect) and the CAPTCHA. CORS headers are on every response, errors included.
  */
+import { randomBytes } from 'node:crypto';
 import type { FormConfig } from '../config/endpoint.ts';
 import { deadlineFrom } from '../send/deliver.ts';
 import { type ErrorCode, SendError } from '../send/errors.ts';
@@ -166,14 +167,17 @@ async function submit(
 
   // The answer is decided before anything is sent: no error can follow a delivered message.
   const target = redirectTarget(form, first);
-  const answer: HttpResult = asJson
-    ? json(200, { ok: true }, cors)
-    : target
-      ? { statusCode: 303, headers: { ...cors, location: target }, body: '', isBase64Encoded: false }
-      : thankYouPage(cors);
+  const success = (status: 'sent' | 'queued', messageId: string): HttpResult => {
+    if (asJson) return json(status === 'sent' ? 200 : 202, { ok: true, status, messageId }, cors);
+    if (target) {
+      return { statusCode: 303, headers: { ...cors, location: target }, body: '', isBase64Encoded: false };
+    }
+    return thankYouPage(cors);
+  };
 
   if (isSpam(form, body)) {
     log.outcome = 'spam';
+    const answer = success('sent', decoyMessageId((await rt.deps.smtp.get()).from));
     log.status = answer.statusCode;
     return answer;
   }
@@ -198,15 +202,25 @@ async function submit(
     deadline,
     trace: log.trace,
     enforcePolicy: false,
+    mode: form.delivery ?? rt.delivery.forms,
+    syncBudgetMs: rt.delivery.syncBudgetMs,
     origin: 'http_form',
+    formId,
     key,
     waitWhileInProgress: true,
   });
   if (result.replayed) log.replayed = true;
-  log.outcome = 'sent';
+  log.outcome = result.status;
   log.messages = 1;
-  // The public answer is the same as for a honeypot hit (no Message-ID): a bot cannot tell it was caught.
-  log.status = answer.statusCode;
-  rt.logger.debug('form message sent', { messageId: result.messageId });
-  return answer;
+  if (result.status === 'sent' && result.deferred?.length) log.code = 'recipient_deferred';
+  // A honeypot hit gets the same answer with a decoy Message-ID: a bot cannot tell it was caught.
+  const res = success(result.status, result.messageId);
+  log.status = res.statusCode;
+  rt.logger.debug(`form message ${result.status}`, { messageId: result.messageId });
+  return res;
+}
+
+/** A Message-ID shaped like the ones `compose` writes (32 hex digits at the sender's domain), for a honeypot hit. */
+function decoyMessageId(from: string): string {
+  return `<${randomBytes(16).toString('hex')}@${from.slice(from.lastIndexOf('@') + 1)}>`;
 }

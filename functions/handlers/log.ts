@@ -13,7 +13,8 @@ export type EntryPoint =
   | 'http_status'
   | 'eventbridge'
   | 'direct_invoke'
-  | 'sqs_redrive';
+  | 'sqs_redrive'
+  | 'sqs_delivery';
 
 export interface InvocationLog {
   entryPoint: EntryPoint;
@@ -21,6 +22,7 @@ export interface InvocationLog {
   requestId?: string;
   outcome?:
     | 'sent'
+    | 'queued'
     | 'partial'
     | 'spam'
     | 'rejected'

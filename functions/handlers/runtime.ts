@@ -8,10 +8,13 @@ import {
   EndpointConfigError,
   type Limits,
   loadEndpointConfig,
+  type ResolvedDelivery,
+  resolveDelivery,
   resolveLimits,
 } from '../config/endpoint.ts';
 import { SecretStore, secretTtlFromEnv } from '../config/secrets.ts';
 import { SecretSmtpSettings } from '../config/smtp-secret.ts';
+import { deliveryQueueFromEnv, type SqsDeliveryQueue } from '../queue/sqs-delivery-queue.ts';
 import type { DeliverDeps } from '../send/deliver.ts';
 import { SendError } from '../send/errors.ts';
 import {
@@ -35,6 +38,10 @@ export interface Runtime {
   /** Idempotency and message status records; undefined when `IDEMPOTENCY_TABLE_NAME` is not set (turned off). */
   idempotency?: IdempotencyPolicy;
   env: NodeJS.ProcessEnv;
+  /** The delivery queue (`DELIVERY_QUEUE_URL`); undefined when the deployment has none. */
+  queue?: SqsDeliveryQueue;
+  /** `delivery` of the configuration, defaults filled in. */
+  delivery: ResolvedDelivery;
 }
 
 export interface RuntimeOptions {
@@ -43,6 +50,8 @@ export interface RuntimeOptions {
   secrets?: SecretStore;
   /** The records (tests); default: the DynamoDB table `IDEMPOTENCY_TABLE_NAME`, if set. */
   records?: SendRecordStore;
+  /** The delivery queue; default: the one the environment names; `null`: none. */
+  queue?: SqsDeliveryQueue | null;
 }
 
 class MissingSecretId implements SmtpSettingsSource {
@@ -75,16 +84,27 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const smtp: SmtpSettingsSource = secretId
     ? new SecretSmtpSettings(secrets, secretId)
     : new MissingSecretId();
+  const queue = opts.queue === undefined ? deliveryQueueFromEnv(env) : (opts.queue ?? undefined);
   const deps: DeliverDeps = {
     smtp,
     transport,
+    ...(queue ? { queue } : {}),
     policy: {
       limits,
       ...(config?.send?.allowedRecipients ? { allowedRecipients: config.send.allowedRecipients } : {}),
       ...(config?.send?.allowedSenders ? { allowedSenders: config.send.allowedSenders } : {}),
     },
   };
-  const rt: Runtime = { logger, limits, secrets, transport, deps, env };
+  const rt: Runtime = {
+    logger,
+    limits,
+    secrets,
+    transport,
+    deps,
+    env,
+    delivery: resolveDelivery(config ?? {}),
+  };
+  if (queue) rt.queue = queue;
   const table = env.IDEMPOTENCY_TABLE_NAME?.trim();
   // The SDK reads AWS_ENDPOINT_URL_DYNAMODB from process.env; passing it on keeps a runtime's env its own.
   const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB?.trim();

@@ -3,7 +3,9 @@ import * as v from 'valibot';
 import { deadlineFrom } from '../send/deliver.ts';
 import { SendError, validationFailed } from '../send/errors.ts';
 import { deliverOnce, type RequestKey } from '../send/idempotency.ts';
+import type { DeliveryMode } from '../send/queue.ts';
 import { IdempotencyKeySchema } from '../send/request.ts';
+import { countStatuses } from './async-policy.ts';
 import {
   bodyText,
   type HttpEvent,
@@ -31,28 +33,40 @@ export async function handleSend(
   }
   const key = idempotencyKey(event);
   const input = parseJsonBody(bodyText(event, rt.limits.maxRequestBytes));
+  const async = rt.queue !== undefined && prefersAsync(header(event, 'prefer'));
+  const mode: DeliveryMode = async ? 'queue' : rt.delivery.send;
   const out = await deliverOnce(input, rt.deps, rt.idempotency, {
     deadline: deadlineFrom(remainingMs),
     trace: log.trace,
+    mode,
+    syncBudgetMs: rt.delivery.syncBudgetMs,
     origin: 'http_send',
     ...(key ? { key } : {}),
   });
-  const headers: Record<string, string> = out.replayed ? { [REPLAYED_HEADER]: 'true' } : {};
-  if (out.replayed) log.replayed = true;
-  if (out.kind === 'single') {
-    log.outcome = 'sent';
-    log.status = 200;
-    log.messages = 1;
-    return json(200, { messageId: out.messageId, accepted: out.accepted, rejected: out.rejected }, headers);
+  const headers: Record<string, string> = async ? { 'preference-applied': 'respond-async' } : {};
+  if (out.replayed) {
+    headers[REPLAYED_HEADER] = 'true';
+    log.replayed = true;
   }
-  const allAccepted = out.results.every((r) => r.status === 'accepted');
+  if (out.kind === 'single') {
+    log.outcome = out.status === 'sent' ? 'sent' : 'queued';
+    log.status = out.status === 'sent' ? 200 : 202;
+    log.messages = 1;
+    const { kind: _, replayed: __, ...answer } = out;
+    return json(log.status, answer, headers);
+  }
+  const statuses = new Set(out.results.map((r) => r.status));
   log.messages = out.results.length;
-  log.outcome = allAccepted
-    ? 'sent'
-    : out.results.some((r) => r.status === 'accepted')
+  log.counts = countStatuses(out.results);
+  const delivered = out.results.every((r) => r.status === 'accepted' || r.status === 'queued');
+  log.outcome = !delivered
+    ? statuses.has('accepted') || statuses.has('queued')
       ? 'partial'
-      : 'rejected';
-  log.status = allAccepted ? 200 : 207;
+      : 'rejected'
+    : statuses.has('queued')
+      ? 'queued'
+      : 'sent';
+  log.status = !delivered ? 207 : statuses.has('accepted') ? 200 : 202;
   return json(log.status, { results: out.results }, headers);
 }
 
@@ -67,4 +81,13 @@ function idempotencyKey(event: HttpEvent): RequestKey | undefined {
     ]);
   }
   return { scope: 'send', value: parsed.output };
+}
+
+/** RFC 7240 `Prefer: respond-async` (among other preferences, case-insensitive). */
+export function prefersAsync(prefer: string | undefined): boolean {
+  if (!prefer) return false;
+  return prefer
+    .slice(0, 1000)
+    .split(',')
+    .some((p) => p.split(';')[0]!.trim().toLowerCase() === 'respond-async');
 }

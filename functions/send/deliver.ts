@@ -14,6 +14,16 @@ import { domainOf } from './allowlist.ts';
 import { SendError } from './errors.ts';
 import { type PreparedMessage, type PrepareOptions, prepare } from './prepare.ts';
 import {
+  type DeliveryMode,
+  type DeliveryQueue,
+  forRecipients,
+  type QueuedMessage,
+  type QueueReason,
+  queueable,
+  splitRecipients,
+  toQueued,
+} from './queue.ts';
+import {
   isBatchRequest,
   type ValidSendRequest,
   validateBatchEnvelope,
@@ -27,6 +37,8 @@ import type {
   BatchItemOutcome,
   DeliveryResult,
   DeliveryTrace,
+  Origin,
+  QueuedResult,
   SendPolicy,
   SmtpSettings,
   SmtpSettingsSource,
@@ -42,6 +54,8 @@ export interface DeliverDeps {
   retry?: RetryPolicy;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** The delivery queue; without one every mode is `sync` (and `queue` is a configuration error). */
+  queue?: DeliveryQueue;
 }
 
 export interface DeliverOptions extends PrepareOptions {
@@ -50,6 +64,19 @@ export interface DeliverOptions extends PrepareOptions {
   trace?: DeliveryTrace;
   /** Told about each message's point of no return and final reply (the idempotency and status records). */
   observer?: DeliveryObserver;
+  /** Default `sync`. */
+  mode?: DeliveryMode;
+  /** `sync-then-queue`: how long the synchronous try may take. Default 4000 ms. */
+  syncBudgetMs?: number;
+  /** Where the request came in (carried by what is queued; its status says so). */
+  origin?: Origin;
+  /** The form a form post came through (carried by what is queued). */
+  formId?: string;
+  /**
+   * A batch whose other messages were delivered re-queues its transiently failed ones (EventBridge, direct invoke:
+   * their whole-batch retry would resend the delivered ones).
+   */
+  requeuePartial?: boolean;
 }
 
 /**
@@ -64,7 +91,17 @@ export interface DeliveryObserver {
   beforeDataEnd?(index: number, message: ComposedMessage): Promise<void>;
   /** The server accepted message `index`: its RCPT replies and final reply (queue id). */
   accepted?(index: number, result: TransactionResult): void;
+  /**
+   * Awaited just before message `index` is handed to the delivery queue (its status becomes `queued` before the
+   * consumer can see it). Must not reject: a status that cannot be written does not stop the message.
+   */
+  queuing?(index: number, message: ComposedMessage): Promise<void>;
 }
+
+/** A message delivered now (`sent`) or handed to the delivery queue (`queued`). */
+export type Submitted = ({ status: 'sent' } & DeliveryResult) | ({ status: 'queued' } & QueuedResult);
+
+export const DEFAULT_SYNC_BUDGET_MS = 4000;
 
 /** `getRemainingTimeInMillis()` → absolute deadline with the safety margin. */
 export function deadlineFrom(remainingMs: number, now = Date.now()): number {
@@ -76,32 +113,96 @@ export async function deliverRequest(
   input: unknown,
   deps: DeliverDeps,
   opts: DeliverOptions,
-): Promise<({ kind: 'single' } & DeliveryResult) | ({ kind: 'batch' } & BatchDeliveryResult)> {
+): Promise<({ kind: 'single' } & Submitted) | ({ kind: 'batch' } & BatchDeliveryResult)> {
   if (isBatchRequest(input)) return { kind: 'batch', ...(await deliverBatch(input, deps, opts)) };
   return { kind: 'single', ...(await deliver(input, deps, opts)) };
 }
 
 /** Validate and deliver one message. Throws `SendError`. */
-export async function deliver(
-  input: unknown,
-  deps: DeliverDeps,
-  opts: DeliverOptions,
-): Promise<DeliveryResult> {
+export async function deliver(input: unknown, deps: DeliverDeps, opts: DeliverOptions): Promise<Submitted> {
   const valid = validateSendRequest(input, deps.policy.limits);
   return deliverValid(valid, deps, opts);
 }
 
-/** Deliver an already validated message (forms build one from their configuration): a batch of one. */
+/**
+ * Deliver an already validated message (forms build one from their configuration): a batch of one, in the
+ * requested mode — `queue` enqueues it, `sync-then-queue` tries within the sync budget and enqueues it after a
+ * transient failure with nothing handed over. Throws `SendError`.
+ */
 export async function deliverValid(
   valid: ValidSendRequest,
   deps: DeliverDeps,
   opts: DeliverOptions,
-): Promise<DeliveryResult> {
+): Promise<Submitted> {
+  const mode = effectiveMode(opts.mode, deps);
   const settings = await deps.smtp.get();
   const pending: Pending = { index: 0, valid, message: prepare(valid, settings, deps.policy, opts) };
-  const [ended] = await attemptAll([pending], settings, deps, opts);
-  if (ended!.status === 'accepted') return ended!.result;
+  if (mode === 'queue') return { status: 'queued', ...(await enqueue(pending, 'queued', deps, opts)) };
+  const [ended] = await attemptAll([pending], settings, deps, { ...opts, deadline: tryUntil(mode, opts) });
+  if (ended!.status === 'accepted') {
+    return { status: 'sent', ...(await deferRecipients(ended!.result, pending.message, deps, opts)) };
+  }
+  if (mode === 'sync-then-queue' && queueable(ended!.status, ended!.error)) {
+    const queued = await enqueue(pending, 'fallback', deps, opts).catch(() => undefined);
+    if (queued) return { status: 'queued', ...queued };
+  }
   throw ended!.error;
+}
+
+/** The mode that applies: without a queue, `sync-then-queue` is `sync` and `queue` cannot be honoured. */
+function effectiveMode(mode: DeliveryMode | undefined, deps: DeliverDeps): DeliveryMode {
+  if (deps.queue || !mode || mode === 'sync') return mode ?? 'sync';
+  if (mode === 'sync-then-queue') return 'sync';
+  throw new SendError('configuration_error', 'queued delivery is configured but there is no delivery queue');
+}
+
+/** `sync-then-queue` stops trying at the sync budget (or the request's own deadline, if earlier). */
+function tryUntil(mode: DeliveryMode, opts: DeliverOptions): number {
+  if (mode !== 'sync-then-queue') return opts.deadline;
+  return Math.min(opts.deadline, Date.now() + (opts.syncBudgetMs ?? DEFAULT_SYNC_BUDGET_MS));
+}
+
+async function enqueue(
+  { index, message }: Pending,
+  reason: Exclude<QueueReason, 'deferred'>,
+  deps: DeliverDeps,
+  opts: DeliverOptions,
+): Promise<QueuedResult> {
+  await opts.observer?.queuing?.(index, message);
+  await deps.queue!.enqueue(toQueued(message, reason, queuedFrom(opts)));
+  return { messageId: message.messageId, reason };
+}
+
+/** Where a queued message says it came from. */
+function queuedFrom(
+  opts: Pick<DeliverOptions, 'origin' | 'formId'>,
+): Pick<QueuedMessage, 'origin' | 'formId'> {
+  const from: Pick<QueuedMessage, 'origin' | 'formId'> = { origin: opts.origin ?? 'direct_invoke' };
+  if (opts.formId !== undefined) from.formId = opts.formId;
+  return from;
+}
+
+/**
+ * The server took the message but refused some recipients with 4xx: with a queue, re-queue the message for them
+ * only (`deferred`); 5xx refusals stay `rejected`. Without a queue (or if the enqueue fails) every refusal stays in
+ * `rejected` with its code, visible to the caller.
+ */
+export async function deferRecipients(
+  result: DeliveryResult,
+  message: ComposedMessage | QueuedMessage,
+  deps: Pick<DeliverDeps, 'queue'>,
+  opts: Pick<DeliverOptions, 'origin' | 'formId'>,
+): Promise<DeliveryResult> {
+  const { deferred, rejected } = splitRecipients(result.rejected);
+  if (deferred.length === 0 || !deps.queue) return result;
+  const queued = 'content' in message ? message : toQueued(message, 'deferred', queuedFrom(opts));
+  const to = deferred.map((r) => r.address);
+  try {
+    await deps.queue.enqueue(forRecipients(queued, to));
+  } catch {
+    return result;
+  }
+  return { ...result, rejected, deferred: to };
 }
 
 /** Validate each message and send all of them over one SMTP session; every message gets its own outcome. */
@@ -111,6 +212,7 @@ export async function deliverBatch(
   opts: DeliverOptions,
 ): Promise<BatchDeliveryResult> {
   const items = validateBatchEnvelope(input, deps.policy.limits);
+  const mode = effectiveMode(opts.mode, deps);
   const settings = await deps.smtp.get();
   const results: BatchItemOutcome[] = new Array(items.length);
   const pending: Pending[] = [];
@@ -123,22 +225,74 @@ export async function deliverBatch(
       results[index] = { index, status: 'rejected', error: e.toJSON() };
     }
   });
-  const ended = await attemptAll(pending, settings, deps, opts);
-  pending.forEach((p, k) => {
-    results[p.index] = batchItemOutcome(p.index, ended[k]!);
-  });
+  if (mode === 'queue') {
+    for (const p of pending) {
+      results[p.index] = {
+        index: p.index,
+        status: 'queued',
+        ...(await enqueue(p, 'queued', deps, opts)),
+      };
+    }
+    return { results };
+  }
+  const ended = await attemptAll(pending, settings, deps, { ...opts, deadline: tryUntil(mode, opts) });
+  const delivered = ended.some((e) => e.status === 'accepted' || e.status === 'unknown');
+  const requeue = mode === 'sync-then-queue' || (opts.requeuePartial === true && delivered);
+  for (const [k, p] of pending.entries()) {
+    results[p.index] = await settleBatchItem(p, ended[k]!, requeue, deps, opts);
+  }
   return { results };
+}
+
+/** A batch message's final outcome: deferred recipients re-queued; a transient failure re-queued if `requeue`. */
+async function settleBatchItem(
+  p: Pending,
+  ended: Ended,
+  requeue: boolean,
+  deps: DeliverDeps,
+  opts: DeliverOptions,
+): Promise<BatchItemOutcome> {
+  if (ended.status === 'accepted') {
+    const result = await deferRecipients(ended.result, p.message, deps, opts);
+    return { index: p.index, status: 'accepted', ...result };
+  }
+  if (requeue && deps.queue && queueable(ended.status, ended.error)) {
+    const reason = opts.mode === 'sync-then-queue' ? 'fallback' : 'requeued';
+    const queued = await enqueue(p, reason, deps, opts).catch(() => undefined);
+    if (queued) return { index: p.index, status: 'queued', ...queued };
+  }
+  return batchItemOutcome(p.index, ended);
+}
+
+/**
+ * Deliver messages composed earlier (the delivery queue's consumer): one session per attempt, the same attempt loop
+ * and retry policy. A 535 re-reads the secret and tries again with the same bytes. One outcome per message, in order.
+ */
+export async function deliverComposed(
+  messages: ComposedMessage[],
+  deps: DeliverDeps,
+  opts: DeliverOptions,
+): Promise<Ended[]> {
+  if (messages.length === 0) return [];
+  const settings = await deps.smtp.get();
+  return attemptAll(
+    messages.map((message, index) => ({ index, message })),
+    settings,
+    deps,
+    opts,
+  );
 }
 
 /** A message in the attempt loop: its place in the request, what it was built from, its composed bytes. */
 interface Pending {
   index: number;
-  valid: ValidSendRequest;
+  /** Absent for a message composed earlier (queued): it keeps its bytes when the secret is re-read. */
+  valid?: ValidSendRequest;
   message: PreparedMessage;
 }
 
 /** How a message ended (or, between attempts, how its last attempt ended). */
-type Ended =
+export type Ended =
   | { status: 'accepted'; result: DeliveryResult }
   | { status: 'rejected' | 'not_sent' | 'unknown'; messageId?: string; error: SendError };
 
@@ -177,7 +331,7 @@ async function attemptAll(
       refreshed = true;
       trace.secretRefreshed = true;
       settings = await deps.smtp.refresh();
-      for (const p of refresh) p.message = prepare(p.valid, settings, deps.policy, opts);
+      for (const p of refresh) if (p.valid) p.message = prepare(p.valid, settings, deps.policy, opts);
       pending = [...refresh, ...again];
       continue;
     }

@@ -12,6 +12,8 @@
  * 3. FINISH with the outcome. Stored as final: `sent` and `unknown`. Every failure where nothing was sent frees
  *    the key (a repeat is a fresh attempt; nothing can be doubled).
  * Messages without a key get a status record from (2) on, so their status can be asked for too.
+ * A message handed to the delivery queue gets its `queued` status before the consumer can see it; the consumer
+ * delivers each queued message at most once however often the queue hands it over (`deliverQueuedOnce`).
  */
 import { createHash } from 'node:crypto';
 import type { ComposedMessage } from '../mime/types.ts';
@@ -21,7 +23,10 @@ import {
   type DeliverOptions,
   type DeliveryObserver,
   deliverBatch,
+  deliverComposed,
   deliverValid,
+  type Ended,
+  type Submitted,
 } from './deliver.ts';
 import { SendError, type SendErrorBody } from './errors.ts';
 import {
@@ -30,10 +35,9 @@ import {
   validateBatchEnvelope,
   validateSendRequest,
 } from './request.ts';
-import type { BatchItemOutcome, DeliveryResult, RejectedRecipient } from './types.ts';
+import type { BatchItemOutcome, DeliveryResult, Origin, QueuedResult, RejectedRecipient } from './types.ts';
 
-/** Where a message came from (its status says so). */
-export type Origin = 'http_send' | 'http_form' | 'eventbridge' | 'direct_invoke' | 'sqs_redrive' | 'queue';
+export type { Origin } from './types.ts';
 
 /** What became of a message: `queued` → `sending` → `sent` | `rejected` | `unknown` | `failed`. */
 export type MessageState = 'queued' | 'sending' | 'sent' | 'rejected' | 'unknown' | 'failed';
@@ -70,6 +74,7 @@ export interface MessageStatus {
 /** The answer a finished claim replays. */
 export type StoredAnswer =
   | { kind: 'sent'; result: DeliveryResult }
+  | { kind: 'queued'; result: QueuedResult }
   | { kind: 'unknown'; messageId: string; error: SendErrorBody };
 
 /** What a claim stores when its work returns. */
@@ -117,6 +122,8 @@ export interface SendRecordStore {
   track(opts: TrackOptions): MessageRecord & { finish(status: MessageStatus): Promise<void> };
   /** The latest status of a message, if it has a record (from its marker on, or queued). */
   status(messageId: string): Promise<MessageStatus | undefined>;
+  /** Write a message's status as it stands outside any claim (`queued`, and what the queue's consumer left). */
+  saveStatus(status: MessageStatus, ttlSeconds: number): Promise<void>;
   /** Start loading what the first call needs (cold start: alongside the other prewarm work). Never throws. */
   preload?(): void;
 }
@@ -160,7 +167,7 @@ export interface RequestKey {
 }
 
 export type DeliveredAnswer =
-  | ({ kind: 'single'; replayed: boolean } & DeliveryResult)
+  | ({ kind: 'single'; replayed: boolean } & Submitted)
   | { kind: 'batch'; replayed: boolean; results: Array<BatchItemOutcome & { replayed?: true }> };
 
 export interface OnceOptions extends DeliverOptions {
@@ -201,7 +208,7 @@ export async function deliverValidOnce(
   deps: DeliverDeps,
   policy: IdempotencyPolicy | undefined,
   opts: OnceOptions & { waitWhileInProgress?: boolean },
-): Promise<DeliveryResult & { replayed: boolean }> {
+): Promise<Submitted & { replayed: boolean }> {
   const { key } = opts;
   const send = (observer?: DeliveryObserver) => deliverValid(valid, deps, withObserver(opts, observer));
   if (!policy) {
@@ -212,10 +219,9 @@ export async function deliverValidOnce(
   const claim = claimOf(key, payload, policy, opts);
   const result = await claimWaiting(policy.store, claim, opts, async (record) => {
     const started = new Date().toISOString();
-    const obs = observe(record, opts.origin, started, true);
+    const obs = observe(record, opts.origin, started, true, saver(policy, opts));
     try {
-      const r = await send(obs.observer);
-      return { answer: { kind: 'sent', result: r }, status: obs.final('sent', r.messageId) };
+      return storedOf(await send(obs.observer), obs);
     } catch (e) {
       if (!(e instanceof SendError) || e.code !== 'delivery_unknown' || !obs.messageId) throw e;
       const error = e.toJSON();
@@ -228,8 +234,32 @@ export async function deliverValidOnce(
   if (result.kind === 'done' && result.recordFailed && opts.trace) opts.trace.recordFailed = true;
   const stored = settle(result);
   const replayed = result.kind !== 'done' || result.replayed;
-  if (stored.answer.kind === 'sent') return { replayed, ...stored.answer.result };
+  if (stored.answer.kind === 'sent') return { status: 'sent', replayed, ...stored.answer.result };
+  if (stored.answer.kind === 'queued') return { status: 'queued', replayed, ...stored.answer.result };
   throw unknownError(stored.answer, replayed);
+}
+
+/** What a claim stores for a message delivered now or handed to the delivery queue. */
+function storedOf(r: Submitted, obs: Observation): StoredOutcome {
+  const { status, ...result } = r;
+  if (status === 'sent') {
+    return {
+      answer: { kind: 'sent', result: result as DeliveryResult },
+      status: obs.final('sent', r.messageId),
+    };
+  }
+  return {
+    answer: { kind: 'queued', result: result as QueuedResult },
+    status: obs.final('queued', r.messageId),
+  };
+}
+
+/** The status writer the observer's `queuing` uses; a failed write is noted, never thrown. */
+function saver(policy: IdempotencyPolicy, opts: DeliverOptions): (s: MessageStatus) => Promise<void> {
+  return (s) =>
+    policy.store.saveStatus(s, policy.ttlSeconds).catch(() => {
+      if (opts.trace) opts.trace.recordFailed = true;
+    });
 }
 
 /** `claimOnce`; with `waitWhileInProgress`, an unfinished claim is asked again (backing off) until the deadline. */
@@ -364,7 +394,15 @@ function withObserver(opts: DeliverOptions, observer: DeliveryObserver | undefin
  * The observer that writes a message's marker through `record` and remembers what the final status needs:
  * the Message-ID, the attempts and the server's replies.
  */
-function observe(record: MessageRecord, origin: Origin, createdAt: string, idempotent: boolean) {
+type Observation = ReturnType<typeof observe>;
+
+function observe(
+  record: MessageRecord,
+  origin: Origin,
+  createdAt: string,
+  idempotent: boolean,
+  save?: (status: MessageStatus) => Promise<void>,
+) {
   let attempts = 0;
   let marked: MessageStatus | undefined;
   let result: TransactionResult | undefined;
@@ -406,6 +444,9 @@ function observe(record: MessageRecord, origin: Origin, createdAt: string, idemp
       accepted: (_index: number, r: TransactionResult) => {
         result = r;
       },
+      queuing: async (_index: number, message: ComposedMessage) => {
+        await save?.({ ...base(message.messageId), state: 'queued' });
+      },
     } satisfies DeliveryObserver,
     /** The final status; `sent` carries the server's replies. */
     final(state: MessageState, messageId: string, error?: SendErrorBody): MessageStatus {
@@ -437,13 +478,14 @@ function finalReply(r: TransactionResult): FinalReply {
 async function tracked(
   policy: IdempotencyPolicy,
   opts: OnceOptions,
-  send: (observer: DeliveryObserver) => Promise<DeliveryResult>,
-): Promise<DeliveryResult> {
+  send: (observer: DeliveryObserver) => Promise<Submitted>,
+): Promise<Submitted> {
   const record = policy.store.track(trackOptions(policy, opts));
-  const obs = observe(record, opts.origin, new Date().toISOString(), false);
+  const obs = observe(record, opts.origin, new Date().toISOString(), false, saver(policy, opts));
   try {
     const r = await send(obs.observer);
-    await finishQuietly(record, obs.final('sent', r.messageId), opts);
+    // A queued message's status was written by `queuing`; the consumer keeps it from there.
+    if (r.status === 'sent') await finishQuietly(record, obs.final('sent', r.messageId), opts);
     return r;
   } catch (e) {
     if (obs.messageId && e instanceof SendError) {
@@ -554,6 +596,7 @@ async function answerOf(result: Promise<ClaimResult>, index: number): Promise<Ba
   }
   const a = stored.answer;
   if (a.kind === 'sent') return { index, status: 'accepted', ...a.result, replayed: true };
+  if (a.kind === 'queued') return { index, status: 'queued', ...a.result, replayed: true };
   return { index, status: 'unknown', messageId: a.messageId, error: a.error, replayed: true };
 }
 
@@ -599,12 +642,10 @@ async function sendHeld(
   const watched = send.map((i) => {
     const h = held[i];
     const untracked = h ? undefined : policy.store.track(trackOptions(policy, opts));
-    return { i, h, untracked, obs: observe(h?.record ?? untracked!, opts.origin, created, !!h) };
+    const obs = observe(h?.record ?? untracked!, opts.origin, created, !!h, saver(policy, opts));
+    return { i, h, untracked, obs };
   });
-  const observer: DeliveryObserver = {
-    beforeDataEnd: (j, m) => watched[j]!.obs.observer.beforeDataEnd(j, m),
-    accepted: (j, r) => watched[j]!.obs.observer.accepted(j, r),
-  };
+  const observer = fanOut(watched.map((w) => w.obs));
   const sub = { messages: send.map((i) => payloadOf(items[i])) };
   let out: Awaited<ReturnType<typeof deliverBatch>>;
   try {
@@ -620,12 +661,15 @@ async function sendHeld(
       results[w.i] = item;
       const final = statusOfItem(w.obs, item);
       if (w.untracked) {
-        if (final) await finishQuietly(w.untracked, final, opts);
+        if (final && item.status !== 'queued') await finishQuietly(w.untracked, final, opts);
         return;
       }
       if (item.status === 'accepted') {
         const { index: _, status: __, ...result } = item;
         w.h?.settleWork?.resolve({ answer: { kind: 'sent', result }, status: final! });
+      } else if (item.status === 'queued') {
+        const { index: _, status: __, ...result } = item;
+        w.h?.settleWork?.resolve({ answer: { kind: 'queued', result }, status: final! });
       } else if (item.status === 'unknown' && item.messageId && final) {
         w.h?.settleWork?.resolve({
           answer: { kind: 'unknown', messageId: item.messageId, error: item.error },
@@ -637,8 +681,9 @@ async function sendHeld(
   );
 }
 
-function statusOfItem(obs: ReturnType<typeof observe>, item: BatchItemOutcome): MessageStatus | undefined {
+function statusOfItem(obs: Observation, item: BatchItemOutcome): MessageStatus | undefined {
   if (item.status === 'accepted') return obs.final('sent', item.messageId);
+  if (item.status === 'queued') return obs.final('queued', item.messageId);
   if (!obs.messageId) return undefined;
   const state: MessageState =
     item.status === 'unknown' ? 'unknown' : item.status === 'not_sent' ? 'failed' : 'rejected';
@@ -649,9 +694,140 @@ function statusOfItem(obs: ReturnType<typeof observe>, item: BatchItemOutcome): 
 function reindex(r: BatchItemOutcome, from: number, to: number): BatchItemOutcome {
   if (from === to) return r;
   const prefix = `messages[${from}]`;
-  if (r.status === 'accepted') return { ...r, index: to };
+  if (r.status === 'accepted' || r.status === 'queued') return { ...r, index: to };
   const errors = r.error.errors?.map((e) =>
     e.field.startsWith(prefix) ? { ...e, field: `messages[${to}]${e.field.slice(prefix.length)}` } : e,
   );
   return { ...r, index: to, error: errors ? { ...r.error, errors } : r.error };
+}
+
+/** One observer for a batch: message `j`'s events go to `observations[j]`. */
+function fanOut(observations: Observation[]): DeliveryObserver {
+  return {
+    beforeDataEnd: (j, m) => observations[j]!.observer.beforeDataEnd(j, m),
+    accepted: (j, r) => observations[j]!.observer.accepted(j, r),
+    queuing: (j, m) => observations[j]!.observer.queuing(j, m),
+  };
+}
+
+/** A message the delivery queue's consumer delivers; `lastTry`: the queue will not hand it over again. */
+export interface QueuedDelivery {
+  message: ComposedMessage;
+  /** This is the message's `attempt`-th try from the queue (SQS's receive count). */
+  attempt: number;
+  lastTry: boolean;
+}
+
+/**
+ * The delivery queue's consumer: each queued message at most once, however often the queue hands it over (SQS
+ * delivers at least once; a consumer may die right after the final dot). Each message is claimed under
+ * `queue:<Message-ID> <recipients>` (a deferred re-queue for other recipients is a claim of its own): a finished
+ * claim answers as it did and nothing is resent; one marked and abandoned answers `unknown` (never resent); one
+ * still held by another consumer answers `not_sent` (the queue tries later). The rest go over one SMTP session
+ * (`deliverComposed`). A message not delivered keeps the status `queued`, or `failed` / `rejected` when this was
+ * its last try. Without `policy` it is `deliverComposed`.
+ */
+export async function deliverQueuedOnce(
+  items: QueuedDelivery[],
+  deps: DeliverDeps,
+  policy: IdempotencyPolicy | undefined,
+  opts: DeliverOptions,
+): Promise<Ended[]> {
+  const messages = items.map((i) => i.message);
+  if (!policy) return deliverComposed(messages, deps, opts);
+  const held = messages.map((m) =>
+    hold(policy, claimOf(queueKey(m), { to: [...m.envelope.to] }, policy, opts)),
+  );
+  await Promise.all(held.map((h) => h.ready));
+  const ended: Ended[] = new Array(items.length);
+  const send = held.flatMap((h, i) => (h.record ? [i] : []));
+  if (send.length > 0) {
+    const created = new Date().toISOString();
+    const obs = send.map((i) => observe(held[i]!.record!, 'queue', created, true));
+    let out: Ended[];
+    try {
+      out = await deliverComposed(
+        send.map((i) => messages[i]!),
+        deps,
+        withObserver(opts, fanOut(obs)),
+      );
+    } catch (e) {
+      for (const i of send) held[i]!.settleWork?.reject(e);
+      throw e;
+    }
+    for (const [j, i] of send.entries()) ended[i] = settleQueued(held[i]!, out[j]!, obs[j]!);
+  }
+  await Promise.all(
+    held.map(async (h, i) => {
+      if (h.record) await h.result.catch(() => undefined);
+      else ended[i] = await endedOf(h.result, messages[i]!.messageId);
+    }),
+  );
+  await Promise.all(items.map((item, i) => saveUndelivered(policy, item, ended[i]!, opts)));
+  return ended;
+}
+
+function queueKey(m: ComposedMessage): RequestKey {
+  const to = [...m.envelope.to].sort().join(',');
+  return { scope: 'queue', value: `${m.messageId} ${createHash('sha256').update(to).digest('base64url')}` };
+}
+
+/** Store a delivered (or possibly delivered) message's outcome in its claim; free the claim otherwise. */
+function settleQueued(h: HeldClaim, e: Ended, obs: Observation): Ended {
+  if (e.status === 'accepted') {
+    h.settleWork?.resolve({
+      answer: { kind: 'sent', result: e.result },
+      status: obs.final('sent', e.result.messageId),
+    });
+  } else if (e.status === 'unknown' && obs.messageId) {
+    const error = e.error.toJSON();
+    h.settleWork?.resolve({
+      answer: { kind: 'unknown', messageId: obs.messageId, error },
+      status: obs.final('unknown', obs.messageId, error),
+    });
+  } else h.settleWork?.reject(e.error);
+  return e;
+}
+
+/** A queued message whose claim was not ours: how its earlier delivery ended, or why it waits. */
+async function endedOf(result: Promise<ClaimResult>, messageId: string): Promise<Ended> {
+  let stored: StoredOutcome;
+  try {
+    stored = settle(await result);
+  } catch (e) {
+    const error = e instanceof SendError ? e : storeUnavailable(e);
+    return { status: error.transient ? 'not_sent' : 'rejected', messageId, error };
+  }
+  const a = stored.answer;
+  if (a.kind === 'sent') return { status: 'accepted', result: a.result };
+  if (a.kind === 'unknown') return { status: 'unknown', messageId, error: unknownError(a, true) };
+  const error = new SendError('internal_error', 'a queued message was claimed as queued again');
+  return { status: 'rejected', messageId, error };
+}
+
+/** The status of a queued message this attempt did not deliver (another consumer holding it writes its own). */
+async function saveUndelivered(
+  policy: IdempotencyPolicy,
+  item: QueuedDelivery,
+  e: Ended,
+  opts: DeliverOptions,
+): Promise<void> {
+  if (e.status === 'accepted' || e.status === 'unknown') return;
+  if (e.error.code === 'idempotency_in_progress') return;
+  const state: MessageState = e.status === 'rejected' ? 'rejected' : item.lastTry ? 'failed' : 'queued';
+  const now = new Date().toISOString();
+  const error = e.error.toJSON();
+  const status: MessageStatus = {
+    messageId: item.message.messageId,
+    state,
+    origin: 'queue',
+    accepted: [],
+    rejected: [],
+    attempts: item.attempt,
+    createdAt: now,
+    updatedAt: now,
+    error: error.smtp ? { code: error.code, smtp: error.smtp } : { code: error.code },
+    idempotent: true,
+  };
+  await saver(policy, opts)(status);
 }

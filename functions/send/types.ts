@@ -46,11 +46,37 @@ export interface RejectedRecipient {
   message: string;
 }
 
-/** A message the server took: to `accepted`, not to `rejected`. */
+/**
+ * Where a message came in (its status and its queued copy say so): the HTTP routes, EventBridge, a direct invoke,
+ * the dead-letter redrive, or the delivery queue's consumer (`queue`).
+ */
+export const ORIGINS = [
+  'http_send',
+  'http_form',
+  'eventbridge',
+  'direct_invoke',
+  'sqs_redrive',
+  'queue',
+] as const;
+export type Origin = (typeof ORIGINS)[number];
+
+/**
+ * A message the server took: to `accepted`, not to `rejected` (refused for good). `deferred`: recipients the server
+ * refused with 4xx, re-queued for them only (present only when a delivery queue took them; without one they stay
+ * in `rejected`, with their 4xx code).
+ */
 export interface DeliveryResult {
   messageId: string;
   accepted: string[];
   rejected: RejectedRecipient[];
+  deferred?: string[];
+}
+
+/** A message handed to the delivery queue instead of being delivered now. */
+export interface QueuedResult {
+  messageId: string;
+  /** `queued`: never tried now; `fallback`: tried, failed transiently, queued; `requeued`: part of a batch. */
+  reason: 'queued' | 'fallback' | 'requeued';
 }
 
 /**
@@ -58,10 +84,12 @@ export interface DeliveryResult {
  * - `accepted`: the server took it (perhaps not for every recipient, see `rejected`),
  * - `rejected`: permanently not sent (invalid, not allowed, or refused by the server),
  * - `not_sent`: a transient failure; safe to send again later,
- * - `unknown`: the server may have it; do not resend blindly.
+ * - `unknown`: the server may have it; do not resend blindly,
+ * - `queued`: on the delivery queue (queue mode, or a transient failure re-queued); delivered later.
  */
 export type BatchItemOutcome =
   | ({ index: number; status: 'accepted' } & DeliveryResult)
+  | ({ index: number; status: 'queued' } & QueuedResult)
   | { index: number; status: 'rejected' | 'not_sent' | 'unknown'; messageId?: string; error: SendErrorBody };
 
 export interface BatchDeliveryResult {

@@ -36,6 +36,8 @@ export function lazySendRecords(opts: SendRecordTableOptions): SendRecordStore {
       };
     },
     status: async (messageId: string) => (await store()).status(messageId),
+    saveStatus: async (status: MessageStatus, ttlSeconds: number) =>
+      (await store()).saveStatus(status, ttlSeconds),
     preload: () => {
       store().catch(() => {}); // a failed load is retried by the first call
     },

@@ -253,8 +253,29 @@ export class DynamoSendRecords implements SendRecordStore {
     }
     const now = Date.now() / 1000;
     const live = items.filter((i) => typeof i[A.expiry] !== 'number' || (i[A.expiry] as number) > now);
-    const found = live[0];
-    return found ? statusOfItem(found) : undefined;
+    // A queued message has several records (its `queued` status, the consumer's claim): the latest one stands.
+    const statuses = live.flatMap((i) => statusOfItem(i) ?? []);
+    return statuses.sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0))[0];
+  }
+
+  /** The item `message#<Message-ID>` holds the status as it stands outside any claim (see the port). */
+  async saveStatus(status: MessageStatus, ttlSeconds: number): Promise<void> {
+    const item = {
+      [A.key]: `message#${status.messageId}`,
+      [A.messageId]: status.messageId,
+      [A.message]: status,
+      [A.expiry]: Math.round(Date.now() / 1000) + ttlSeconds,
+    };
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: marshall(item, { removeUndefinedValues: true }),
+        }),
+      );
+    } catch (e) {
+      throw storeError(e, 'the message status could not be written');
+    }
   }
 
   async #get(key: Record<string, unknown>): Promise<Record<string, unknown> | undefined> {

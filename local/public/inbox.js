@@ -5,14 +5,27 @@ const list = document.getElementById('messages');
 const count = document.getElementById('count');
 const live = document.getElementById('live');
 
-function item(m) {
+/** One list row: sender (or Message-ID), subject (or state), recipients, time; `href` makes it a link. */
+function row({ href, from, subject, to, at }) {
   const li = document.createElement('li');
-  const a = document.createElement('a');
+  const a = document.createElement(href ? 'a' : 'div');
   a.className = 'msg';
-  a.href = `/inbox/${encodeURIComponent(m.id)}`;
-  const from = document.createElement('span');
-  from.className = 'from';
-  from.textContent = m.from;
+  if (href) a.href = href;
+  const fromEl = document.createElement('span');
+  fromEl.className = 'from';
+  fromEl.textContent = from;
+  const to_ = document.createElement('span');
+  to_.className = 'to';
+  to_.textContent = `to ${to}`;
+  const time = document.createElement('time');
+  time.dateTime = at;
+  time.textContent = `${at.replace('T', ' ').slice(0, 19)} UTC`;
+  a.append(fromEl, subject, to_, time);
+  li.append(a);
+  return li;
+}
+
+function item(m) {
   const subject = document.createElement('span');
   subject.className = 'subject';
   subject.textContent = m.subject || '(no subject)';
@@ -23,14 +36,13 @@ function item(m) {
     clip.textContent = ` 📎 ${m.attachments}`;
     subject.append(clip);
   }
-  const to = document.createElement('span');
-  to.className = 'to';
-  to.textContent = `to ${m.to}`;
-  const time = document.createElement('time');
-  time.dateTime = m.receivedAt;
-  time.textContent = `${m.receivedAt.replace('T', ' ').slice(0, 19)} UTC`;
-  a.append(from, subject, to, time);
-  li.append(a);
+  const li = row({
+    href: `/inbox/${encodeURIComponent(m.id)}`,
+    from: m.from,
+    subject,
+    to: m.to,
+    at: m.receivedAt,
+  });
   if (m.messageId) li.append(status(m.messageId));
   return li;
 }
@@ -99,4 +111,53 @@ if (list && 'EventSource' in window) {
 document.getElementById('clear')?.addEventListener('click', async () => {
   await fetch('/inbox/api/messages', { method: 'DELETE' }).catch(() => {});
   await refresh().catch(() => {});
+});
+
+// The delivery queue (npm start runs it): what waits for the SMTP server, and a switch that makes the local SMTP
+// server refuse connections (to watch sync-then-queue fall back to the queue, and the queue drain afterwards).
+const queued = document.getElementById('queued');
+const queueCount = document.getElementById('queue-count');
+const smtpState = document.getElementById('smtp-state');
+const smtpToggle = document.getElementById('smtp-toggle');
+
+function queuedItem(q) {
+  const state = document.createElement('span');
+  state.className = 'subject';
+  state.textContent = `${q.state} · ${q.reason} · received ${q.receiveCount}×${q.nextTryAt ? ` · next try ${q.nextTryAt.slice(11, 19)} UTC` : ''}`;
+  const li = row({ from: q.messageId, subject: state, to: q.to.join(', '), at: q.queuedAt });
+  li.append(status(q.messageId));
+  return li;
+}
+
+async function refreshQueue() {
+  const response = await fetch('/_local/queue', { headers: { accept: 'application/json' } });
+  if (!response.ok) return;
+  const { messages, smtp } = await response.json();
+  queueCount.textContent = String(messages.length);
+  if (messages.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'empty';
+    li.textContent = 'Nothing is waiting.';
+    queued.replaceChildren(li);
+  } else queued.replaceChildren(...messages.map(queuedItem));
+  if (smtpState && smtp) {
+    smtpState.textContent = smtp.down ? 'down (refusing connections)' : 'up';
+    smtpToggle.textContent = smtp.down ? 'Bring SMTP back' : 'Take SMTP down';
+    smtpToggle.dataset.down = String(smtp.down);
+  }
+}
+
+if (queued) {
+  refreshQueue().catch(() => {});
+  setInterval(() => refreshQueue().catch(() => {}), 2000);
+}
+
+smtpToggle?.addEventListener('click', async () => {
+  const down = smtpToggle.dataset.down !== 'true';
+  await fetch('/_local/smtp', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ down }),
+  }).catch(() => {});
+  await refreshQueue().catch(() => {});
 });

@@ -463,8 +463,9 @@ describe.each([
     expect(error).toBeUndefined();
     expect(result.statusCode).toBe(200);
     expect(result.headers['access-control-allow-origin']).toBe('http://127.0.0.1:3000');
-    expect(JSON.parse(result.body)).toEqual({ ok: true });
     const got = await arrival((m) => m.subject === `Contact form: Ann ${tag}`);
+    // sync-then-queue (the forms' default) delivered it in the request: status sent, with its Message-ID.
+    expect(JSON.parse(result.body)).toEqual({ ok: true, status: 'sent', messageId: got.parsed.messageId });
     expect(got.envelope.to).toEqual(['team@example.com']);
     expect(got.parsed.subject).toBe(`Contact form: Ann ${tag}`);
     expect(got.parsed.replyTo?.text).toContain('ann@example.com');
@@ -542,6 +543,8 @@ describe('docs/deploy.md against the deployed stack (AWS CLI v2)', { timeout: 18
       'LOGS',
       'ACCESS_LOGS',
       'RECORDS',
+      'DELIVERY_QUEUE',
+      'DELIVERY_BUCKET',
     ];
     const r = await runShell(`${docBlock('out() {')}\ndeclare -p ${names.join(' ')} > vars.sh`, {
       cwd: docDir,
@@ -571,6 +574,8 @@ describe('docs/deploy.md against the deployed stack (AWS CLI v2)', { timeout: 18
       LOGS: outputs.FunctionLogGroup,
       ACCESS_LOGS: outputs.AccessLogGroup,
       RECORDS: outputs.SendRecordsTableName,
+      DELIVERY_QUEUE: outputs.DeliveryQueueUrl,
+      DELIVERY_BUCKET: outputs.DeliveryBucketName,
     });
     // what the doc used before: empty in this environment, so curl would have signed for no region
     const oldLine = 'echo "[$' + '{AWS_REGION:-$(aws configure get region)}]"';
@@ -648,7 +653,7 @@ describe('cdk destroy', { timeout: 180_000 }, () => {
     }
   }, 240_000);
 
-  it("section 11's leftovers: both log groups, both queues, the send records table and the secret go", async () => {
+  it("section 11's leftovers: both log groups, the three queues, the delivery bucket, the send records table and the secret go", async () => {
     const groups = 'aws logs describe-log-groups --query logGroups[].logGroupName --output json';
     const before = JSON.parse((await runShell(groups, { cwd: docDir, shimDir, moto })).stdout) as string[];
     expect(before).toEqual(expect.arrayContaining([outputs.FunctionLogGroup, outputs.AccessLogGroup]));
@@ -660,6 +665,13 @@ describe('cdk destroy', { timeout: 180_000 }, () => {
     for (const arn of [outputs.DeadLetterQueueArn!, outputs.ParkedQueueArn!]) {
       expect(queues.some((u) => u.endsWith(`/${arn.split(':').pop()}`))).toBe(false);
     }
+    expect(queues).not.toContain(outputs.DeliveryQueueUrl);
+    const buckets = await runShell('aws s3api list-buckets --query Buckets[].Name --output json', {
+      cwd: docDir,
+      shimDir,
+      moto,
+    });
+    expect(JSON.parse(buckets.stdout) as string[]).not.toContain(outputs.DeliveryBucketName);
     const secret = await aws.secrets.send(new DescribeSecretCommand({ SecretId: SECRET_NAME }));
     expect(secret.DeletedDate).toBeInstanceOf(Date);
     const tables = await runShell('aws dynamodb list-tables --query TableNames --output json', {

@@ -14,6 +14,7 @@ import {
   startSecretsManagerEndpoint,
 } from '../../local/secrets-manager-endpoint.ts';
 import { buildHandler, ROOT } from '../../scripts/build.ts';
+import { type DeliveryQueues, messageIdOf, startDeliveryQueues } from '../support/delivery-queues.ts';
 import {
   startSmtpServer,
   TEST_CA,
@@ -29,11 +30,13 @@ type Bundled = { handler: ((e: unknown, c: unknown) => Promise<any>) & { close()
 const outdirs = [`dist/test-bundle-${process.pid}`, `dist/test-bundle-sdk-${process.pid}`];
 let srv: TestSmtpServer;
 let sm: SecretsManagerEndpoint;
+let queues: DeliveryQueues;
 const loaded: Bundled[] = [];
 const sizes: number[] = [];
 
 beforeAll(async () => {
   srv = await startSmtpServer();
+  queues = await startDeliveryQueues();
   sm = await startSecretsManagerEndpoint({
     secrets: {
       smtp: {
@@ -52,6 +55,7 @@ beforeAll(async () => {
     AWS_SECRET_ACCESS_KEY: 'local-test-secret',
     AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.url,
     SMTP_SECRET_ID: 'smtp',
+    ...queues.env,
     POWERTOOLS_LOG_LEVEL: 'ERROR',
     ENDPOINT_CONFIG: JSON.stringify({
       send: { allowedRecipients: ['*@example.com'] },
@@ -74,6 +78,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const m of loaded) await m.handler.close();
   await sm?.close();
+  await queues?.close();
   await srv?.close();
   for (const d of outdirs) rmSync(join(ROOT, d), { recursive: true, force: true });
 });
@@ -129,5 +134,25 @@ describe('the esbuild bundle', () => {
       name: 'validation_failed',
     });
     expect((await simpleParser(srv.messages.at(-1)!.raw)).subject).toBe('EB bundle');
+  });
+
+  it('the delivery queue through the bundle: /send respond-async → 202, then the SQS batch is delivered', async () => {
+    const h = loaded[0]!.handler;
+    const res = await h(
+      sendEvent(
+        { to: 'queue@example.com', subject: 'Queued in the bundle', text: 'x' },
+        { prefer: 'respond-async' },
+      ),
+      createLambdaContext(),
+    );
+    expect(res.statusCode, res.body).toBe(202);
+    const { messageId } = JSON.parse(res.body) as { messageId: string };
+    // The event exactly as Lambda's SQS event source mapping hands it over.
+    const event = await queues.receiveEvent();
+    expect(event.Records).toHaveLength(1);
+    expect(await h(event, createLambdaContext())).toEqual({ batchItemFailures: [] });
+    const arrived = srv.messages.filter((m) => messageIdOf(m.raw) === messageId);
+    expect(arrived).toHaveLength(1);
+    expect(arrived[0]!.envelope.to).toEqual(['queue@example.com']);
   });
 });

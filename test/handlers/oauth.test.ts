@@ -142,7 +142,7 @@ describe('client_credentials (Microsoft Entra ID v2.0)', () => {
     const trace: DeliveryTrace = { attempts: 0, roundTrips: 0 };
     const out = await deliver(message, deps, { deadline: Date.now() + 20_000, trace });
     await transport.close();
-    expect(out.accepted).toEqual(['team@example.com']);
+    expect(out).toMatchObject({ status: 'sent', accepted: ['team@example.com'] });
     expect(idp.calls).toHaveLength(2);
     expect(seen).toHaveLength(2);
     expect(seen[0]!.token).not.toBe(seen[1]!.token);

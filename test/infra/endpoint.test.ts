@@ -9,6 +9,7 @@ import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Code } from 'aws-cdk-lib/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_DELIVERY } from '../../functions/config/endpoint.ts';
 import {
   SEND_EMAIL_DETAIL_TYPE as HANDLED_DETAIL_TYPE,
   isEventBridgeEvent,
@@ -16,6 +17,7 @@ import {
 import { MIN_RECORD_BUDGET_MS } from '../../functions/handlers/sqs.ts';
 import { buildApp } from '../../infra/app.ts';
 import {
+  DELIVERY_ENV_BYTES,
   envSize,
   INLINE_ENV_BUDGET_BYTES,
   SmtpSendEndpoint,
@@ -120,9 +122,11 @@ describe('the stack', () => {
       'AWS::Lambda::Function': 1,
       'AWS::Lambda::EventInvokeConfig': 1,
       'AWS::Lambda::Permission': 6,
-      'AWS::Lambda::EventSourceMapping': 1,
-      'AWS::SQS::Queue': 2,
-      'AWS::SQS::QueuePolicy': 2,
+      'AWS::Lambda::EventSourceMapping': 2,
+      'AWS::SQS::Queue': 3,
+      'AWS::SQS::QueuePolicy': 3,
+      'AWS::S3::Bucket': 1,
+      'AWS::S3::BucketPolicy': 1,
       'AWS::ApiGatewayV2::Api': 1,
       'AWS::ApiGatewayV2::Integration': 1,
       'AWS::ApiGatewayV2::Route': 4,
@@ -131,8 +135,8 @@ describe('the stack', () => {
       'AWS::SNS::Topic': 1,
       'AWS::SNS::TopicPolicy': 1,
       'AWS::SNS::Subscription': 1,
-      'AWS::CloudWatch::Alarm': 5,
-      'AWS::Logs::MetricFilter': 1,
+      'AWS::CloudWatch::Alarm': 10,
+      'AWS::Logs::MetricFilter': 5,
       'AWS::DynamoDB::Table': 1,
     });
   });
@@ -167,7 +171,9 @@ describe('the stack', () => {
       POWERTOOLS_LOG_LEVEL: 'INFO',
     });
     expect(env.ENDPOINT_CONFIG_FILE).toBeUndefined();
-    expect(envSize(env)).toBeLessThanOrEqual(INLINE_ENV_BUDGET_BYTES);
+    // The delivery queue's variables are tokens here; the budget counts them at their largest.
+    const literal = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === 'string'));
+    expect(envSize(literal) + DELIVERY_ENV_BYTES).toBeLessThanOrEqual(INLINE_ENV_BUDGET_BYTES);
   });
 
   it('gives the role no AWS-managed policy', () => {
@@ -293,7 +299,7 @@ describe('the stack', () => {
     const rule = resources[logicalIdOf('AWS::Events::Rule', 'AlarmEmailRule')]!.Properties;
     expect(rule.EventPattern.source).toEqual(['aws.cloudwatch']);
     expect(rule.EventPattern['detail-type']).toEqual(['CloudWatch Alarm State Change']);
-    expect(rule.EventPattern.resources).toHaveLength(5);
+    expect(rule.EventPattern.resources).toHaveLength(10);
     const delivered = renderInputTransformer(rule.Targets[0].InputTransformer, ALARM_EVENT);
     // what the function receives: a "Send Email" event (EventBridge path: thrown failures → retries → DLQ)
     expect(isEventBridgeEvent(delivered)).toBe(true);
@@ -329,18 +335,28 @@ describe('the stack', () => {
         ]),
       },
     });
+    // The function sends to the DLQ (a queued message refused for good goes there at once) and to the delivery queue.
     const send = allStatements(resources).filter((s) => asList(s.Action).includes('sqs:SendMessage'));
-    expect(send.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': [queueId, 'Arn'] }]);
+    const sent = send.flatMap((s) => asList<Cfn>(s.Resource));
+    expect(sent.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual([
+      { 'Fn::GetAtt': [queueId, 'Arn'] },
+      { 'Fn::GetAtt': [logicalIdOf('AWS::SQS::Queue', 'DeliveryQueue'), 'Arn'] },
+    ]);
   });
 
   it('alarms on errors, throttles, DLQ and parked depth > 0 and unknown deliveries, notifying the topic', () => {
     const topicId = logicalIdOf('AWS::SNS::Topic', 'AlarmTopic');
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
     expect(alarms.map((a) => a.MetricName).sort()).toEqual([
+      'ApproximateAgeOfOldestMessage',
       'ApproximateNumberOfMessagesVisible',
       'ApproximateNumberOfMessagesVisible',
+      'BatchPartialFailure',
+      'DeferredOverAnHour',
       'DeliveryUnknown',
       'Errors',
+      'FormRoute5xx',
+      'SendRoute5xx',
       'Throttles',
     ]);
     for (const a of alarms) expect(a.AlarmActions).toEqual([{ Ref: topicId }]);
@@ -370,7 +386,7 @@ describe('the stack', () => {
   });
 
   it('counts unknown deliveries from the function log summary lines', () => {
-    const [[, filter]] = ofType('AWS::Logs::MetricFilter') as [[string, Resource]];
+    const [, filter] = ofType('AWS::Logs::MetricFilter').find(([id]) => id.includes('DeliveryUnknown'))!;
     expect(filter.Properties.LogGroupName).toEqual({
       Ref: logicalIdOf('AWS::Logs::LogGroup', 'FunctionLogs'),
     });
@@ -404,6 +420,8 @@ describe('the stack', () => {
       'DeadLetterQueueArn',
       'ParkedQueueUrl',
       'ParkedQueueArn',
+      'DeliveryQueueUrl',
+      'DeliveryBucketName',
       'RedriveMappingId',
       'SmtpSecretId',
       'AlarmTopicArn',
@@ -544,17 +562,22 @@ describe('dead-letter redrive', () => {
     ]);
   });
 
-  it('lets the function receive and delete on the DLQ only, and send to it only (never the parked queue)', () => {
+  it('lets the function consume and send only on the DLQ and the delivery queue (never the parked queue)', () => {
     const sqs = allStatements(resources).filter((s) =>
       asList<string>(s.Action).some((a) => a.startsWith('sqs:')),
     );
+    const deliveryArn = { 'Fn::GetAtt': [logicalIdOf('AWS::SQS::Queue', 'DeliveryQueue'), 'Arn'] };
     const consume = sqs.filter((s) => asList<string>(s.Action).includes('sqs:ReceiveMessage'));
-    expect(consume).toHaveLength(1);
-    expect(consume[0]).toMatchObject({ Effect: 'Allow', Resource: dlqArn() });
-    expect(consume[0]!.Action).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
-    expect(consume[0]!.Condition).toBeUndefined();
+    const consumed = consume.flatMap((s) => asList<Cfn>(s.Resource));
+    expect(consumed).toEqual(expect.arrayContaining([dlqArn(), deliveryArn]));
+    expect(consumed).toHaveLength(2);
+    for (const c of consume) {
+      expect(c.Effect).toBe('Allow');
+      expect(c.Action).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
+      expect(c.Condition).toBeUndefined();
+    }
     for (const s of sqs) {
-      expect(s.Resource).toEqual(dlqArn());
+      for (const r of asList<Cfn>(s.Resource)) expect([dlqArn(), deliveryArn]).toContainEqual(r);
       expect(asList<string>(s.Action)).not.toContain('sqs:*');
       // only what the destination (send) and the event source (consume) need
       for (const a of asList<string>(s.Action)) {
@@ -571,6 +594,113 @@ describe('dead-letter redrive', () => {
     expect(JSON.stringify(allStatements(resources))).not.toContain(
       logicalIdOf('AWS::SQS::Queue', 'ParkedQueue'),
     );
+  });
+});
+
+describe('the delivery queue', () => {
+  const queueId = () => logicalIdOf('AWS::SQS::Queue', 'DeliveryQueue');
+  const bucketId = () => logicalIdOf('AWS::S3::Bucket', 'DeliveryBucket');
+
+  it('is encrypted, TLS-only, kept 14 days, and redrives to the DLQ after delivery.maxReceives receives', () => {
+    const q = resources[queueId()]!;
+    expect(q.Properties).toMatchObject({
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 24 * 3600,
+      VisibilityTimeout: 6 * 30,
+      RedrivePolicy: {
+        deadLetterTargetArn: { 'Fn::GetAtt': [logicalIdOf('AWS::SQS::Queue', 'DeadLetterQueue'), 'Arn'] },
+        maxReceiveCount: DEFAULT_DELIVERY.maxReceives,
+      },
+    });
+    const policy = ofType('AWS::SQS::QueuePolicy').find(([, p]) =>
+      JSON.stringify(p.Properties.Queues).includes(queueId()),
+    )!;
+    expect(JSON.stringify(policy[1].Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+  });
+
+  it('is consumed with maxConcurrency = delivery.maxConnections, batches of 25 in a 1 s window, item failures', () => {
+    const mappings = ofType('AWS::Lambda::EventSourceMapping').filter(([, m]) =>
+      JSON.stringify(m.Properties.EventSourceArn).includes(queueId()),
+    );
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]![1].Properties).toMatchObject({
+      BatchSize: 25,
+      MaximumBatchingWindowInSeconds: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: DEFAULT_DELIVERY.maxConnections },
+    });
+    expect(mappings[0]![1].Properties.Enabled).not.toBe(false);
+  });
+
+  it('stores large messages in an encrypted, private, TLS-only bucket that expires them after 14 days', () => {
+    const b = resources[bucketId()]!;
+    expect(b.Properties).toMatchObject({
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LifecycleConfiguration: { Rules: [{ Prefix: 'queued/', ExpirationInDays: 14, Status: 'Enabled' }] },
+    });
+    const [[, bp]] = ofType('AWS::S3::BucketPolicy') as [[string, Resource]];
+    expect(JSON.stringify(bp.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+  });
+
+  it('tells the function where the queue, the bucket and the DLQ are', () => {
+    const [[, fn]] = ofType('AWS::Lambda::Function') as [[string, Resource]];
+    expect(fn.Properties.Environment.Variables).toMatchObject({
+      DELIVERY_QUEUE_URL: { Ref: queueId() },
+      DELIVERY_BUCKET: { Ref: bucketId() },
+      DEAD_LETTER_QUEUE_URL: { Ref: logicalIdOf('AWS::SQS::Queue', 'DeadLetterQueue') },
+    });
+  });
+
+  it('lets the function put, get and delete only stored messages (queued/*) in the bucket', () => {
+    const s3 = allStatements(resources).filter((s) =>
+      asList<string>(s.Action).some((a) => a.startsWith('s3:')),
+    );
+    expect(s3).toHaveLength(1);
+    expect(asList<string>(s3[0]!.Action).sort()).toEqual(['s3:DeleteObject', 's3:GetObject', 's3:PutObject']);
+    expect(s3[0]!.Resource).toEqual({
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId(), 'Arn'] }, '/queued/*']],
+    });
+  });
+
+  it('alarms: oldest queued message > 5 min, 5xx answers per HTTP route, partial batches, old deferrals', () => {
+    const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    const age = alarms.find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage')!;
+    expect(age).toMatchObject({
+      Threshold: 300,
+      ComparisonOperator: 'GreaterThanThreshold',
+      Namespace: 'AWS/SQS',
+    });
+    expect(age.Dimensions).toEqual([
+      { Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId(), 'QueueName'] } },
+    ]);
+    const filters = Object.fromEntries(
+      ofType('AWS::Logs::MetricFilter').map(([, f]) => [
+        f.Properties.MetricTransformations[0].MetricName,
+        f.Properties.FilterPattern,
+      ]),
+    );
+    expect(filters).toEqual({
+      DeliveryUnknown: '{ ($.outcome = "unknown") || ($.code = "delivery_unknown") }',
+      SendRoute5xx: '{ ($.entryPoint = "http_send") && ($.status >= 500) }',
+      FormRoute5xx: '{ ($.entryPoint = "http_form") && ($.status >= 500) }',
+      BatchPartialFailure: '{ $.code = "batch_partial_failure" }',
+      DeferredOverAnHour:
+        '{ (($.reason = "deferred") || ($.code = "recipient_deferred")) && ($.queuedForSeconds > 3600) }',
+    });
+    for (const name of Object.keys(filters)) {
+      expect(
+        alarms.filter((a) => a.MetricName === name),
+        name,
+      ).toHaveLength(1);
+    }
   });
 });
 

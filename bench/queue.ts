@@ -1,0 +1,267 @@
+/**
+ * `npm run bench -- --queue`: queued delivery.
+ *
+ * A. Form post response time (p50/p99) at concurrency 20 on the local stack (`startLocal`: HTTP API events → the
+ *    handler → the local SQS endpoint → the event source mapping), with 25 ms one-way latency between the function
+ *    and its SMTP server (bench/proxy.ts in front of the mail catcher), in `sync`, `sync-then-queue` and `queue`
+ *    mode. Each mode runs in its own process (the local stack is one per process). Baseline: `sync`.
+ * B. Delivery throughput from the queue (msgs/s) over ONE connection with CHUNKING (Exim, 25 ms one-way through
+ *    the lab's proxy): the queue consumer (event source mapping, one batch slot, batches of 25) vs nodemailer's
+ *    pool (`pool: true`, its defaults: 5 connections) on the same messages, and nodemailer's pool on 1 connection.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import nodemailer from 'nodemailer';
+import { SqsDeliveryQueue } from '../functions/queue/sqs-delivery-queue.ts';
+import { startEventSourceMapping } from '../local/event-source-mapping.ts';
+import { startSecretsManagerEndpoint } from '../local/secrets-manager-endpoint.ts';
+import { startSqsEndpoint } from '../local/sqs-endpoint.ts';
+import { startLab } from './lab.ts';
+import { type BenchMessage, benchMessage } from './message.ts';
+import { BENCH_AUTH, TLS_MATERIAL } from './peers.ts';
+import { startLatencyProxy } from './proxy.ts';
+import { quantile } from './stats.ts';
+
+const ONE_WAY_MS = 25;
+const MODES = ['sync', 'sync-then-queue', 'queue'] as const;
+type Mode = (typeof MODES)[number];
+
+export interface FormRow {
+  mode: Mode;
+  posts: number;
+  latency: { p50: number; p99: number; max: number };
+  /** From the first post until every message had arrived at the mail catcher. */
+  allDeliveredMs: number;
+}
+
+export interface ThroughputRow {
+  client: string;
+  messages: number;
+  ms: number;
+  perSecond: number;
+}
+
+const until = async (check: () => boolean, ms: number, what: string) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`${what} did not happen within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+/** A: one mode, in this process (`--form-child MODE POSTS`); prints the row as JSON. */
+async function formChild(mode: Mode, posts: number): Promise<FormRow> {
+  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  const { startLocal } = await import('../local/server.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-queue-'));
+  const config = JSON.parse(
+    readFileSync(fileURLToPath(new URL('../config/endpoint.json', import.meta.url)), 'utf8'),
+  ) as { forms: Record<string, Record<string, unknown>> };
+  config.forms.contact!.delivery = mode;
+  writeFileSync(join(dir, 'endpoint.json'), JSON.stringify(config));
+  const stack = await startLocal({
+    port: 0,
+    smtpPort: 0,
+    inboxLimit: 10_000,
+    configFile: join(dir, 'endpoint.json'),
+  });
+  const proxy = await startLatencyProxy(stack.catcher!.port, ONE_WAY_MS);
+  try {
+    // The function's secret points at the proxy in front of the catcher (read lazily, at the first send).
+    const sm = new SecretsManagerClient({ endpoint: stack.secretsManagerUrl, region: 'us-east-1' });
+    const id = 'local/smtp-send-endpoint/smtp';
+    const secret = JSON.parse((await sm.send(new GetSecretValueCommand({ SecretId: id }))).SecretString!);
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: id,
+        SecretString: JSON.stringify({ ...secret, port: proxy.port }),
+      }),
+    );
+    const post = async (i: number) => {
+      const started = performance.now();
+      const res = await fetch(`${stack.url}/forms/contact`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: stack.url, accept: 'application/json' },
+        body: JSON.stringify({ name: `Bench ${i}`, email: `b${i}@example.org`, message: 'Benchmark post' }),
+      });
+      await res.text();
+      if (res.status !== 200 && res.status !== 202) throw new Error(`post ${i}: HTTP ${res.status}`);
+      return performance.now() - started;
+    };
+    for (let i = 0; i < 3; i++) await post(-1 - i); // warm: secret read, first session
+    await until(() => stack.catcher!.store.list().length >= 3, 30_000, 'the warm-up arrivals');
+    const samples: number[] = [];
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        while (next < posts) samples.push(await post(next++));
+      }),
+    );
+    await until(() => stack.catcher!.store.list().length >= posts + 3, 120_000, 'every arrival');
+    const latency = { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99), max: Math.max(...samples) };
+    return { mode, posts, latency, allDeliveredMs: performance.now() - t0 };
+  } finally {
+    await proxy.close();
+    await stack.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function runFormChild(mode: Mode, posts: number): Promise<FormRow> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(import.meta.url), '--form-child', mode, String(posts)],
+      { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const line = stdout.split('\n').find((l) => l.startsWith('{"mode"'));
+        if (err || !line)
+          return reject(new Error(`form bench ${mode} failed: ${err?.message ?? ''} ${stderr.slice(-2000)}`));
+        resolve(JSON.parse(line) as FormRow);
+      },
+    );
+  });
+}
+
+/** B: the queue consumer over one connection vs nodemailer's pool, against Exim at 25 ms one-way. */
+async function throughput(messages: number): Promise<ThroughputRow[]> {
+  const lab = await startLab({ withSmtpServerTls: false });
+  const rows: ThroughputRow[] = [];
+  try {
+    const peer = lab.peers.find((p) => p.id === '587-chunking')!;
+    await lab.setDelay(peer.id, ONE_WAY_MS);
+    const msgs = Array.from({ length: messages }, (_, i) => benchMessage(i));
+    rows.push(await ourQueue(peer.proxyPort, msgs));
+    rows.push(await nodemailerPool(peer.proxyPort, msgs, undefined));
+    rows.push(await nodemailerPool(peer.proxyPort, msgs, 1));
+  } finally {
+    await lab.close();
+  }
+  return rows;
+}
+
+async function ourQueue(port: number, msgs: BenchMessage[]): Promise<ThroughputRow> {
+  const sqs = await startSqsEndpoint();
+  const sm = await startSecretsManagerEndpoint({
+    secrets: {
+      smtp: {
+        host: '127.0.0.1',
+        port,
+        security: 'starttls',
+        username: BENCH_AUTH.username,
+        password: BENCH_AUTH.password,
+        from: 'noreply@example.com',
+        clientName: 'localhost',
+        ca: TLS_MATERIAL.ca,
+      },
+    },
+  });
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'bench',
+    AWS_SECRET_ACCESS_KEY: 'bench',
+    AWS_ENDPOINT_URL_SQS: sqs.url,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.url,
+    POWERTOOLS_LOG_LEVEL: 'ERROR',
+  });
+  const queueUrl = sqs.createQueue('bench-delivery', { VisibilityTimeout: '60' });
+  const { createHandler } = await import('../functions/handlers/index.ts');
+  const handler = createHandler({
+    env: { ...process.env, SMTP_SECRET_ID: 'smtp', DELIVERY_QUEUE_URL: queueUrl, ENDPOINT_CONFIG: '{}' },
+  });
+  const queue = new SqsDeliveryQueue({ queueUrl });
+  for (const [i, m] of msgs.entries()) {
+    await queue.enqueue({
+      messageId: `<bench-${i}@example.com>`,
+      envelope: m.envelope,
+      content: m.content,
+      eightBit: false,
+      smtpUtf8: false,
+      reason: 'queued',
+      origin: 'direct_invoke',
+      queuedAt: Date.now(),
+    });
+  }
+  const t0 = performance.now();
+  const client = new SQSClient({ endpoint: sqs.url, region: 'us-east-1' });
+  const esm = startEventSourceMapping({
+    sqs: client,
+    queueUrl,
+    queueArn: sqs.arnOf('bench-delivery'),
+    handler,
+    maxConcurrency: 1,
+    batchSize: 25,
+    batchingWindowMs: 50,
+  });
+  try {
+    await until(() => sqs.messages('bench-delivery').length === 0, 120_000, 'the queue to drain');
+    const ms = performance.now() - t0;
+    return {
+      client: 'ours: queue consumer, 1 connection, batches of 25',
+      messages: msgs.length,
+      ms,
+      perSecond: (msgs.length * 1000) / ms,
+    };
+  } finally {
+    await esm.stop();
+    client.destroy();
+    await handler.close();
+    await sm.close();
+    await sqs.close();
+  }
+}
+
+async function nodemailerPool(
+  port: number,
+  msgs: BenchMessage[],
+  maxConnections: number | undefined,
+): Promise<ThroughputRow> {
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    requireTLS: true,
+    name: 'localhost',
+    tls: { ca: TLS_MATERIAL.ca, servername: 'localhost' },
+    auth: { user: BENCH_AUTH.username, pass: BENCH_AUTH.password },
+    pool: true,
+    ...(maxConnections ? { maxConnections } : {}),
+  });
+  const t0 = performance.now();
+  try {
+    await Promise.all(
+      msgs.map((m) => transport.sendMail({ envelope: m.envelope, raw: Buffer.from(m.content) })),
+    );
+  } finally {
+    transport.close();
+  }
+  const ms = performance.now() - t0;
+  const label = maxConnections
+    ? `nodemailer pool, ${maxConnections} connection`
+    : 'nodemailer pool (defaults: 5 connections)';
+  return { client: label, messages: msgs.length, ms, perSecond: (msgs.length * 1000) / ms };
+}
+
+export async function runQueueBench(
+  quick: boolean,
+): Promise<{ forms: FormRow[]; throughput: ThroughputRow[] }> {
+  const forms: FormRow[] = [];
+  for (const mode of MODES) forms.push(await runFormChild(mode, quick ? 60 : 200));
+  return { forms, throughput: await throughput(quick ? 50 : 100) };
+}
+
+if (process.argv[2] === '--form-child') {
+  const row = await formChild(process.argv[3] as Mode, Number(process.argv[4]));
+  process.stdout.write(`${JSON.stringify(row)}\n`);
+  process.exit(0);
+}

@@ -1,0 +1,230 @@
+/**
+ * SQS: the delivery queue's consumer. The event source mapping (maximum concurrency `delivery.maxConnections`)
+ * hands it batches of queued messages (functions/queue/sqs-delivery-queue.ts); ONE batch is delivered over ONE SMTP
+ * session (the use case's `deliverComposed`: PIPELINING, CHUNKING, warm reuse), and each record's fate is a value:
+ *
+ * - accepted → deleted (its S3 copy too); recipients refused with 4xx are re-queued for them only (`deferred`,
+ *   logged with `recipient_deferred` and how long ago the message was first queued);
+ * - not sent, transient (the server is down, 421/450/451/452/454, SES's throttling, the deadline) → listed in
+ *   `batchItemFailures` and hidden for an exponentially growing, jittered time (`ChangeMessageVisibility`), so a
+ *   throttling provider gets room; after `delivery.maxReceives` receives SQS moves it to the dead-letter queue;
+ * - not sent, permanent (5xx, a configuration error) → moved to the dead-letter queue at once (when the record came
+ *   from the delivery queue and the DLQ is known; else listed, and the redrive policy moves it);
+ * - unknown (the connection broke after the data) → deleted, NEVER retried, logged at ERROR `delivery_unknown`;
+ * - a body that is not a queued message → listed (the redrive policy parks it).
+ * With the send records, each queued message is delivered AT MOST ONCE however often SQS hands it over
+ * (`deliverQueuedOnce`): a repeat of a delivered one is deleted unsent, one whose consumer died after the final dot
+ * is `unknown` (deleted, never resent), and its status (`GET /messages/{id}`) follows it from `queued` on.
+ * The handler never throws (a throw would return the whole batch, delivered records included).
+ */
+import type { SQSBatchItemFailure, SQSRecord } from 'aws-lambda';
+import type { ComposedMessage } from '../mime/types.ts';
+import {
+  type DecodedBody,
+  decodeQueuedBody,
+  type SqsDeliveryQueue,
+  type StoredRef,
+} from '../queue/sqs-delivery-queue.ts';
+import { deadlineFrom, deferRecipients, type Ended } from '../send/deliver.ts';
+import { deliverQueuedOnce } from '../send/idempotency.ts';
+import { type QueuedMessage, type VisibilityPolicy, visibilityBackoff } from '../send/queue.ts';
+import { DEFAULT_RETRY } from '../send/retry.ts';
+import { type InvocationLog, newInvocationLog, writeSummary } from './log.ts';
+import type { Runtime } from './runtime.ts';
+
+/** A record read back: its queued message, where its bytes live, and the SQS facts about it. */
+interface Job {
+  record: SQSRecord;
+  message: QueuedMessage;
+  stored: Uint8Array | StoredRef;
+  receiveCount: number;
+}
+
+export type DeliveryDisposition = 'sent' | 'deferred' | 'unknown' | 'retry' | 'dead_letter' | 'park';
+
+/** `DELIVERY_RETRY_BASE_SECONDS` / `DELIVERY_RETRY_MAX_SECONDS`: the visibility backoff (default 30 s … 15 min). */
+export function visibilityPolicyFromEnv(env: NodeJS.ProcessEnv): VisibilityPolicy {
+  const num = (raw: string | undefined, fallback: number) => {
+    const n = Number(raw);
+    return raw && Number.isFinite(n) && n >= 0 ? n : fallback;
+  };
+  return {
+    baseSeconds: num(env.DELIVERY_RETRY_BASE_SECONDS, 30),
+    maxSeconds: num(env.DELIVERY_RETRY_MAX_SECONDS, 900),
+  };
+}
+
+export async function handleDeliveryBatch(
+  records: SQSRecord[],
+  remainingMs: () => number,
+  rt: Runtime,
+  log: InvocationLog,
+): Promise<SQSBatchItemFailure[]> {
+  const queue = rt.queue;
+  const failures: SQSBatchItemFailure[] = [];
+  const counts: Record<DeliveryDisposition, number> = {
+    sent: 0,
+    deferred: 0,
+    unknown: 0,
+    retry: 0,
+    dead_letter: 0,
+    park: 0,
+  };
+  const note = (record: SQSRecord, d: DeliveryDisposition, fields: Record<string, unknown> = {}) => {
+    counts[d]++;
+    const listed = d === 'retry' || d === 'park';
+    if (listed && record.messageId) failures.push({ itemIdentifier: record.messageId });
+    const rec = newInvocationLog('sqs_delivery');
+    if (log.requestId) rec.requestId = log.requestId;
+    rec.outcome = d === 'sent' || d === 'deferred' ? 'sent' : d === 'unknown' ? 'unknown' : 'failed';
+    writeSummary(rt.logger, rec, { sqsMessageId: record.messageId, disposition: d, ...fields });
+  };
+  const jobs: Job[] = [];
+  for (const record of records) {
+    const decoded: DecodedBody = queue
+      ? decodeQueuedBody(record.body ?? '')
+      : { ok: false, detail: 'no delivery queue is configured (DELIVERY_QUEUE_URL)' };
+    if (!decoded.ok) {
+      note(record, 'park', { code: 'queue_malformed_body', detail: decoded.detail });
+      continue;
+    }
+    jobs.push({
+      record,
+      message: { ...decoded.message, content: new Uint8Array() },
+      stored: decoded.content,
+      receiveCount: Number(record.attributes?.ApproximateReceiveCount) || 1,
+    });
+  }
+  if (queue && jobs.length > 0) await deliverJobs(jobs, queue, remainingMs, rt, log, note);
+  log.messages = records.length;
+  log.counts = { records: records.length, ...counts, batchItemFailures: failures.length };
+  log.outcome =
+    counts.unknown > 0
+      ? 'unknown'
+      : failures.length === 0
+        ? 'sent'
+        : counts.sent + counts.deferred > 0
+          ? 'partial'
+          : 'failed';
+  if (counts.unknown > 0) log.code = 'delivery_unknown';
+  return failures;
+}
+
+type Note = (record: SQSRecord, d: DeliveryDisposition, fields?: Record<string, unknown>) => void;
+
+async function deliverJobs(
+  jobs: Job[],
+  queue: SqsDeliveryQueue,
+  remainingMs: () => number,
+  rt: Runtime,
+  log: InvocationLog,
+  note: Note,
+): Promise<void> {
+  // Bytes stored in S3 are read first; a read that fails leaves that record for a later try.
+  const ready: Job[] = [];
+  await Promise.all(
+    jobs.map(async (job) => {
+      try {
+        job.message.content = await queue.contentOf(job.stored);
+        ready.push(job);
+      } catch (e) {
+        note(job.record, 'retry', { code: 'queue_store_unavailable', error: (e as Error).name });
+      }
+    }),
+  );
+  ready.sort((a, b) => jobs.indexOf(a) - jobs.indexOf(b));
+  // One attempt per receive: the queue is the retry (a throttling server is not hammered within one invocation).
+  const deps = { ...rt.deps, retry: { ...DEFAULT_RETRY, maxAttempts: 1 } };
+  const ended = await deliverQueuedOnce(
+    ready.map((j) => ({
+      message: composedOf(j.message),
+      attempt: j.receiveCount,
+      lastTry: j.receiveCount >= rt.delivery.maxReceives,
+    })),
+    deps,
+    rt.idempotency,
+    { deadline: deadlineFrom(remainingMs()), trace: log.trace, origin: 'queue' },
+  );
+  const policy = visibilityPolicyFromEnv(rt.env);
+  await Promise.all(ready.map((job, k) => settleJob(job, ended[k]!, queue, rt, policy, note)));
+}
+
+/** One record's fate after the attempt loop (see the top of this file). Never throws. */
+async function settleJob(
+  job: Job,
+  ended: Ended,
+  queue: SqsDeliveryQueue,
+  rt: Runtime,
+  policy: VisibilityPolicy,
+  note: Note,
+): Promise<void> {
+  const { record, message } = job;
+  const fields: Record<string, unknown> = {
+    messageId: message.messageId,
+    reason: message.reason,
+    queuedBy: message.origin,
+    formId: message.formId,
+    receiveCount: job.receiveCount,
+    queuedForSeconds: Math.round((Date.now() - message.queuedAt) / 1000),
+  };
+  try {
+    if (ended.status === 'accepted') {
+      const result = await deferRecipients(ended.result, message, rt.deps, {});
+      await queue.discard(job.stored).catch(() => {});
+      if (result.deferred?.length) {
+        return note(record, 'deferred', {
+          ...fields,
+          code: 'recipient_deferred',
+          deferred: result.deferred.length,
+        });
+      }
+      return note(record, 'sent', { ...fields, rejected: result.rejected.length || undefined });
+    }
+    const smtp = {
+      code: ended.error.code,
+      smtpCode: ended.error.smtp?.code,
+      smtpPhase: ended.error.smtp?.phase,
+    };
+    if (ended.status === 'unknown') return note(record, 'unknown', { ...fields, ...smtp });
+    // A record redriven from the dead-letter queue is left to that queue's own visibility and redrive policy.
+    const fromDeliveryQueue = sourceName(record) === queueName(queue.queueUrl);
+    if (ended.status === 'not_sent' && ended.error.transient) {
+      const seconds = visibilityBackoff(job.receiveCount, policy);
+      if (fromDeliveryQueue) await queue.hide(record.receiptHandle, seconds).catch(() => {});
+      return note(record, 'retry', { ...fields, ...smtp, retryInSeconds: seconds });
+    }
+    // Permanent: to the dead-letter queue now (from the delivery queue only; a DLQ record is parked by its policy).
+    if (fromDeliveryQueue && (await queue.deadLetter(record.body, { code: ended.error.code }))) {
+      return note(record, 'dead_letter', { ...fields, ...smtp });
+    }
+    return note(record, 'park', { ...fields, ...smtp });
+  } catch (e) {
+    rt.logger.error('queued message settlement failed', {
+      error: e as Error,
+      sqsMessageId: record.messageId,
+    });
+    return note(record, 'retry', { ...fields, code: 'internal_error' });
+  }
+}
+
+function composedOf(m: QueuedMessage): ComposedMessage {
+  return {
+    bytes: m.content,
+    messageId: m.messageId,
+    envelope: m.envelope,
+    eightBit: m.eightBit,
+    smtpUtf8: m.smtpUtf8,
+    size: m.content.length,
+    // The header fields as composed are only read by tests of the composer; the bytes carry them.
+    headers: [],
+  };
+}
+
+function sourceName(record: SQSRecord): string {
+  const arn = record.eventSourceARN ?? '';
+  return arn.slice(arn.lastIndexOf(':') + 1);
+}
+
+function queueName(url: string): string {
+  return url.slice(url.lastIndexOf('/') + 1);
+}

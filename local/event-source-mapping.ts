@@ -1,0 +1,222 @@
+/**
+ * A local Lambda SQS event source mapping: polls a queue with the real `@aws-sdk/client-sqs` and hands batches to
+ * the handler in the exact event shape Lambda uses (`{ Records: [{ messageId, receiptHandle, body, attributes,
+ * messageAttributes, md5OfBody, eventSource: "aws:sqs", eventSourceARN, awsRegion }] }`), with what the deployed
+ * mapping does:
+ * - at most `maxConcurrency` batches in flight (Lambda's `ScalingConfig.MaximumConcurrency`);
+ * - batches of up to `batchSize` gathered for at most `batchingWindowMs`;
+ * - `ReportBatchItemFailures`: the records listed in `batchItemFailures` stay on the queue (they come back when
+ *   their visibility timeout runs out, and the queue's redrive policy counts their receives); all others are
+ *   deleted. A thrown error, a timeout, or an `itemIdentifier` that is not in the batch fails the whole batch.
+ *
+ * ```ts
+ * const esm = startEventSourceMapping({ queueUrl, queueArn, handler, maxConcurrency: 2 });
+ * await esm.drained();   // nothing visible and nothing in flight
+ * await esm.stop();
+ * ```
+ */
+import {
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { createLambdaContext, DEFAULT_BUDGET_MS } from './lambda-context.ts';
+import type { LambdaHandler } from './server.ts';
+
+export interface EventSourceMappingOptions {
+  sqs: SQSClient;
+  queueUrl: string;
+  queueArn: string;
+  /**
+   * The function: one handler, or a factory called once per concurrent batch slot — Lambda runs each concurrent
+   * batch in its own execution environment (its own warm SMTP session).
+   */
+  handler: LambdaHandler | (() => LambdaHandler);
+  region?: string;
+  /** Default 2 (the smallest value Lambda accepts). */
+  maxConcurrency?: number;
+  /** Default 10. */
+  batchSize?: number;
+  /** Default 500 ms. */
+  batchingWindowMs?: number;
+  /** The function timeout each invocation gets. Default 30 s. */
+  budgetMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface EventSourceMapping {
+  /** Batches handed to the handler so far. */
+  readonly invocations: number;
+  /** Resolves when a poll found nothing and no batch is in flight (bounded by `timeoutMs`). */
+  drained(timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** One SQS message as Lambda hands it to the function. */
+export function toSqsRecord(m: Message, queueArn: string, region: string): SQSRecord {
+  const attrs = m.Attributes ?? {};
+  return {
+    messageId: m.MessageId!,
+    receiptHandle: m.ReceiptHandle!,
+    body: m.Body ?? '',
+    attributes: {
+      ApproximateReceiveCount: attrs.ApproximateReceiveCount ?? '1',
+      SentTimestamp: attrs.SentTimestamp ?? String(Date.now()),
+      SenderId: attrs.SenderId ?? 'AIDAIENQZJOLO23YVJ4VO',
+      ApproximateFirstReceiveTimestamp: attrs.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+    },
+    messageAttributes: Object.fromEntries(
+      Object.entries(m.MessageAttributes ?? {}).map(([k, a]) => [
+        k,
+        {
+          ...(a.StringValue !== undefined ? { stringValue: a.StringValue } : {}),
+          ...(a.BinaryValue !== undefined
+            ? { binaryValue: Buffer.from(a.BinaryValue).toString('base64') }
+            : {}),
+          stringListValues: [],
+          binaryListValues: [],
+          dataType: a.DataType ?? 'String',
+        },
+      ]),
+    ),
+    md5OfBody: m.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: queueArn,
+    awsRegion: region,
+  };
+}
+
+export function startEventSourceMapping(opts: EventSourceMappingOptions): EventSourceMapping {
+  const maxConcurrency = opts.maxConcurrency ?? 2;
+  const batchSize = opts.batchSize ?? 10;
+  const windowMs = opts.batchingWindowMs ?? 500;
+  const region = opts.region ?? 'us-east-1';
+  const log = opts.log ?? (() => {});
+  let stopped = false;
+  let inFlight = 0;
+  let invocations = 0;
+  let idle = false;
+  const abort = new AbortController();
+  const idleWaiters = new Set<() => void>();
+
+  async function receive(max: number, waitSeconds: number): Promise<Message[]> {
+    const out = await opts.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: opts.queueUrl,
+        MaxNumberOfMessages: Math.min(10, max),
+        WaitTimeSeconds: waitSeconds,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
+      { abortSignal: abort.signal },
+    );
+    return out.Messages ?? [];
+  }
+
+  /** Up to `batchSize` messages: a long poll for the first, then the batching window for the rest. */
+  async function gather(): Promise<Message[]> {
+    const batch = await receive(batchSize, 1);
+    const until = Date.now() + windowMs;
+    while (batch.length > 0 && batch.length < batchSize && Date.now() < until && !stopped) {
+      const more = await receive(batchSize - batch.length, 0);
+      if (more.length === 0) await new Promise((r) => setTimeout(r, 50));
+      batch.push(...more);
+    }
+    return batch;
+  }
+
+  async function invoke(handler: LambdaHandler, batch: Message[]): Promise<void> {
+    invocations++;
+    const event: SQSEvent = { Records: batch.map((m) => toSqsRecord(m, opts.queueArn, region)) };
+    let keep: Set<string>;
+    try {
+      const budget = opts.budgetMs ?? DEFAULT_BUDGET_MS;
+      const result = (await Promise.race([
+        handler(event, createLambdaContext(budget, region)),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('Task timed out')), budget).unref()),
+      ])) as { batchItemFailures?: Array<{ itemIdentifier?: string }> } | undefined;
+      const failures = result?.batchItemFailures ?? [];
+      const ids = new Set(batch.map((m) => m.MessageId!));
+      if (failures.some((f) => !f.itemIdentifier || !ids.has(f.itemIdentifier))) {
+        throw new Error('a batchItemFailures itemIdentifier is not a record of this batch');
+      }
+      keep = new Set(failures.map((f) => f.itemIdentifier!));
+    } catch (e) {
+      log(`event source mapping: the batch of ${batch.length} failed (${(e as Error).message}); all retried`);
+      return;
+    }
+    const done = batch.filter((m) => !keep.has(m.MessageId!));
+    for (let i = 0; i < done.length; i += 10) {
+      const out = await opts.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: opts.queueUrl,
+          Entries: done.slice(i, i + 10).map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle! })),
+        }),
+      );
+      for (const f of out.Failed ?? []) log(`event source mapping: delete failed (${f.Code})`);
+    }
+    log(`event source mapping: ${batch.length} record(s), ${keep.size} left on the queue`);
+  }
+
+  async function poller(): Promise<void> {
+    const handler = isFactory(opts.handler) ? opts.handler() : opts.handler;
+    while (!stopped) {
+      let batch: Message[] = [];
+      try {
+        batch = await gather();
+      } catch (e) {
+        if (stopped) return;
+        log(`event source mapping: receive failed (${(e as Error).name})`);
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      if (batch.length === 0) {
+        idle = inFlight === 0;
+        if (idle) for (const w of [...idleWaiters]) w();
+        continue;
+      }
+      idle = false;
+      inFlight++;
+      try {
+        await invoke(handler, batch);
+      } finally {
+        inFlight--;
+      }
+    }
+  }
+
+  // One poller per concurrent batch: at most maxConcurrency handler invocations at a time.
+  const pollers = Array.from({ length: maxConcurrency }, () => poller());
+
+  return {
+    get invocations() {
+      return invocations;
+    },
+    drained(timeoutMs = 60_000) {
+      return new Promise<void>((resolve, reject) => {
+        idle = false;
+        const timer = setTimeout(() => {
+          idleWaiters.delete(done);
+          reject(new Error(`the queue did not drain within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          idleWaiters.delete(done);
+          resolve();
+        };
+        idleWaiters.add(done);
+      });
+    },
+    async stop() {
+      stopped = true;
+      abort.abort();
+      await Promise.allSettled(pollers);
+    },
+  };
+}
+
+function isFactory(h: EventSourceMappingOptions['handler']): h is () => LambdaHandler {
+  return h.length === 0;
+}
