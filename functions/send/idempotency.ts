@@ -302,10 +302,36 @@ export function formSubmissionKey(
   return { scope: 'form', value: `${formId}:${digest}`, ttlSeconds: windowSeconds };
 }
 
-/** The scope of a key the caller wrote into the request (`idempotencyKey`). */
+/**
+ * The scope of a key the caller wrote into the request (`idempotencyKey`, or the `Idempotency-Key` header): an HTTP
+ * caller's keys and an invoker's keys are separate namespaces; a redriven request keeps the scope it was sent in
+ * (the dead-letter queue holds direct invokes and EventBridge events, never HTTP requests).
+ */
+const CALLER_KEY_SCOPE: Record<Origin, RequestKey['scope']> = {
+  http_send: 'send',
+  http_form: 'invoke',
+  eventbridge: 'invoke',
+  direct_invoke: 'invoke',
+  sqs_redrive: 'invoke',
+  queue: 'queue',
+};
+
 function callerScope(opts: OnceOptions): RequestKey['scope'] {
-  return opts.origin === 'http_send' ? 'send' : 'invoke';
+  return CALLER_KEY_SCOPE[opts.origin];
 }
+
+/**
+ * Where a caller's explicit key without the store is refused (its promise cannot be kept). A redrive is not the
+ * caller: the key was judged when the request first ran, and the dead-lettered request must not fail again for it.
+ */
+const REFUSES_KEY_WITHOUT_STORE: Record<Origin, boolean> = {
+  http_send: true,
+  http_form: true,
+  eventbridge: true,
+  direct_invoke: true,
+  sqs_redrive: false,
+  queue: false,
+};
 
 /** The stored outcome of a claim, or the `SendError` its state means. */
 function settle(result: ClaimResult): StoredOutcome {
@@ -357,7 +383,7 @@ function retryAfterSeconds(ownerDeadline: number | undefined): number {
 /** A caller's explicit key cannot be honoured without the store: refused, never silently ignored. */
 function refuseKeyWithoutStore(key: RequestKey | undefined, opts: OnceOptions): void {
   if (!key || key.scope === 'event' || key.scope === 'request' || key.scope === 'form') return;
-  if (opts.origin === 'sqs_redrive') return;
+  if (!REFUSES_KEY_WITHOUT_STORE[opts.origin]) return;
   throw new SendError(
     'validation_failed',
     'this endpoint runs without idempotency records; send the request without an idempotency key',
@@ -660,8 +686,11 @@ async function sendHeld(
       const item = reindex(r, j, w.i);
       results[w.i] = item;
       const final = statusOfItem(w.obs, item);
+      // Refused before its marker (nothing of it was sent): its status lives outside any claim.
+      const unmarked = !w.obs.messageId && (item.status === 'rejected' || item.status === 'not_sent');
+      if (final && unmarked) await saver(policy, opts)(final);
       if (w.untracked) {
-        if (final && item.status !== 'queued') await finishQuietly(w.untracked, final, opts);
+        if (final && item.status !== 'queued' && !unmarked) await finishQuietly(w.untracked, final, opts);
         return;
       }
       if (item.status === 'accepted') {
@@ -684,10 +713,11 @@ async function sendHeld(
 function statusOfItem(obs: Observation, item: BatchItemOutcome): MessageStatus | undefined {
   if (item.status === 'accepted') return obs.final('sent', item.messageId);
   if (item.status === 'queued') return obs.final('queued', item.messageId);
-  if (!obs.messageId) return undefined;
+  const messageId = obs.messageId ?? item.messageId;
+  if (!messageId) return undefined;
   const state: MessageState =
     item.status === 'unknown' ? 'unknown' : item.status === 'not_sent' ? 'failed' : 'rejected';
-  return obs.final(state, obs.messageId, item.error);
+  return obs.final(state, messageId, item.error);
 }
 
 /** A sub-batch outcome at its place in the whole batch (field errors name `messages[i]`). */

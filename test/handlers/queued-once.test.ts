@@ -180,6 +180,26 @@ describe.each([
     expect(s).toMatchObject({ state: 'rejected', error: { code: 'smtp_rejected', smtp: { code: 550 } } });
   });
 
+  it('a batch message the server refused before its end of data: its Message-ID has the status rejected', async () => {
+    const batch = {
+      messages: [
+        { to: 'team@example.com', subject: 'One', text: 'one' },
+        { to: 'reject-two@example.com', subject: 'Two', text: 'two' },
+      ],
+    };
+    const res = (await h.invoke(sendEvent(batch))) as HttpResult;
+    expect(res.statusCode).toBe(207);
+    const [one, two] = bodyOf(res).results;
+    expect(one).toMatchObject({ status: 'accepted' });
+    expect(two).toMatchObject({ status: 'rejected', error: { code: 'smtp_rejected' } });
+    expect(await status(one.messageId)).toMatchObject({ state: 'sent', origin: 'http_send' });
+    expect(await status(two.messageId)).toMatchObject({
+      state: 'rejected',
+      error: { code: 'smtp_rejected', smtp: { code: 550 } },
+    });
+    expect(arrivals(two.messageId)).toHaveLength(0);
+  });
+
   it('the final dot unanswered: unknown, and the redelivered record is never sent again', async () => {
     const res = (await h.invoke(
       sendEvent({ to: 'team@example.com', subject: 'Held', text: 'held' }, { prefer: 'respond-async' }),
