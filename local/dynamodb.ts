@@ -3,8 +3,8 @@
  * process on an ephemeral 127.0.0.1 port, with the send records table created (functions/store/table.ts), so
  * the real SDK, Powertools and the AWS CLI (`--endpoint-url`) work unchanged. Nothing is written to disk.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { DynamoDb } from '../functions/store/dynamodb.ts';
 import { createSendRecordsTable } from '../functions/store/table.ts';
 
 export interface LocalDynamoDb {
@@ -37,22 +37,17 @@ export async function startLocalDynamoDb(tableName: string): Promise<LocalDynamo
   return { url, close };
 }
 
-/** A client of a local DynamoDB that records each operation it sends in `calls` (tests and the bench count them). */
-export function countingDynamoClient(url: string): DynamoDBClient & { calls: string[] } {
-  const client = Object.assign(
-    new DynamoDBClient({
-      endpoint: url,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    }),
-    { calls: [] as string[] },
-  );
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      client.calls.push(String(context.commandName).replace(/Command$/u, ''));
-      return next(args);
-    },
-    { step: 'initialize', name: 'countCalls' },
-  );
-  return client;
+/**
+ * The handler's DynamoDB client (functions/store/dynamodb.ts) for a local DynamoDB, recording each operation it
+ * sends in `calls` (tests and the bench count them).
+ */
+export function countingDynamoClient(url: string): DynamoDb & { calls: string[] } {
+  const calls: string[] = [];
+  const client = new DynamoDb({
+    endpoint: url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    onCall: (operation) => calls.push(operation),
+  });
+  return Object.assign(client, { calls });
 }

@@ -106,16 +106,8 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   };
   if (queue) rt.queue = queue;
   const table = env.IDEMPOTENCY_TABLE_NAME?.trim();
-  // The SDK reads AWS_ENDPOINT_URL_DYNAMODB from process.env; passing it on keeps a runtime's env its own.
-  const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB?.trim();
-  const store =
-    opts.records ??
-    (table
-      ? lazySendRecords({
-          tableName: table,
-          clientConfig: { ...RECORDS_CLIENT_CONFIG, ...(endpoint ? { endpoint } : {}), ...awsFromEnv(env) },
-        })
-      : undefined);
+  // Region, credentials and AWS_ENDPOINT_URL_DYNAMODB from this runtime's env, never another's.
+  const store = opts.records ?? (table ? lazySendRecords({ tableName: table, env }) : undefined);
   if (store) {
     rt.idempotency = {
       store,
@@ -137,30 +129,6 @@ export function prewarm(rt: Runtime): void {
   if (rt.config?.smtp) rt.transport.preconnect(rt.config.smtp);
   rt.deps.smtp.get().catch(() => {});
   rt.idempotency?.store.preload?.();
-}
-
-/**
- * The send records client: bounded waits (a DynamoDB that does not answer must not hold the invocation until
- * Lambda's timeout) and one retry of a retryable failure.
- */
-export const RECORDS_CLIENT_CONFIG = {
-  maxAttempts: 2,
-  requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 },
-} as const;
-
-/**
- * Region and credentials from the runtime's own env (Lambda's, or the local server's), so a runtime never reads
- * another's through process.env.
- */
-function awsFromEnv(env: NodeJS.ProcessEnv) {
-  const { AWS_REGION: region, AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = env;
-  const sessionToken = env.AWS_SESSION_TOKEN;
-  return {
-    ...(region ? { region } : {}),
-    ...(accessKeyId && secretAccessKey
-      ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
-      : {}),
-  };
 }
 
 /** Throws `configuration_error` when the endpoint configuration failed validation at cold start. */

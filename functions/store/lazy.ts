@@ -1,6 +1,7 @@
 /**
- * The send records, loaded on first use: Powertools' idempotency layer and the AWS SDK's DynamoDB client are
- * evaluated when the first message is sent or looked up, not at cold start (the SDK is most of the bundle).
+ * The send records, loaded on first use: Powertools' idempotency layer (with its JMESPath engine) and our
+ * DynamoDB client are evaluated when the first message is sent or looked up (or in the instance prewarm), not
+ * during init.
  */
 import type {
   Claim,

@@ -3,8 +3,8 @@
  * (`functions/send/idempotency.ts`). One table, partition key `id`, TTL attribute `expiration`, and a sparse
  * index `byMessageId` (partition key `messageId`) for status look-ups.
  *
- * - Keyed messages: Powertools' idempotency records (`@aws-lambda-powertools/idempotency`, DynamoDB persistence
- *   layer) do the claim, the replay, the payload check (sha256 of the payload) and the clean-up: a put of an
+ * - Keyed messages: Powertools' idempotency records (`@aws-lambda-powertools/idempotency`; its persistence layer
+ *   over our own DynamoDB client, ./record-layer.ts and ./dynamodb.ts, so no SDK is loaded) do the claim, the replay, the payload check (sha256 of the payload) and the clean-up: a put of an
  *   INPROGRESS record that succeeds only when the key is free or its owner's time ran out, an update to COMPLETED
  *   with the stored answer, a delete when the work failed. That is 2 calls on a repeat-free path.
  * - The marker before the last byte is OUR conditional write on the same item, because Powertools cannot express
@@ -24,17 +24,7 @@ import {
   IdempotencyValidationError,
   makeIdempotent,
 } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
-import {
-  ConditionalCheckFailedException,
-  DynamoDBClient,
-  type DynamoDBClientConfig,
-  GetItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
-import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import type { AwsClientOptions } from '../aws/request.ts';
 import {
   type Claim,
   type ClaimResult,
@@ -45,6 +35,8 @@ import {
   type StoredOutcome,
   type TrackOptions,
 } from '../send/idempotency.ts';
+import { conditionFailed, DynamoDb, dynamoDbFromEnv, type Item, marshall, unmarshall } from './dynamodb.ts';
+import { SendRecordLayer } from './record-layer.ts';
 import { SEND_RECORDS_TABLE } from './table-shape.ts';
 
 /** Powertools' attribute names (its defaults), and ours. */
@@ -58,47 +50,58 @@ const A = {
   message: 'message',
   owner: 'owner',
   ownerDeadline: 'ownerDeadline',
+  validation: 'validation',
 } as const;
 
 export interface SendRecordTableOptions {
   tableName: string;
-  /** The SDK client (tests count its calls); default: a client from `clientConfig` and the environment. */
-  client?: DynamoDBClient;
-  clientConfig?: DynamoDBClientConfig;
+  /** The DynamoDB client (tests count its calls); default: one from `clientConfig`, else from `env`. */
+  client?: DynamoDb;
+  clientConfig?: AwsClientOptions;
+  /** Region, credentials and `AWS_ENDPOINT_URL_DYNAMODB` when there is no `clientConfig`. Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
 }
 
-/** The Powertools layer, plus the key of a claim's item (its hashing is Powertools'). */
-class ClaimLayer extends DynamoDBPersistenceLayer {
-  itemKey(data: ClaimData) {
-    return this.getKey(this.getHashedIdempotencyKey(data));
-  }
-}
+/**
+ * The send records client: bounded waits (a DynamoDB that does not answer must not hold the invocation until
+ * Lambda's timeout) and one retry of a transient failure.
+ */
+export const RECORDS_CLIENT_LIMITS = {
+  maxAttempts: 2,
+  connectTimeoutMs: 1000,
+  requestTimeoutMs: 3000,
+} as const;
 
 type ClaimData = { key: string; payload: JSONValue };
 
 export class DynamoSendRecords implements SendRecordStore {
-  readonly client: DynamoDBClient;
   readonly tableName: string;
+  readonly #opts: SendRecordTableOptions;
+  #client: DynamoDb | undefined;
   /** Powertools configures a layer once (its TTL among it): one layer per TTL in use. */
-  readonly #layers = new Map<number, ClaimLayer>();
+  readonly #layers = new Map<number, SendRecordLayer>();
 
   constructor(opts: SendRecordTableOptions) {
     this.tableName = opts.tableName;
-    this.client = opts.client ?? new DynamoDBClient(opts.clientConfig ?? {});
+    this.#opts = opts;
+    this.#client = opts.client;
   }
 
-  #layer(ttlSeconds: number): ClaimLayer {
+  /**
+   * Made at the first call, so that a region or credential missing from the environment is that call's error
+   * (a `RecordStoreError`: `idempotency_unavailable`), as the SDK's provider chain failed.
+   */
+  get client(): DynamoDb {
+    this.#client ??= this.#opts.clientConfig
+      ? new DynamoDb({ ...RECORDS_CLIENT_LIMITS, ...this.#opts.clientConfig })
+      : dynamoDbFromEnv(this.#opts.env ?? process.env, RECORDS_CLIENT_LIMITS);
+    return this.#client;
+  }
+
+  #layer(ttlSeconds: number): SendRecordLayer {
     let layer = this.#layers.get(ttlSeconds);
     if (!layer) {
-      layer = new ClaimLayer({
-        tableName: this.tableName,
-        awsSdkV3Client: this.client,
-        keyAttr: A.key,
-        expiryAttr: A.expiry,
-        inProgressExpiryAttr: A.inProgressExpiry,
-        statusAttr: A.status,
-        dataAttr: A.data,
-      });
+      layer = new SendRecordLayer(() => this.client, this.tableName, A);
       this.#layers.set(ttlSeconds, layer);
     }
     return layer;
@@ -150,7 +153,7 @@ export class DynamoSendRecords implements SendRecordStore {
   }
 
   /** An unfinished claim: still its owner's, or abandoned after its marker. */
-  async #inProgress(key: Record<string, unknown>): Promise<ClaimResult> {
+  async #inProgress(key: Item): Promise<ClaimResult> {
     const item = await this.#get(key);
     const d = item?.[A.ownerDeadline];
     const deadline = typeof d === 'number' ? d : undefined;
@@ -164,35 +167,29 @@ export class DynamoSendRecords implements SendRecordStore {
   }
 
   /** OUR conditional write on a Powertools record: the marker (see the top of this file). */
-  async #markClaim(key: Record<string, unknown>, owner: string, claim: Claim, status: MessageStatus) {
+  async #markClaim(key: Item, owner: string, claim: Claim, status: MessageStatus) {
     try {
-      await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: key as never,
-          UpdateExpression:
-            'SET #mid = :mid, #msg = :msg, #owner = :owner, #deadline = :deadline REMOVE #ipe',
-          ConditionExpression: '#status = :inprogress AND (attribute_not_exists(#owner) OR #owner = :owner)',
-          ExpressionAttributeNames: {
-            '#mid': A.messageId,
-            '#msg': A.message,
-            '#owner': A.owner,
-            '#deadline': A.ownerDeadline,
-            '#ipe': A.inProgressExpiry,
-            '#status': A.status,
-          },
-          ExpressionAttributeValues: marshall(
-            {
-              ':mid': status.messageId,
-              ':msg': status,
-              ':owner': owner,
-              ':deadline': claim.ownerDeadline,
-              ':inprogress': 'INPROGRESS',
-            },
-            { removeUndefinedValues: true },
-          ),
+      await this.client.updateItem({
+        TableName: this.tableName,
+        Key: key,
+        UpdateExpression: 'SET #mid = :mid, #msg = :msg, #owner = :owner, #deadline = :deadline REMOVE #ipe',
+        ConditionExpression: '#status = :inprogress AND (attribute_not_exists(#owner) OR #owner = :owner)',
+        ExpressionAttributeNames: {
+          '#mid': A.messageId,
+          '#msg': A.message,
+          '#owner': A.owner,
+          '#deadline': A.ownerDeadline,
+          '#ipe': A.inProgressExpiry,
+          '#status': A.status,
+        },
+        ExpressionAttributeValues: marshall({
+          ':mid': status.messageId,
+          ':msg': status,
+          ':owner': owner,
+          ':deadline': claim.ownerDeadline,
+          ':inprogress': 'INPROGRESS',
         }),
-      );
+      });
     } catch (e) {
       throw storeError(e, 'the marker before the end of data could not be written');
     }
@@ -203,33 +200,26 @@ export class DynamoSendRecords implements SendRecordStore {
     return {
       markDataEnd: async (status) => {
         try {
-          await this.client.send(
-            new PutItemCommand({
-              TableName: this.tableName,
-              Item: marshall(messageItem(status, owner, opts), { removeUndefinedValues: true }),
-              ConditionExpression: 'attribute_not_exists(#id) OR #owner = :owner',
-              ExpressionAttributeNames: { '#id': A.key, '#owner': A.owner },
-              ExpressionAttributeValues: marshall({ ':owner': owner }),
-            }),
-          );
+          await this.client.putItem({
+            TableName: this.tableName,
+            Item: marshall(messageItem(status, owner, opts)),
+            ConditionExpression: 'attribute_not_exists(#id) OR #owner = :owner',
+            ExpressionAttributeNames: { '#id': A.key, '#owner': A.owner },
+            ExpressionAttributeValues: marshall({ ':owner': owner }),
+          });
         } catch (e) {
           throw storeError(e, 'the message status could not be written');
         }
       },
       finish: async (status) => {
-        await this.client.send(
-          new UpdateItemCommand({
-            TableName: this.tableName,
-            Key: marshall({ [A.key]: `message#${status.messageId}` }),
-            UpdateExpression: 'SET #msg = :msg',
-            ConditionExpression: '#owner = :owner',
-            ExpressionAttributeNames: { '#msg': A.message, '#owner': A.owner },
-            ExpressionAttributeValues: marshall(
-              { ':msg': status, ':owner': owner },
-              { removeUndefinedValues: true },
-            ),
-          }),
-        );
+        await this.client.updateItem({
+          TableName: this.tableName,
+          Key: marshall({ [A.key]: `message#${status.messageId}` }),
+          UpdateExpression: 'SET #msg = :msg',
+          ConditionExpression: '#owner = :owner',
+          ExpressionAttributeNames: { '#msg': A.message, '#owner': A.owner },
+          ExpressionAttributeValues: marshall({ ':msg': status, ':owner': owner }),
+        });
       },
     };
   }
@@ -237,17 +227,15 @@ export class DynamoSendRecords implements SendRecordStore {
   async status(messageId: string): Promise<MessageStatus | undefined> {
     let items: Record<string, unknown>[];
     try {
-      const out = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: SEND_RECORDS_TABLE.messageIdIndex,
-          KeyConditionExpression: '#mid = :mid',
-          ExpressionAttributeNames: { '#mid': A.messageId },
-          ExpressionAttributeValues: marshall({ ':mid': messageId }),
-          Limit: 5,
-        }),
-      );
-      items = (out.Items ?? []).map((i) => unmarshall(i));
+      const found = await this.client.query({
+        TableName: this.tableName,
+        IndexName: SEND_RECORDS_TABLE.messageIdIndex,
+        KeyConditionExpression: '#mid = :mid',
+        ExpressionAttributeNames: { '#mid': A.messageId },
+        ExpressionAttributeValues: marshall({ ':mid': messageId }),
+        Limit: 5,
+      });
+      items = found.map((i) => unmarshall(i));
     } catch (e) {
       throw new RecordStoreError('the message status could not be read', false, { cause: e });
     }
@@ -278,12 +266,10 @@ export class DynamoSendRecords implements SendRecordStore {
     }
   }
 
-  async #get(key: Record<string, unknown>): Promise<Record<string, unknown> | undefined> {
+  async #get(key: Item): Promise<Record<string, unknown> | undefined> {
     try {
-      const out = await this.client.send(
-        new GetItemCommand({ TableName: this.tableName, Key: key as never, ConsistentRead: true }),
-      );
-      return out.Item ? unmarshall(out.Item) : undefined;
+      const item = await this.client.getItem({ TableName: this.tableName, Key: key, ConsistentRead: true });
+      return item ? unmarshall(item) : undefined;
     } catch (e) {
       throw new RecordStoreError('the idempotency record could not be read', false, { cause: e });
     }
@@ -316,7 +302,7 @@ function statusOfItem(item: Record<string, unknown>): MessageStatus | undefined 
 }
 
 function storeError(e: unknown, message: string): RecordStoreError {
-  const conflict = e instanceof ConditionalCheckFailedException;
+  const conflict = conditionFailed(e) !== undefined;
   return new RecordStoreError(
     conflict ? `${message}: another attempt holds this message` : message,
     conflict,

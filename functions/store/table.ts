@@ -1,14 +1,9 @@
-/** Creating the send records table (`table-shape.ts`) through the SDK: the local server and the tests. */
-import {
-  CreateTableCommand,
-  type CreateTableCommandInput,
-  type DynamoDBClient,
-  ResourceInUseException,
-  UpdateTimeToLiveCommand,
-} from '@aws-sdk/client-dynamodb';
+/** Creating the send records table (`table-shape.ts`) through our DynamoDB client: the local server and the tests. */
+import { AwsError } from '../aws/request.ts';
+import type { DynamoDb } from './dynamodb.ts';
 import { SEND_RECORDS_TABLE as T } from './table-shape.ts';
 
-export function sendRecordsTable(tableName: string): CreateTableCommandInput {
+function sendRecordsTable(tableName: string) {
   return {
     TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST',
@@ -28,20 +23,18 @@ export function sendRecordsTable(tableName: string): CreateTableCommandInput {
 }
 
 /** Create the table (local server, tests); an existing table is left as it is. */
-export async function createSendRecordsTable(client: DynamoDBClient, tableName: string): Promise<void> {
+export async function createSendRecordsTable(client: DynamoDb, tableName: string): Promise<void> {
   try {
-    await client.send(new CreateTableCommand(sendRecordsTable(tableName)));
+    await client.call('CreateTable', sendRecordsTable(tableName));
   } catch (e) {
-    if (e instanceof ResourceInUseException) return;
+    if (e instanceof AwsError && e.name === 'ResourceInUseException') return;
     throw e;
   }
   try {
-    await client.send(
-      new UpdateTimeToLiveCommand({
-        TableName: tableName,
-        TimeToLiveSpecification: { AttributeName: T.ttlAttribute, Enabled: true },
-      }),
-    );
+    await client.call('UpdateTimeToLive', {
+      TableName: tableName,
+      TimeToLiveSpecification: { AttributeName: T.ttlAttribute, Enabled: true },
+    });
   } catch {
     // dynalite has no TTL API; expired records are ignored on read anyway.
   }

@@ -70,7 +70,7 @@ beforeAll(async () => {
     }),
   });
   const main = await buildHandler({ outdir: outdirs[0] });
-  const withSdk = await buildHandler({ outdir: outdirs[1], externalAwsSdk: false });
+  const withSdk = await buildHandler({ outdir: outdirs[1], externalAwsSdk: false, metafile: true });
   sizes.push(main.bytes, withSdk.bytes);
   for (const b of [main, withSdk]) loaded.push((await import(pathToFileURL(b.outfile).href)) as Bundled);
 }, 120_000);
@@ -95,6 +95,20 @@ describe('the esbuild bundle', () => {
     expect(main.length / main.split('\n').length).toBeGreaterThan(1000); // minified: few, very long lines
     // Equal while the handler imports no @aws-sdk package at all; smaller once one is left external.
     expect(sizes[0]).toBeLessThanOrEqual(sizes[1]!);
+  });
+
+  it('has no AWS SDK inside, even when the SDK may be bundled: no @aws-sdk or @smithy input (esbuild metafile)', () => {
+    const meta = JSON.parse(readFileSync(join(ROOT, outdirs[1]!, 'meta.json'), 'utf8')) as {
+      inputs: Record<string, unknown>;
+    };
+    const inputs = Object.keys(meta.inputs);
+    // Our own clients (functions/aws/request.ts) talk to Secrets Manager and DynamoDB; Powertools' idempotency
+    // core is in, its DynamoDB persistence layer (which imports the SDK) is not.
+    expect(inputs.some((i) => i.startsWith('functions/store/dynamodb.ts'))).toBe(true);
+    expect(inputs.some((i) => i.includes('node_modules/@aws-lambda-powertools/idempotency/'))).toBe(true);
+    expect(
+      inputs.filter((i) => /node_modules\/(@aws-sdk|@smithy)\/|DynamoDBPersistenceLayer/.test(i)),
+    ).toEqual([]);
   });
 
   it('POST /send through the bundle (SDK external)', async () => {

@@ -1,66 +1,45 @@
 /**
- * functions/config/secrets-manager.ts, the Secrets Manager client built for Lambda:
+ * functions/config/secrets-manager.ts, the Secrets Manager client built for Lambda (over functions/aws/request.ts):
  * - its Signature Version 4 is the SDK's: the real @aws-sdk/client-secrets-manager sends a request to a
  *   recording server, and our signer, given the same signed headers, body and time, produces the same
  *   Authorization header, byte for byte;
  * - against local/secrets-manager-endpoint.ts (the real wire protocol): values, error types, the retry of a
  *   transient failure (and none of a permanent one), timeouts, and region/credentials from the environment only.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  SecretsManager,
-  SecretsManagerError,
-  secretsManagerFromEnv,
-  signV4,
-} from '../../functions/config/secrets-manager.ts';
+import { AwsError } from '../../functions/aws/request.ts';
+import { SecretsManager, secretsManagerFromEnv } from '../../functions/config/secrets-manager.ts';
 import {
   type SecretsManagerEndpoint,
   startSecretsManagerEndpoint,
 } from '../../local/secrets-manager-endpoint.ts';
+import {
+  LAMBDA_ENV,
+  type Recorder,
+  signLikeSdk,
+  startRecorder,
+  TEST_CREDENTIALS,
+} from '../support/sigv4-parity.ts';
 
-const credentials = {
-  accessKeyId: 'ASIAEXAMPLEKEY000001',
-  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-  sessionToken: 'IQoJb3JpZ2luX2VjE-example-session-token',
-};
+const credentials = TEST_CREDENTIALS;
 
-interface Recorded {
-  headers: IncomingMessage['headers'];
-  body: string;
-  url: string;
-  method: string;
-}
-
-let recorder: Server;
-let recorderUrl: string;
-const recorded: Recorded[] = [];
+let recorder: Recorder;
 let sm: SecretsManagerEndpoint;
 
 beforeAll(async () => {
-  recorder = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      recorded.push({
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString(),
-        url: req.url ?? '',
-        method: req.method ?? '',
-      });
-      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
-      res.end(JSON.stringify({ Name: 'prod/smtp', SecretString: '{"a":1}', VersionId: 'v-1' }));
-    });
-  });
-  await new Promise<void>((r) => recorder.listen(0, '127.0.0.1', r));
-  recorderUrl = `http://127.0.0.1:${(recorder.address() as AddressInfo).port}`;
+  recorder = await startRecorder('application/x-amz-json-1.1', () => ({
+    Name: 'prod/smtp',
+    SecretString: '{"a":1}',
+    VersionId: 'v-1',
+  }));
   sm = await startSecretsManagerEndpoint({ secrets: { smtp: { host: 'mail.example.com' }, written: 'v0' } });
 });
 
 afterAll(async () => {
-  await new Promise<void>((r) => recorder.close(() => r()));
+  await recorder.close();
   await sm.close();
 });
 
@@ -71,45 +50,28 @@ describe('Signature Version 4', () => {
       const sdk = new SecretsManagerClient({
         region: 'eu-west-1',
         credentials: creds,
-        endpoint: recorderUrl,
+        endpoint: recorder.url,
       });
-      recorded.length = 0;
+      recorder.recorded.length = 0;
       const out = await sdk.send(new GetSecretValueCommand({ SecretId: 'prod/smtp' }));
       sdk.destroy();
       expect(out.SecretString).toBe('{"a":1}');
-      const req = recorded[0]!;
-      const auth = String(req.headers.authorization);
-      const signed = /SignedHeaders=([^,]+)/.exec(auth)![1]!.split(';');
-      const amzDate = String(req.headers['x-amz-date']);
-      const date = new Date(
-        `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:` +
-          `${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
-      );
-      const headers: Record<string, string> = {};
-      for (const name of signed) {
-        if (['host', 'x-amz-date', 'x-amz-security-token'].includes(name)) continue;
-        headers[name] = String(req.headers[name]);
-      }
-      const ours = signV4({
-        method: req.method,
-        url: new URL(req.url, recorderUrl),
-        headers,
-        body: req.body,
+      const req = recorder.recorded[0]!;
+      const ours = signLikeSdk(req, recorder.url, {
         region: 'eu-west-1',
         service: 'secretsmanager',
         credentials: withToken ? credentials : { ...credentials, sessionToken: undefined },
-        date,
       });
-      expect(ours.authorization).toBe(auth);
+      expect(ours.authorization).toBe(String(req.headers.authorization));
       expect(ours['x-amz-security-token']).toBe(withToken ? credentials.sessionToken : undefined);
     });
   }
 
   it('sends what the service expects: JSON 1.1, the GetSecretValue target, the secret id, a signature', async () => {
-    recorded.length = 0;
-    const client = new SecretsManager({ region: 'eu-west-1', credentials, endpoint: recorderUrl });
+    recorder.recorded.length = 0;
+    const client = new SecretsManager({ region: 'eu-west-1', credentials, endpoint: recorder.url });
     expect(await client.getSecretValue('prod/smtp')).toEqual({ SecretString: '{"a":1}', VersionId: 'v-1' });
-    const req = recorded[0]!;
+    const req = recorder.recorded[0]!;
     expect(req.method).toBe('POST');
     expect(req.url).toBe('/');
     expect(req.headers['content-type']).toBe('application/x-amz-json-1.1');
@@ -166,8 +128,8 @@ describe('against the local Secrets Manager endpoint', () => {
     sm.resetCalls();
     const err = (await client()
       .getSecretValue('missing')
-      .catch((e: unknown) => e)) as SecretsManagerError;
-    expect(err).toBeInstanceOf(SecretsManagerError);
+      .catch((e: unknown) => e)) as AwsError;
+    expect(err).toBeInstanceOf(AwsError);
     expect(err.name).toBe('ResourceNotFoundException');
     expect(err.status).toBe(400);
     expect(err.transient).toBe(false);
@@ -183,7 +145,7 @@ describe('against the local Secrets Manager endpoint', () => {
     sm.failNext({ type: 'InternalServiceError', status: 500, times: 2 });
     const err = (await client()
       .getSecretValue('smtp')
-      .catch((e: unknown) => e)) as SecretsManagerError;
+      .catch((e: unknown) => e)) as AwsError;
     expect([err.name, err.status, err.transient]).toEqual(['InternalServiceError', 500, true]);
     expect(sm.calls('GetSecretValue')).toBe(2);
   });
@@ -199,7 +161,7 @@ describe('against the local Secrets Manager endpoint', () => {
         endpoint: url,
         requestTimeoutMs: 200,
       });
-      const err = (await c.getSecretValue('smtp').catch((e: unknown) => e)) as SecretsManagerError;
+      const err = (await c.getSecretValue('smtp').catch((e: unknown) => e)) as AwsError;
       expect([err.name, err.transient]).toEqual(['TimeoutError', true]);
       expect(err.message).toBe('no answer within 200 ms');
     } finally {
@@ -214,18 +176,13 @@ describe('against the local Secrets Manager endpoint', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     const c = new SecretsManager({ region: 'us-east-1', credentials, endpoint: `http://127.0.0.1:${port}` });
-    const err = (await c.getSecretValue('smtp').catch((e: unknown) => e)) as SecretsManagerError;
+    const err = (await c.getSecretValue('smtp').catch((e: unknown) => e)) as AwsError;
     expect([err.name, err.transient]).toEqual(['NetworkError', true]);
   });
 });
 
 describe('region and credentials from the Lambda environment', () => {
-  const lambdaEnv = {
-    AWS_REGION: 'eu-central-1',
-    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-    AWS_SESSION_TOKEN: credentials.sessionToken,
-  };
+  const lambdaEnv = LAMBDA_ENV;
 
   it('uses the regional endpoint unless AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL says otherwise', () => {
     expect(secretsManagerFromEnv(lambdaEnv).endpoint.href).toBe(

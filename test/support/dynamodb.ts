@@ -1,9 +1,10 @@
 /**
  * Real DynamoDB-protocol servers for tests: dynalite (in-process, memory store) and moto_server (a child
- * process). Both are reached by the real SDK. A missing moto_server fails the test (no silent skip).
+ * process). Both are reached by the handler's own DynamoDB client (functions/store/dynamodb.ts; its parity with
+ * the real SDK is test/handlers/dynamodb-client.test.ts). A missing moto_server fails the test (no silent skip).
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import type { DynamoDb } from '../../functions/store/dynamodb.ts';
 import { createSendRecordsTable } from '../../functions/store/table.ts';
 import { countingDynamoClient } from '../../local/dynamodb.ts';
 import { startMotoServer } from './moto-server.ts';
@@ -17,7 +18,7 @@ export interface DynamoEndpoint {
   close(): Promise<void>;
 }
 
-export type CountingClient = DynamoDBClient & { calls: string[] };
+export type CountingClient = DynamoDb & { calls: string[] };
 
 export const countingClient: (url: string) => CountingClient = countingDynamoClient;
 
