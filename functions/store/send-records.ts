@@ -255,12 +255,7 @@ export class DynamoSendRecords implements SendRecordStore {
       [A.expiry]: Math.round(Date.now() / 1000) + ttlSeconds,
     };
     try {
-      await this.client.send(
-        new PutItemCommand({
-          TableName: this.tableName,
-          Item: marshall(item, { removeUndefinedValues: true }),
-        }),
-      );
+      await this.client.putItem({ TableName: this.tableName, Item: marshall(item) });
     } catch (e) {
       throw storeError(e, 'the message status could not be written');
     }
