@@ -11,12 +11,12 @@ import { handleDirect as directInvoke } from './direct.ts';
 import { handleEventBridge, isEventBridgeEvent, type SendEmailEvent } from './eventbridge.ts';
 import { handleForm } from './form-route.ts';
 import {
-  type HttpEvent,
+  type HttpRequest,
   type HttpResult,
   httpRemainingMs,
+  httpRequest,
   isHttpEvent,
   problem,
-  route,
   toSendError,
 } from './http.ts';
 import { type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
@@ -36,13 +36,13 @@ const MESSAGE_PATH = /^\/messages\/([^/]+)$/u;
 
 /** The event, classified once: which entry point it came through (HTTP routes refine `http_other` later). */
 type Classified =
-  | { entryPoint: 'http_other'; event: HttpEvent }
+  | { entryPoint: 'http_other'; event: HttpRequest }
   | { entryPoint: 'sqs_redrive'; event: Parameters<typeof handleSqsRedrive>[0] }
   | { entryPoint: 'eventbridge'; event: SendEmailEvent }
   | { entryPoint: 'direct_invoke'; event: unknown };
 
 function classify(event: unknown): Classified {
-  if (isHttpEvent(event)) return { entryPoint: 'http_other', event };
+  if (isHttpEvent(event)) return { entryPoint: 'http_other', event: httpRequest(event) };
   if (isSqsEvent(event)) return { entryPoint: 'sqs_redrive', event };
   if (isEventBridgeEvent(event)) return { entryPoint: 'eventbridge', event };
   return { entryPoint: 'direct_invoke', event };
@@ -108,22 +108,17 @@ async function sqs(
 }
 
 async function http(
-  event: HttpEvent,
+  request: HttpRequest,
   remainingMs: number,
   rt: Runtime,
   log: InvocationLog,
 ): Promise<HttpResult> {
-  const { method, path } = route(event);
+  const { method, path } = request;
   const form = FORM_PATH.exec(path);
   if (form) {
     log.entryPoint = 'http_form';
-    let formId: string;
-    try {
-      formId = event.pathParameters?.formId ?? decodeURIComponent(form[1]!);
-    } catch {
-      formId = form[1]!;
-    }
-    return handleForm(event, formId, method, remainingMs, rt, log);
+    const formId = request.pathParameters.formId ?? decodedSegment(form[1]!);
+    return handleForm(request, formId, remainingMs, rt, log);
   }
   try {
     if (path === '/send') {
@@ -131,7 +126,7 @@ async function http(
       requireConfig(rt);
       if (method !== 'POST')
         throw new SendError('method_not_allowed', `${method} is not allowed on /send; use POST`);
-      return await handleSend(event, remainingMs, rt, log);
+      return await handleSend(request, remainingMs, rt, log);
     }
     const message = MESSAGE_PATH.exec(path);
     if (message) {
@@ -142,7 +137,8 @@ async function http(
           'method_not_allowed',
           `${method} is not allowed on /messages/{messageId}; use GET`,
         );
-      return await handleStatus(event, message[1]!, rt, log);
+      const id = request.pathParameters.messageId ?? decodedSegment(message[1]!);
+      return await handleStatus(request, id, rt, log);
     }
     log.outcome = 'not_found';
     throw new SendError('not_found', `no route for ${method} ${path.slice(0, 200)}`);
@@ -151,5 +147,14 @@ async function http(
     if (err.code === 'internal_error') rt.logger.error('send handler failed', { error: e as Error });
     noteError(log, err);
     return problem(err, {}, log.requestId);
+  }
+}
+
+/** A path segment percent-decoded; as it is when it is not valid percent-encoding. */
+function decodedSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
   }
 }

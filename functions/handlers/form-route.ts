@@ -12,16 +12,7 @@ import { DEFAULT_FORM_DEDUPE_SECONDS, deliverValidOnce, formSubmissionKey } from
 import { CAPTCHA_FIELDS, CAPTCHA_PROVIDERS, verifyCaptcha } from './captcha.ts';
 import { corsHeaders, originAllowed } from './cors.ts';
 import { parseFormBody } from './form-body.ts';
-import {
-  bodyBytes,
-  type HttpEvent,
-  type HttpResult,
-  header,
-  json,
-  mediaType,
-  problem,
-  toSendError,
-} from './http.ts';
+import { type HttpRequest, type HttpResult, json, problem, toSendError } from './http.ts';
 import { type InvocationLog, noteError } from './log.ts';
 import { errorPage, thankYouPage } from './pages.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
@@ -30,27 +21,26 @@ import { type Runtime, requireConfig } from './runtime.ts';
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 
 /** Browser navigation (HTML answers, 303 redirects) or a script (JSON answers)? */
-function wantsJson(event: HttpEvent): boolean {
-  const accept = (header(event, 'accept') ?? '').toLowerCase();
-  const mode = (header(event, 'sec-fetch-mode') ?? '').toLowerCase();
+function wantsJson(request: HttpRequest): boolean {
+  const { accept } = request;
+  const mode = (request.headers['sec-fetch-mode'] ?? '').toLowerCase();
   if (mode === 'cors' || mode === 'same-origin' || mode === 'no-cors') return true;
   if (mode === 'navigate') return false;
   if (accept.includes('application/json') || accept.includes('application/problem+json')) return true;
   if (accept.includes('text/html')) return false;
-  return mediaType(event) === 'application/json' || accept === '';
+  return request.mediaType === 'application/json' || accept === '';
 }
 
 export async function handleForm(
-  event: HttpEvent,
+  request: HttpRequest,
   formId: string,
-  method: string,
   remainingMs: number,
   rt: Runtime,
   log: InvocationLog,
 ): Promise<HttpResult> {
   log.formId = formId.slice(0, 64);
-  const origin = header(event, 'origin');
-  const asJson = wantsJson(event);
+  const { method, origin } = request;
+  const asJson = wantsJson(request);
   let cors = corsHeaders(undefined, undefined, origin);
   try {
     const config = requireConfig(rt);
@@ -84,7 +74,7 @@ export async function handleForm(
     if (method !== 'POST') {
       throw new SendError('method_not_allowed', `${method} is not allowed here; use POST`);
     }
-    return await submit(event, formId, form, remainingMs, rt, log, cors, asJson);
+    return await submit(request, formId, form, remainingMs, rt, log, cors, asJson);
   } catch (e) {
     const err = toSendError(e);
     if (err.code === 'internal_error') rt.logger.error('form handler failed', { error: e as Error });
@@ -124,10 +114,10 @@ function publicError(err: SendError): SendError {
 }
 
 /** The post's body, decoded once within the form's bounds (the file allowance is for multipart files only). */
-async function decodeFormBody(event: HttpEvent, form: FormConfig, limits: Runtime['limits']) {
+async function decodeFormBody(request: HttpRequest, form: FormConfig, limits: Runtime['limits']) {
   const maxFiles = form.attachments?.maxFiles ?? 0;
   const maxFileBytes = form.attachments?.maxFileBytes ?? 0;
-  const type = mediaType(event);
+  const type = request.mediaType;
   if (!['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'].includes(type)) {
     throw new SendError(
       'unsupported_media_type',
@@ -140,8 +130,8 @@ async function decodeFormBody(event: HttpEvent, form: FormConfig, limits: Runtim
     type === 'multipart/form-data'
       ? limits.maxBodyBytes + maxFiles * maxFileBytes + MULTIPART_OVERHEAD_BYTES
       : limits.maxBodyBytes;
-  const bytes = bodyBytes(event, limit);
-  return parseFormBody(type, header(event, 'content-type') ?? '', bytes, {
+  const bytes = request.body.bytes(limit);
+  return parseFormBody(type, request.contentType, bytes, {
     maxFields: limits.maxFormFields,
     maxFieldNameChars: limits.maxFieldNameChars,
     maxFieldBytes: limits.maxBodyBytes,
@@ -151,7 +141,7 @@ async function decodeFormBody(event: HttpEvent, form: FormConfig, limits: Runtim
 }
 
 async function submit(
-  event: HttpEvent,
+  request: HttpRequest,
   formId: string,
   form: FormConfig,
   remainingMs: number,
@@ -162,7 +152,7 @@ async function submit(
 ): Promise<HttpResult> {
   const deadline = deadlineFrom(remainingMs);
   const { limits } = rt;
-  const body = await decodeFormBody(event, form, limits);
+  const body = await decodeFormBody(request, form, limits);
   const first = (name: string) => body.fields.get(name)?.[0];
 
   // The answer is decided before anything is sent: no error can follow a delivered message.
@@ -186,7 +176,7 @@ async function submit(
   if (form.captcha) {
     const token = first(CAPTCHA_PROVIDERS[form.captcha.provider].field);
     const withCaptcha = { ...form, captcha: form.captcha };
-    await verifyCaptcha(withCaptcha, token, event.requestContext.http.sourceIp, rt.secrets, deadline);
+    await verifyCaptcha(withCaptcha, token, request.sourceIp, rt.secrets, deadline);
   }
 
   const valid = formMessage(form, fields, body, limits.maxBodyBytes);

@@ -25,31 +25,89 @@ export const API_GATEWAY_TIMEOUT_MS = 30_000;
  * from when API Gateway received the request (`requestContext.timeEpoch`), which includes a cold start's init. A
  * missing or implausible `timeEpoch` (not a number, or in the future) counts as Lambda's time only.
  */
-export function httpRemainingMs(event: HttpEvent, lambdaRemainingMs: number, now = Date.now()): number {
-  const received = event.requestContext?.timeEpoch;
+export function httpRemainingMs(
+  request: Pick<HttpRequest, 'timeEpoch'> | HttpEvent,
+  lambdaRemainingMs: number,
+  now = Date.now(),
+): number {
+  const received = 'timeEpoch' in request ? request.timeEpoch : request.requestContext?.timeEpoch;
   if (typeof received !== 'number' || !Number.isFinite(received) || received > now + 1000) {
     return lambdaRemainingMs;
   }
   return Math.max(0, Math.min(lambdaRemainingMs, received + API_GATEWAY_TIMEOUT_MS - now));
 }
 
-/** Header lookup; HTTP API lower-cases names already, but be lenient. */
-export function header(event: HttpEvent, name: string): string | undefined {
-  const h = event.headers ?? {};
-  const direct = h[name];
-  if (direct !== undefined) return direct;
-  const lower = name.toLowerCase();
-  for (const [k, v] of Object.entries(h)) if (k.toLowerCase() === lower) return v;
-  return undefined;
+/**
+ * The HTTP request as the routes see it, decoded ONCE from the API Gateway HTTP API (payload format 2.0) event:
+ * method, path (stage prefix removed), lower-cased headers, origin, accept, media type, source IP, path
+ * parameters, whether an IAM principal signed it, `timeEpoch`, and the body (decoded on demand under the route's
+ * own bound: a 413 is decided before a byte is decoded).
+ */
+export interface HttpRequest {
+  /** Upper-case (`POST`). */
+  readonly method: string;
+  /** With any stage prefix and a trailing slash removed (`/prod/send/` → `/send`). */
+  readonly path: string;
+  /** API Gateway's path parameters (`formId`, `messageId`), when the route template set them. */
+  readonly pathParameters: Readonly<Record<string, string | undefined>>;
+  /** Header names lower-cased (HTTP API does so already; a stray upper-case one is taken too). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly origin: string | undefined;
+  /** Lower-cased; `''` when absent. */
+  readonly accept: string;
+  /** Lower-cased, without parameters (`application/json`); `''` when absent. */
+  readonly mediaType: string;
+  /** The whole `Content-Type` header (its parameters: a multipart boundary). */
+  readonly contentType: string;
+  readonly sourceIp: string | undefined;
+  /** When API Gateway received the request (ms since the epoch), if it said. */
+  readonly timeEpoch: number | undefined;
+  /** Signed by an IAM principal (SigV4 through the route's IAM authorizer). */
+  readonly iamCaller: boolean;
+  readonly body: HttpBody;
 }
 
-/** Media type without parameters, lower-cased (`application/json`). */
-export function mediaType(event: HttpEvent): string {
-  return (header(event, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+/** The request body as API Gateway handed it over, read within a bound. */
+export interface HttpBody {
+  /** The raw bytes (HTTP API base64-encodes binary bodies). Throws 413 over `maxBytes`, 400 on bad base64. */
+  bytes(maxBytes: number): Buffer;
+  /** As text: a text body as it is (no copy), a base64 one decoded as strict UTF-8. Throws 413 over `maxBytes`. */
+  text(maxBytes: number): string;
+}
+
+/** Decode the event once. */
+export function httpRequest(event: HttpEvent): HttpRequest {
+  const headers = lowerCased(event.headers);
+  const contentType = headers['content-type'] ?? '';
+  const ctx = event.requestContext as HttpEvent['requestContext'] & { authorizer?: { iam?: unknown } };
+  return {
+    ...route(event),
+    pathParameters: event.pathParameters ?? {},
+    headers,
+    origin: headers.origin,
+    accept: (headers.accept ?? '').toLowerCase(),
+    mediaType: contentType.split(';')[0]!.trim().toLowerCase(),
+    contentType,
+    sourceIp: ctx.http.sourceIp,
+    timeEpoch: typeof ctx.timeEpoch === 'number' ? ctx.timeEpoch : undefined,
+    iamCaller: !!ctx.authorizer?.iam,
+    body: httpBody(event.body ?? '', event.isBase64Encoded === true),
+  };
+}
+
+/** Names lower-cased; where two names differ only in case, the already lower-case one wins. */
+function lowerCased(h: HttpEvent['headers'] | undefined): Record<string, string> {
+  const out: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(h ?? {})) {
+    if (v === undefined) continue;
+    const lower = k.toLowerCase();
+    if (lower === k || !(lower in out)) out[lower] = v;
+  }
+  return out;
 }
 
 /** Method and path with any stage prefix removed (`/prod/send` → `/send`). */
-export function route(event: HttpEvent): { method: string; path: string } {
+function route(event: HttpEvent): { method: string; path: string } {
   const method = event.requestContext.http.method.toUpperCase();
   let path = event.rawPath || event.requestContext.http.path || '/';
   const stage = event.requestContext.stage;
@@ -60,44 +118,39 @@ export function route(event: HttpEvent): { method: string; path: string } {
   return { method, path };
 }
 
-/** The raw body bytes (HTTP API base64-encodes binary bodies). Throws 413 over `maxBytes`, 400 on bad base64. */
-export function bodyBytes(event: HttpEvent, maxBytes: number): Buffer {
-  const raw = event.body ?? '';
-  if (!event.isBase64Encoded) {
+function httpBody(raw: string, base64: boolean): HttpBody {
+  const bytes = (maxBytes: number): Buffer => {
+    if (!base64) {
+      const n = Buffer.byteLength(raw, 'utf8');
+      if (n > maxBytes) throw tooLarge(n, maxBytes);
+      return Buffer.from(raw, 'utf8');
+    }
+    // Cheap upper bound before decoding.
+    if (Math.floor((raw.length * 3) / 4) - 2 > maxBytes)
+      throw tooLarge(Math.floor((raw.length * 3) / 4), maxBytes);
+    const clean = raw.replace(/\s+/gu, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/u.test(clean) || clean.length % 4 === 1) {
+      throw new SendError('validation_failed', 'the request body is not valid base64', {
+        errors: [
+          {
+            field: 'body',
+            code: 'invalid_base64',
+            message: 'isBase64Encoded is true but the body is not base64',
+          },
+        ],
+      });
+    }
+    const decoded = Buffer.from(clean, 'base64');
+    if (decoded.length > maxBytes) throw tooLarge(decoded.length, maxBytes);
+    return decoded;
+  };
+  const text = (maxBytes: number): string => {
+    if (base64) return decodeUtf8(bytes(maxBytes));
     const n = Buffer.byteLength(raw, 'utf8');
     if (n > maxBytes) throw tooLarge(n, maxBytes);
-    return Buffer.from(raw, 'utf8');
-  }
-  // Cheap upper bound before decoding.
-  if (Math.floor((raw.length * 3) / 4) - 2 > maxBytes)
-    throw tooLarge(Math.floor((raw.length * 3) / 4), maxBytes);
-  const clean = raw.replace(/\s+/gu, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/u.test(clean) || clean.length % 4 === 1) {
-    throw new SendError('validation_failed', 'the request body is not valid base64', {
-      errors: [
-        {
-          field: 'body',
-          code: 'invalid_base64',
-          message: 'isBase64Encoded is true but the body is not base64',
-        },
-      ],
-    });
-  }
-  const bytes = Buffer.from(clean, 'base64');
-  if (bytes.length > maxBytes) throw tooLarge(bytes.length, maxBytes);
-  return bytes;
-}
-
-/**
- * The body as text: a body API Gateway handed over as text is used as it is (its size checked, no copy to bytes
- * and back); a base64 one is decoded and must be strict UTF-8. Throws 413 over `maxBytes`.
- */
-export function bodyText(event: HttpEvent, maxBytes: number): string {
-  if (event.isBase64Encoded) return decodeUtf8(bodyBytes(event, maxBytes));
-  const raw = event.body ?? '';
-  const n = Buffer.byteLength(raw, 'utf8');
-  if (n > maxBytes) throw tooLarge(n, maxBytes);
-  return raw;
+    return raw;
+  };
+  return { bytes, text };
 }
 
 function tooLarge(n: number, max: number): SendError {

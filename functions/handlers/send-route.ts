@@ -6,34 +6,25 @@ import { deliverOnce, type RequestKey } from '../send/idempotency.ts';
 import type { DeliveryMode } from '../send/queue.ts';
 import { IdempotencyKeySchema } from '../send/request.ts';
 import { countStatuses } from './async-policy.ts';
-import {
-  bodyText,
-  type HttpEvent,
-  type HttpResult,
-  header,
-  json,
-  mediaType,
-  parseJsonBody,
-  REPLAYED_HEADER,
-} from './http.ts';
+import { type HttpRequest, type HttpResult, json, parseJsonBody, REPLAYED_HEADER } from './http.ts';
 import type { InvocationLog } from './log.ts';
 import type { Runtime } from './runtime.ts';
 
 export async function handleSend(
-  event: HttpEvent,
+  request: HttpRequest,
   remainingMs: number,
   rt: Runtime,
   log: InvocationLog,
 ): Promise<HttpResult> {
-  const type = mediaType(event);
+  const type = request.mediaType;
   if (type !== 'application/json' && !type.endsWith('+json')) {
     throw new SendError('unsupported_media_type', 'POST /send takes application/json', {
       errors: [{ field: 'content-type', code: 'unsupported', message: 'use application/json' }],
     });
   }
-  const key = idempotencyKey(event);
-  const input = parseJsonBody(bodyText(event, rt.limits.maxRequestBytes));
-  const async = rt.queue !== undefined && prefersAsync(header(event, 'prefer'));
+  const key = idempotencyKey(request.headers['idempotency-key']);
+  const input = parseJsonBody(request.body.text(rt.limits.maxRequestBytes));
+  const async = rt.queue !== undefined && prefersAsync(request.headers.prefer);
   const mode: DeliveryMode = async ? 'queue' : rt.delivery.send;
   const out = await deliverOnce(input, rt.deps, rt.idempotency, {
     deadline: deadlineFrom(remainingMs),
@@ -71,8 +62,7 @@ export async function handleSend(
 }
 
 /** The `Idempotency-Key` header (1–256 printable ASCII), if sent. */
-function idempotencyKey(event: HttpEvent): RequestKey | undefined {
-  const raw = header(event, 'idempotency-key');
+function idempotencyKey(raw: string | undefined): RequestKey | undefined {
   if (raw === undefined) return undefined;
   const parsed = v.safeParse(IdempotencyKeySchema, raw.trim());
   if (!parsed.success) {
