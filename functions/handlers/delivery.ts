@@ -28,6 +28,7 @@ import {
 import { deadlineFrom, deferRecipients, type Ended } from '../send/deliver.ts';
 import { deliverQueuedOnce } from '../send/idempotency.ts';
 import { type QueuedMessage, type VisibilityPolicy, visibilityBackoff } from '../send/queue.ts';
+import { paced, secondsFor } from '../send/rate.ts';
 import { DEFAULT_RETRY } from '../send/retry.ts';
 import { type InvocationLog, newInvocationLog, writeSummary } from './log.ts';
 import type { Runtime } from './runtime.ts';
@@ -135,19 +136,39 @@ async function deliverJobs(
   ready.sort((a, b) => jobs.indexOf(a) - jobs.indexOf(b));
   // One attempt per receive: the queue is the retry (a throttling server is not hammered within one invocation).
   const deps = { ...rt.deps, retry: { ...DEFAULT_RETRY, maxAttempts: 1 } };
-  const ended = await deliverQueuedOnce(
-    ready.map((j) => ({
-      message: composedOf(j.message),
-      attempt: j.receiveCount,
-      lastTry: j.receiveCount >= rt.delivery.maxReceives,
-    })),
-    deps,
-    rt.idempotency,
-    { deadline: deadlineFrom(remainingMs()), trace: log.trace, origin: 'queue' },
-  );
+  const deadline = deadlineFrom(remainingMs());
   const policy = visibilityPolicyFromEnv(rt.env);
-  await Promise.all(ready.map((job, k) => settleJob(job, ended[k]!, queue, rt, policy, note)));
+  // `delivery.maxPerSecond`: the batch goes in the chunks the shared rate grants, one session per chunk.
+  const waiting = await paced(ready, rt.deps.rate, deadline - PACING_MARGIN_MS, async (chunk) => {
+    const ended = await deliverQueuedOnce(
+      chunk.map((j) => ({
+        message: composedOf(j.message),
+        attempt: j.receiveCount,
+        lastTry: j.receiveCount >= rt.delivery.maxReceives,
+      })),
+      deps,
+      rt.idempotency,
+      { deadline, trace: log.trace, origin: 'queue' },
+    );
+    await Promise.all(chunk.map((job, k) => settleJob(job, ended[k]!, queue, rt, policy, note)));
+  });
+  const seconds = secondsFor(waiting.length, rt.deps.rate?.perSecond ?? 1);
+  await Promise.all(
+    waiting.map(async (job) => {
+      if (sourceName(job.record) === queueName(queue.queueUrl)) {
+        await queue.hide(job.record.receiptHandle, seconds).catch(() => {});
+      }
+      note(job.record, 'retry', {
+        messageId: job.message.messageId,
+        code: 'rate_limited',
+        retryInSeconds: seconds,
+      });
+    }),
+  );
 }
+
+/** Pacing stops this long before the deadline: the last chunk still needs its SMTP session. */
+const PACING_MARGIN_MS = 3000;
 
 /** One record's fate after the attempt loop (see the top of this file). Never throws. */
 async function settleJob(

@@ -23,6 +23,7 @@ import {
   splitRecipients,
   toQueued,
 } from './queue.ts';
+import type { SendRate } from './rate.ts';
 import {
   isBatchRequest,
   type ValidSendRequest,
@@ -56,6 +57,8 @@ export interface DeliverDeps {
   sleep?: (ms: number) => Promise<void>;
   /** The delivery queue; without one every mode is `sync` (and `queue` is a configuration error). */
   queue?: DeliveryQueue;
+  /** `delivery.maxPerSecond`: `sync-then-queue` queues what the shared rate cannot grant now (send/rate.ts). */
+  rate?: SendRate;
 }
 
 export interface DeliverOptions extends PrepareOptions {
@@ -138,6 +141,8 @@ export async function deliverValid(
   const settings = await deps.smtp.get();
   const pending: Pending = { index: 0, valid, message: prepare(valid, settings, deps.policy, opts) };
   if (mode === 'queue') return { status: 'queued', ...(await enqueue(pending, 'queued', deps, opts)) };
+  if (mode === 'sync-then-queue' && (await granted(1, deps)) === 0)
+    return { status: 'queued', ...(await enqueue(pending, 'fallback', deps, opts)) };
   const [ended] = await attemptAll([pending], settings, deps, { ...opts, deadline: tryUntil(mode, opts) });
   if (ended!.status === 'accepted') {
     return { status: 'sent', ...(await deferRecipients(ended!.result, pending.message, deps, opts)) };
@@ -147,6 +152,15 @@ export async function deliverValid(
     if (queued) return { status: 'queued', ...queued };
   }
   throw ended!.error;
+}
+
+/**
+ * `sync-then-queue` under `delivery.maxPerSecond`: how many of `wanted` messages the shared rate lets go now. A rate
+ * that cannot be read lets them go (the provider's own throttling still applies; a form is not refused for it).
+ */
+async function granted(wanted: number, deps: DeliverDeps): Promise<number> {
+  if (!deps.rate || !deps.queue) return wanted;
+  return deps.rate.take(wanted).catch(() => wanted);
 }
 
 /** The mode that applies: without a queue, `sync-then-queue` is `sync` and `queue` cannot be honoured. */
@@ -234,6 +248,13 @@ export async function deliverBatch(
       };
     }
     return { results };
+  }
+  if (mode === 'sync-then-queue') {
+    // What the shared rate cannot grant now goes to the queue at once.
+    const now = await granted(pending.length, deps);
+    for (const p of pending.splice(now)) {
+      results[p.index] = { index: p.index, status: 'queued', ...(await enqueue(p, 'fallback', deps, opts)) };
+    }
   }
   const ended = await attemptAll(pending, settings, deps, { ...opts, deadline: tryUntil(mode, opts) });
   const delivered = ended.some((e) => e.status === 'accepted' || e.status === 'unknown');
