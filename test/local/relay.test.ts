@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ListenerSwitch } from '../../local/listener-switch.ts';
 import { type LocalStack, relaySecret, startLocal } from '../../local/server.ts';
+import { postContactForm, until } from '../support/delivery-queues.ts';
 
 const certs = fileURLToPath(new URL('../../certs/dev/', import.meta.url));
 const USER = 'relay@example.com';
@@ -19,6 +21,7 @@ let relay: SMTPServer;
 let relayPort: number;
 const received: Array<{ user: unknown; secure: boolean; subject: string | undefined; rcpt: string[] }> = [];
 let stack: LocalStack;
+let relayed: ListenerSwitch;
 
 beforeAll(async () => {
   relay = new SMTPServer({
@@ -49,9 +52,12 @@ beforeAll(async () => {
   relay.on('error', () => {});
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
   relayPort = (relay.server.address() as AddressInfo).port;
+  relayed = new ListenerSwitch(relay.server); // from the first connection on: down() drops the warm session too
   process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
   stack = await startLocal({
     port: 0,
+    retryBaseSeconds: 1,
+    retryMaxSeconds: 2,
     relay: {
       url: `smtps://${encodeURIComponent(USER)}@127.0.0.1:${relayPort}`,
       password: PASSWORD,
@@ -82,6 +88,21 @@ describe('relay mode', () => {
     expect(stack.banner()).not.toContain(PASSWORD);
     expect(stack.banner()).not.toContain('relay%40example.com');
   });
+
+  it('the relay down: a form post is queued at once and delivered through the relay, once, when it is back', async () => {
+    await relayed.down();
+    const answer = await postContactForm(stack.url, 7, 'script');
+    expect(answer.status).toBe(202); // sync-then-queue (the forms default): refused → queued, answered
+    expect(stack.delivery.queued().map((q) => q.messageId)).toContain(answer.messageId);
+    await new Promise((r) => setTimeout(r, 1500)); // the consumer tries meanwhile, and is refused
+    const before = received.length;
+    await relayed.up();
+    await until(() => received.length > before, 20_000, 'the arrival through the relay');
+    await until(() => stack.delivery.queued().length === 0, 20_000, 'an empty queue');
+    expect(received.slice(before)).toEqual([
+      expect.objectContaining({ user: USER, secure: true, rcpt: ['team@example.com'] }),
+    ]);
+  }, 40_000);
 
   it('the inbox says nothing is caught', async () => {
     const page = await fetch(`${stack.url}/inbox`);
