@@ -15,6 +15,7 @@ import {
   startSecretsManagerEndpoint,
 } from '../../local/secrets-manager-endpoint.ts';
 import { buildHandler, ROOT } from '../../scripts/build.ts';
+import { type DeliveryQueues, startDeliveryQueues } from '../support/delivery-queues.ts';
 import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy.ts';
 import { type DynamoEndpoint, startDynalite } from '../support/dynamodb.ts';
 import { type ScriptAction, type ScriptedServer, startScriptedServer } from '../support/scripted-server.ts';
@@ -33,6 +34,7 @@ let ddb: DynamoEndpoint;
 let proxy: DynamoProxy;
 let sm: SecretsManagerEndpoint;
 let smtp: ScriptedServer;
+let queues: DeliveryQueues;
 /** What the scripted server does now: hold at a point (and signal), or answer everything. */
 let point: { at: CrashPoint; reached: () => void } | undefined;
 
@@ -50,6 +52,7 @@ beforeAll(async () => {
   ddb = await startDynalite();
   await ddb.createTable(TABLE);
   proxy = await startDynamoProxy(ddb.url);
+  queues = await startDeliveryQueues();
   smtp = await startScriptedServer({
     // No PIPELINING: every command waits for its reply, so each point is one place in the conversation.
     extensions: ['ENHANCEDSTATUSCODES', 'AUTH PLAIN LOGIN', '8BITMIME'],
@@ -83,6 +86,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await queues?.close();
   await sm?.close();
   await smtp?.close();
   await proxy?.close();
@@ -127,6 +131,9 @@ function run(event: unknown, requestId?: string): Run {
       AWS_SECRET_ACCESS_KEY: 'local-test-secret',
       AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.url,
       AWS_ENDPOINT_URL_DYNAMODB: proxy.url,
+      AWS_ENDPOINT_URL_SQS: queues.sqs.url,
+      DELIVERY_QUEUE_URL: queues.queueUrl,
+      DEAD_LETTER_QUEUE_URL: queues.deadLetterUrl,
       IDEMPOTENCY_TABLE_NAME: TABLE,
       SMTP_SECRET_ID: 'smtp',
       POWERTOOLS_LOG_LEVEL: 'ERROR',
@@ -244,6 +251,24 @@ describe('crash tests: SIGKILL the bundled handler, then retry', () => {
     expect(retry.result.ok).toBe(false);
     expect(retry.result.error.code).toBe('delivery_unknown');
     expect(retry.result.error.detail).toContain(got[0]);
+  }, 60_000);
+
+  it('the queue consumer killed after the final dot: SQS hands the record over again → unknown, never resent', async () => {
+    const before = arrivals().length;
+    const queued = (await run(sendEvent(mail('queued'), { prefer: 'respond-async' })).done) as {
+      result: { statusCode: number; body: string };
+    };
+    expect(queued.result.statusCode).toBe(202);
+    const { messageId } = JSON.parse(queued.result.body) as { messageId: string };
+    const event = await queues.receiveEvent(); // in Lambda's SQS event shape, as the mapping hands it over
+    expect(event.Records).toHaveLength(1);
+    const killed = await killAt('after the final dot', event);
+    expect(arrivals().slice(before)).toEqual([messageId]);
+    await pastOwnerDeadline(killed);
+    const again = (await run(event).done) as { result: { batchItemFailures: unknown[] } };
+    // Not listed (so SQS deletes it) and not sent: the claim was marked before the final dot.
+    expect(again.result.batchItemFailures).toEqual([]);
+    expect(arrivals().slice(before)).toEqual([messageId]);
   }, 60_000);
 
   it('asynchronous direct invoke killed before MAIL: the retry (same request id) sends it once', async () => {

@@ -46,7 +46,11 @@ export async function startDeliveryQueues(
       maxReceiveCount: opts.maxReceives ?? 8,
     }),
   });
-  const client = new SQSClient({ endpoint: sqs.url, region: 'us-east-1' });
+  const client = new SQSClient({
+    endpoint: sqs.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   const mappings: EventSourceMapping[] = [];
   return {
     sqs,
