@@ -380,7 +380,13 @@ export class SmtpSendEndpoint extends Construct {
     props: SmtpSendEndpointProps,
     removalPolicy: RemovalPolicy,
   ): Table | undefined {
-    if (props.idempotency === false) return undefined;
+    if (props.idempotency === false) {
+      // The shared sending rate lives in this table: refused at synth, not discovered as a 500 at run time.
+      if (props.config?.delivery?.maxPerSecond !== undefined) {
+        throw new Error('SmtpSendEndpoint: delivery.maxPerSecond needs idempotency (the send records table)');
+      }
+      return undefined;
+    }
     const T = SEND_RECORDS_TABLE;
     const table = new Table(this, 'SendRecords', {
       partitionKey: { name: T.partitionKey, type: AttributeType.STRING },

@@ -114,7 +114,17 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
       ttlSeconds: config?.idempotency?.ttlSeconds ?? DEFAULT_IDEMPOTENCY_TTL_SECONDS,
     };
   }
-  if (config) rt.config = config;
+  const perSecond = rt.delivery.maxPerSecond;
+  if (perSecond !== undefined && store) deps.rate = store.sendRate(perSecond);
+  else if (perSecond !== undefined && !configError) {
+    // The shared rate lives in the send records table: without it the limit cannot be kept, so nothing is sent.
+    configError = new EndpointConfigError('ENDPOINT_CONFIG', [
+      { path: 'delivery.maxPerSecond', message: 'needs the send records table (IDEMPOTENCY_TABLE_NAME)' },
+    ]);
+    logger.error(configError.message, { code: 'configuration_error', source: configError.source });
+  }
+  // A configuration that cannot be kept (above) serves nothing: every request answers configuration_error.
+  if (config && !configError) rt.config = config;
   if (configError) rt.configError = configError;
   return rt;
 }

@@ -29,6 +29,7 @@ import {
   type Submitted,
 } from './deliver.ts';
 import { SendError, type SendErrorBody } from './errors.ts';
+import type { SendRate } from './rate.ts';
 import {
   isBatchRequest,
   type ValidSendRequest,
@@ -124,6 +125,8 @@ export interface SendRecordStore {
   status(messageId: string): Promise<MessageStatus | undefined>;
   /** Write a message's status as it stands outside any claim (`queued`, and what the queue's consumer left). */
   saveStatus(status: MessageStatus, ttlSeconds: number): Promise<void>;
+  /** `delivery.maxPerSecond`: the sending rate every instance shares, kept with the records (send/rate.ts). */
+  sendRate(perSecond: number): SendRate;
   /** Start loading what the first call needs (cold start: alongside the other prewarm work). Never throws. */
   preload?(): void;
 }

@@ -39,6 +39,10 @@ export function lazySendRecords(opts: SendRecordTableOptions): SendRecordStore {
     status: async (messageId: string) => (await store()).status(messageId),
     saveStatus: async (status: MessageStatus, ttlSeconds: number) =>
       (await store()).saveStatus(status, ttlSeconds),
+    sendRate: (perSecond: number) => ({
+      perSecond,
+      take: async (wanted: number) => (await store()).sendRate(perSecond).take(wanted),
+    }),
     preload: () => {
       store().catch(() => {}); // a failed load is retried by the first call
     },

@@ -35,8 +35,10 @@ import {
   type StoredOutcome,
   type TrackOptions,
 } from '../send/idempotency.ts';
+import type { SendRate } from '../send/rate.ts';
 import { conditionFailed, DynamoDb, dynamoDbFromEnv, type Item, marshall, unmarshall } from './dynamodb.ts';
 import { SendRecordLayer } from './record-layer.ts';
+import { TableSendRate } from './send-rate.ts';
 import { SEND_RECORDS_TABLE } from './table-shape.ts';
 
 /** Powertools' attribute names (its defaults), and ours. */
@@ -247,6 +249,10 @@ export class DynamoSendRecords implements SendRecordStore {
   }
 
   /** The item `message#<Message-ID>` holds the status as it stands outside any claim (see the port). */
+  sendRate(perSecond: number): SendRate {
+    return new TableSendRate(() => this.client, this.tableName, perSecond);
+  }
+
   async saveStatus(status: MessageStatus, ttlSeconds: number): Promise<void> {
     const item = {
       [A.key]: `message#${status.messageId}`,

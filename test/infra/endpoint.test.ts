@@ -496,6 +496,12 @@ describe('send records (idempotency + message status)', () => {
     expect(keys).not.toContain('GET /messages/{messageId}');
   });
 
+  it('idempotency: false with delivery.maxPerSecond is refused at synth (the shared rate lives in the table)', () => {
+    const config = { ...SAMPLE_CONFIG, delivery: { maxPerSecond: 14 } };
+    expect(() => synthConstruct({ idempotency: false, config })).toThrow(/maxPerSecond needs idempotency/);
+    expect(() => synthConstruct({ config })).not.toThrow();
+  });
+
   it('follows the removal policy of the queues (destroyData)', () => {
     const { template: t } = synthConstruct({ removalPolicy: RemovalPolicy.DESTROY });
     const [[, table]] = ofType('AWS::DynamoDB::Table', t.toJSON().Resources) as [[string, Resource]];

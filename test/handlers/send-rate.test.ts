@@ -1,0 +1,142 @@
+/**
+ * `delivery.maxPerSecond`: one sending rate shared by every instance, kept in the send records table (dynalite and
+ * moto_server, our DynamoDB client). Two instances taking at once never get more than the bucket allows; the queue's
+ * consumer paces a batch to the rate (arrivals counted and timed at smtp-server); `sync-then-queue` queues what the
+ * rate cannot grant now; the limit without the table is a configuration error and nothing is sent.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { HttpResult } from '../../functions/handlers/http.ts';
+import { DynamoSendRecords } from '../../functions/store/send-records.ts';
+import { type DeliveryQueues, messageIdOf, startDeliveryQueues, until } from '../support/delivery-queues.ts';
+import { type CountingClient, type DynamoEndpoint, startDynalite, startMoto } from '../support/dynamodb.ts';
+import { formEvent, sendEvent } from './events.ts';
+import { type Harness, startHarness } from './harness.ts';
+
+const ORIGIN = 'https://www.example.com';
+const PER_SECOND = 5;
+// biome-ignore lint/suspicious/noExplicitAny: reading response JSON in assertions
+const bodyOf = (r: HttpResult) => JSON.parse(String(r.body)) as Record<string, any>;
+
+describe.each([
+  ['dynalite', startDynalite],
+  ['moto_server', startMoto],
+] as const)('delivery.maxPerSecond against %s', (_name, start) => {
+  let ddb: DynamoEndpoint;
+  let clients: CountingClient[];
+
+  beforeAll(async () => {
+    ddb = await start();
+    await ddb.createTable('send-records');
+    clients = [ddb.client(), ddb.client()];
+  }, 60_000);
+  afterAll(async () => {
+    for (const c of clients ?? []) c.destroy();
+    await ddb?.close();
+  });
+
+  it('two instances taking at once share one bucket: never more than it holds plus its refill', async () => {
+    const rates = clients.map((client) =>
+      new DynamoSendRecords({ tableName: 'send-records', client }).sendRate(PER_SECOND),
+    );
+    const started = Date.now();
+    const granted = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => rates[i % 2]!.take(1).catch(() => 0)),
+    );
+    const elapsedS = (Date.now() - started) / 1000;
+    const total = granted.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(0);
+    // A full bucket (one second's worth) plus what refilled while they raced.
+    expect(total).toBeLessThanOrEqual(PER_SECOND + Math.floor(PER_SECOND * elapsedS));
+  });
+
+  describe('through the handler', () => {
+    let q: DeliveryQueues;
+    let h: Harness;
+    const arrivedAt = new Map<string, number>();
+
+    beforeAll(async () => {
+      q = await startDeliveryQueues();
+      h = await startHarness({
+        config: {
+          send: { allowedRecipients: ['*@example.com'] },
+          delivery: { maxPerSecond: PER_SECOND },
+          forms: { contact: { to: 'team@example.com', subject: 'Contact', allowedOrigins: [ORIGIN] } },
+        },
+        env: q.env,
+        records: new DynamoSendRecords({ tableName: 'send-records', client: clients[0]! }),
+      });
+    }, 60_000);
+    afterAll(async () => {
+      await q?.close();
+      await h?.close();
+    });
+    beforeEach(async () => {
+      await new Promise((r) => setTimeout(r, 1100)); // a full bucket again
+      h.srv.messages.length = 0;
+    });
+
+    it('the consumer paces a batch of 12 to 5/s: all 12 arrive once, never more than 10 in any second', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        const res = (await h.invoke(
+          sendEvent(
+            { to: 'team@example.com', subject: `Paced ${i}`, text: `${i}` },
+            { prefer: 'respond-async' },
+          ),
+        )) as HttpResult;
+        expect(res.statusCode).toBe(202);
+        ids.push(bodyOf(res).messageId);
+      }
+      await new Promise((r) => setTimeout(r, 1100)); // the 202s took no tokens; the bucket is full
+      const seen = () => {
+        for (const m of h.srv.messages) {
+          const id = messageIdOf(m.raw);
+          if (!arrivedAt.has(id)) arrivedAt.set(id, Date.now());
+        }
+        return ids.every((id) => arrivedAt.has(id));
+      };
+      const mapping = q.consume(h.handler);
+      await until(seen, 20_000, 'all 12 arrivals');
+      await mapping.stop();
+      const got = h.srv.messages.map((m) => messageIdOf(m.raw)).filter((id) => ids.includes(id));
+      expect([...got].sort()).toEqual([...ids].sort()); // each once
+      const times = ids.map((id) => arrivedAt.get(id)!).sort((a, b) => a - b);
+      // The bucket holds 5 and refills 5/s: at most 10 in any one-second window (unpaced, all 12 come in one go).
+      for (const t of times)
+        expect(times.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(10);
+      expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(1000);
+    }, 40_000);
+
+    it('sync-then-queue: what the rate cannot grant now is queued at once (202), not tried', async () => {
+      const answers: number[] = [];
+      for (let i = 0; i < PER_SECOND + 3; i++) {
+        const res = (await h.invoke(
+          formEvent('contact', {
+            headers: { 'content-type': 'application/json', origin: ORIGIN, 'sec-fetch-mode': 'cors' },
+            body: JSON.stringify({ message: `post ${i} ${Date.now()}` }),
+          }),
+        )) as HttpResult;
+        answers.push(res.statusCode ?? 0);
+      }
+      expect(answers.filter((s) => s === 200).length).toBeLessThanOrEqual(PER_SECOND + 1);
+      expect(answers.filter((s) => s === 202).length).toBeGreaterThanOrEqual(2);
+      expect(answers.filter((s) => s !== 200 && s !== 202)).toEqual([]);
+    });
+  });
+});
+
+it('maxPerSecond without the send records table: configuration_error, nothing sent', async () => {
+  const h = await startHarness({
+    config: { send: { allowedRecipients: ['*@example.com'] }, delivery: { maxPerSecond: 5 } },
+  });
+  try {
+    const res = (await h.invoke(
+      sendEvent({ to: 'team@example.com', subject: 'x', text: 'x' }),
+    )) as HttpResult;
+    expect(res.statusCode).toBe(500);
+    expect(bodyOf(res).code).toBe('configuration_error');
+    expect(h.srv.messages).toHaveLength(0);
+  } finally {
+    await h.close();
+  }
+});
