@@ -614,16 +614,21 @@ function hold(policy: IdempotencyPolicy, claim: Claim): HeldClaim {
   return h;
 }
 
+/** A claim that was not ours: its stored answer, or the `SendError` its state (or the store) means. */
+async function storedAnswerOf(result: Promise<ClaimResult>): Promise<StoredAnswer | SendError> {
+  try {
+    return settle(await result).answer;
+  } catch (e) {
+    return e instanceof SendError ? e : storeUnavailable(e);
+  }
+}
+
 /** A batch message that is not sent now answers from its claim. */
 async function answerOf(result: Promise<ClaimResult>, index: number): Promise<BatchAnswer> {
-  let stored: StoredOutcome;
-  try {
-    stored = settle(await result);
-  } catch (e) {
-    const err = e instanceof SendError ? e : storeUnavailable(e);
-    return { index, status: err.transient ? 'not_sent' : 'rejected', error: err.toJSON() };
+  const a = await storedAnswerOf(result);
+  if (a instanceof SendError) {
+    return { index, status: a.transient ? 'not_sent' : 'rejected', error: a.toJSON() };
   }
-  const a = stored.answer;
   if (a.kind === 'sent') return { index, status: 'accepted', ...a.result, replayed: true };
   if (a.kind === 'queued') return { index, status: 'queued', ...a.result, replayed: true };
   return { index, status: 'unknown', messageId: a.messageId, error: a.error, replayed: true };
@@ -824,14 +829,8 @@ function settleQueued(h: HeldClaim, e: Ended, obs: Observation): Ended {
 
 /** A queued message whose claim was not ours: how its earlier delivery ended, or why it waits. */
 async function endedOf(result: Promise<ClaimResult>, messageId: string): Promise<Ended> {
-  let stored: StoredOutcome;
-  try {
-    stored = settle(await result);
-  } catch (e) {
-    const error = e instanceof SendError ? e : storeUnavailable(e);
-    return { status: error.transient ? 'not_sent' : 'rejected', messageId, error };
-  }
-  const a = stored.answer;
+  const a = await storedAnswerOf(result);
+  if (a instanceof SendError) return { status: a.transient ? 'not_sent' : 'rejected', messageId, error: a };
   if (a.kind === 'sent') return { status: 'accepted', result: a.result };
   if (a.kind === 'unknown') return { status: 'unknown', messageId, error: unknownError(a, true) };
   const error = new SendError('internal_error', 'a queued message was claimed as queued again');
