@@ -3,8 +3,9 @@
  * request for concurrent callers, and an explicit refresh (used after an SMTP 535 to pick up a rotation).
  * The client is ./secrets-manager.ts (region and credentials from the Lambda environment;
  * `AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides the endpoint: tests, local dev).
+ * Its failures are neutral (`SecretError`: which secret, transient or not): each caller names what the failure
+ * stops (the SMTP settings: the mail server unavailable; the CAPTCHA: verification unavailable).
  */
-import { SendError } from '../send/errors.ts';
 import { type SecretsManager, type SecretValueOutput, secretsManagerFromEnv } from './secrets-manager.ts';
 
 export interface SecretValue {
@@ -27,6 +28,22 @@ export function secretTtlFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.SECRET_TTL_SECONDS;
   const n = raw === undefined || raw === '' ? 300 : Number(raw);
   return Number.isFinite(n) && n >= 0 ? n * 1000 : 300_000;
+}
+
+/** A secret that could not be read or written. `transient`: Secrets Manager may answer later (throttling, 5xx). */
+export class SecretError extends Error {
+  override readonly name = 'SecretError';
+  /** Seconds after which a transient failure is worth another try. */
+  readonly retryAfter = 5;
+
+  constructor(
+    readonly secretId: string,
+    readonly transient: boolean,
+    detail: string,
+    cause?: unknown,
+  ) {
+    super(detail, cause === undefined ? undefined : { cause });
+  }
 }
 
 export class SecretStore {
@@ -66,7 +83,7 @@ export class SecretStore {
     if (cached && this.#now() - cached.fetchedAt < this.ttlMs) return Promise.resolve(cached);
     if (!cached) return this.#fetch(id);
     return this.#fetch(id).catch((e: unknown) => {
-      if (e instanceof SendError && e.transient) {
+      if (e instanceof SecretError && e.transient) {
         this.staleServed++;
         return cached;
       }
@@ -110,10 +127,7 @@ export class SecretStore {
       throw secretError(id, e);
     }
     if (typeof out.SecretString !== 'string') {
-      throw new SendError(
-        'configuration_error',
-        `secret ${id} has no SecretString (binary secrets are not supported)`,
-      );
+      throw new SecretError(id, false, `secret ${id} has no SecretString (binary secrets are not supported)`);
     }
     const value: SecretValue = { id, value: out.SecretString, fetchedAt: this.#now() };
     if (out.VersionId) value.versionId = out.VersionId;
@@ -136,13 +150,8 @@ const PERMANENT = new Set([
   'ConfigurationError',
 ]);
 
-function secretError(id: string, e: unknown, verb: 'read' | 'write' = 'read'): SendError {
+function secretError(id: string, e: unknown, verb: 'read' | 'write' = 'read'): SecretError {
   const name = (e as { name?: string })?.name ?? 'Error';
-  if (PERMANENT.has(name)) {
-    return new SendError('configuration_error', `cannot ${verb} secret ${id}: ${name}`, { cause: e });
-  }
-  return new SendError('smtp_unavailable', `Secrets Manager is unavailable (${name}); try again later`, {
-    cause: e,
-    retryAfter: 5,
-  });
+  if (PERMANENT.has(name)) return new SecretError(id, false, `cannot ${verb} secret ${id}: ${name}`, e);
+  return new SecretError(id, true, `Secrets Manager is unavailable (${name}); try again later`, e);
 }

@@ -21,7 +21,7 @@ import {
   rs256Key,
   tokenUrlProblem,
 } from './oauth-grant.ts';
-import type { SecretStore, SecretValue } from './secrets.ts';
+import { SecretError, type SecretStore, type SecretValue } from './secrets.ts';
 
 const Port = v.pipe(
   v.union([
@@ -253,13 +253,13 @@ export class SecretSmtpSettings implements SmtpSettingsSource {
   ) {}
 
   async get(): Promise<SmtpSettings> {
-    const v = this.#parse(await this.store.get(this.secretId));
+    const v = this.#parse(await this.store.get(this.secretId).catch(smtpSecretFailure));
     return withAccessToken(v.parsed, v.tokens);
   }
 
   async refresh(): Promise<SmtpSettings> {
     const before = this.#version;
-    const v = this.#parse(await this.store.refresh(this.secretId));
+    const v = this.#parse(await this.store.refresh(this.secretId).catch(smtpSecretFailure));
     return withAccessToken(v.parsed, v.tokens, v === before);
   }
 
@@ -284,6 +284,16 @@ export class SecretSmtpSettings implements SmtpSettingsSource {
   /** PutSecretValue with the rotated refresh token (the IAM grant exists only when the construct enables it). */
   async #writeBack(source: Record<string, unknown>, refreshToken: string): Promise<void> {
     const next = { ...source, auth: { ...(source.auth as object), refreshToken } };
-    await this.store.put(this.secretId, JSON.stringify(next));
+    await this.store.put(this.secretId, JSON.stringify(next)).catch(smtpSecretFailure);
   }
+}
+
+/**
+ * The secret store's failure, named for what it stops: without the SMTP secret the mail server cannot be used
+ * (transient: `smtp_unavailable`, retried; otherwise the deployment's `configuration_error`).
+ */
+function smtpSecretFailure(e: unknown): never {
+  if (!(e instanceof SecretError)) throw e;
+  if (e.transient) throw new SendError('smtp_unavailable', e.message, { cause: e, retryAfter: e.retryAfter });
+  throw new SendError('configuration_error', e.message, { cause: e });
 }

@@ -9,32 +9,27 @@
  *   delivered batch is returned and each failed message logged at ERROR with `batch_partial_failure`.
  */
 import { deadlineFrom } from '../send/deliver.ts';
-import { type ErrorCode, SendError, type SendErrorBody } from '../send/errors.ts';
+import { SendError } from '../send/errors.ts';
 import { type DeliveredAnswer, deliverOnce, type RequestKey } from '../send/idempotency.ts';
 import type { BatchItemOutcome } from '../send/types.ts';
+import { answered, answeredResults, type Failed, type Problem, statusOfCode, toProblem } from './failure.ts';
 import { type InvocationLog, noteError } from './log.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
-/** The stable code of a failure thrown to Lambda: the use case's codes plus the entry points' own. */
-export type FailureCode = ErrorCode | 'unsupported_event' | 'batch_failed';
-
 /**
- * A failed invocation's problem: the use case's error body (`SendErrorBody`) plus whether the same request may
+ * A failed invocation's problem (failure.ts's `Problem`, with `transient` always set): whether the same request may
  * succeed later unchanged, and for `batch_failed` each message's failure.
  */
-export interface InvocationProblem extends Omit<SendErrorBody, 'code'> {
-  code: FailureCode;
-  transient: boolean;
-  /** `batch_failed`: the messages that were not sent (none was). */
-  results?: NotSent[];
+export type InvocationProblem = Problem & { transient: boolean };
+
+export function invocationProblemOf(err: Failed): InvocationProblem {
+  return { ...toProblem(err), transient: err.transient };
 }
 
 /** A batch message that was not sent: refused (`rejected`) or failed transiently (`not_sent`). */
-export type NotSent = BatchItemOutcome & { status: 'rejected' | 'not_sent'; error: SendErrorBody };
-
-export function invocationProblemOf(e: SendError): InvocationProblem {
-  return { ...e.toJSON(), transient: e.transient };
-}
+type NotSent = Extract<BatchItemOutcome, { status: 'rejected' | 'not_sent' | 'unknown' }> & {
+  status: 'rejected' | 'not_sent';
+};
 
 /**
  * The asynchronous failure policy, shared by EventBridge and direct invoke (see the top of this file): deliver
@@ -70,7 +65,7 @@ export async function deliverUnderAsyncPolicy(
     noteError(log, e);
     if (e.replayed) log.replayed = true;
     // Not thrown: a retry could deliver the message twice. The summary line is logged at ERROR with this code.
-    if (e.code === 'delivery_unknown') return { ok: false, error: e.toJSON(), ...replayed(e.replayed) };
+    if (e.code === 'delivery_unknown') return { ok: false, error: toProblem(e), ...replayed(e.replayed) };
     log.outcome = e.transient ? 'failed' : 'rejected';
     throw fail(invocationProblemOf(e));
   }
@@ -102,7 +97,7 @@ export async function deliverUnderAsyncPolicy(
       log.outcome = 'unknown';
       log.code = 'delivery_unknown';
     } else log.outcome = 'sent';
-    return { ok: true, results: out.results, ...replayed(out.replayed) };
+    return { ok: true, results: answeredResults(out.results), ...replayed(out.replayed) };
   }
   if (delivered.length === 0) {
     // Nothing went out: a retry resends the whole batch, which is safe.
@@ -122,7 +117,7 @@ export async function deliverUnderAsyncPolicy(
       fieldErrors: r.error.errors?.slice(0, 10).map((e) => `${e.field}:${e.code}`),
     });
   }
-  return { ok: true, results: out.results };
+  return { ok: true, results: answeredResults(out.results) };
 }
 
 /** `batch_failed`: transient when any message was `not_sent`; the status is the worst of the messages'. */
@@ -136,11 +131,11 @@ function batchFailed(failed: NotSent[], log: InvocationLog): InvocationProblem {
   );
   const problem: InvocationProblem = {
     code: 'batch_failed',
-    status: Math.max(...failed.map((r) => r.error.status)),
+    status: Math.max(...failed.map((r) => statusOfCode(r.error.code))),
     title: 'None of the messages in the batch was sent',
     detail: `none of the ${failed.length} messages was sent${transient ? '; a retry may succeed' : ''}`,
     transient,
-    results: failed.map((r) => ({ index: r.index, status: r.status, error: r.error })),
+    results: failed.map((r) => ({ index: r.index, status: r.status, error: answered(r.error) })),
   };
   if (transient) problem.retryAfter = retryAfter || 30;
   return problem;

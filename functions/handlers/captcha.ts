@@ -4,8 +4,9 @@
  * The secret comes from Secrets Manager (`captcha.secretId`): a plain string or JSON `{ "secret": "…" }`.
  */
 import type { CaptchaConfig, FormConfig } from '../config/endpoint.ts';
-import type { SecretStore } from '../config/secrets.ts';
+import { SecretError, type SecretStore } from '../config/secrets.ts';
 import { SendError } from '../send/errors.ts';
+import { HttpError } from './failure.ts';
 
 export const CAPTCHA_PROVIDERS = {
   turnstile: {
@@ -62,12 +63,12 @@ export async function verifyCaptcha(
   const config = form.captcha;
   const provider = CAPTCHA_PROVIDERS[config.provider];
   if (!token) {
-    throw new SendError('captcha_failed', `the CAPTCHA response (${provider.field}) is missing`, {
+    throw new HttpError('captcha_failed', `the CAPTCHA response (${provider.field}) is missing`, {
       status: 400,
       errors: [{ field: provider.field, code: 'required', message: 'complete the CAPTCHA' }],
     });
   }
-  const secret = captchaSecretFrom((await secrets.get(config.secretId)).value);
+  const secret = captchaSecretFrom(await captchaSecret(secrets, config.secretId));
   const request = new URLSearchParams({ secret, response: token });
   if (remoteIp) request.set('remoteip', remoteIp);
   const timeout = Math.max(500, Math.min(5000, deadline - Date.now()));
@@ -82,7 +83,7 @@ export async function verifyCaptcha(
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     answer = (await res.json()) as typeof answer;
   } catch {
-    throw new SendError('captcha_unavailable', 'the CAPTCHA service could not be reached; try again', {
+    throw new HttpError('captcha_unavailable', 'the CAPTCHA service could not be reached; try again', {
       retryAfter: 10,
     });
   }
@@ -95,7 +96,7 @@ export async function verifyCaptcha(
     codes.push('action-mismatch');
   }
   if (answer.success !== true || codes.length > 0) {
-    throw new SendError(
+    throw new HttpError(
       'captcha_failed',
       `the CAPTCHA was not accepted${codes.length ? ` (${codes.map((c) => c.slice(0, 40)).join(', ')})` : ''}`,
       {
@@ -103,5 +104,28 @@ export async function verifyCaptcha(
         errors: [{ field: provider.field, code: 'captcha_failed', message: 'the CAPTCHA was not accepted' }],
       },
     );
+  }
+}
+
+/**
+ * The CAPTCHA secret, the store's failure named for what it stops: a Secrets Manager outage makes CAPTCHA
+ * verification unavailable (503, retried later), never "the mail server is unavailable"; a secret that cannot be
+ * read at all is the deployment's configuration error (its detail logged, not shown on a form).
+ */
+async function captchaSecret(secrets: SecretStore, id: string): Promise<string> {
+  try {
+    return (await secrets.get(id)).value;
+  } catch (e) {
+    if (!(e instanceof SecretError)) throw e;
+    if (e.transient) {
+      throw new HttpError(
+        'captcha_unavailable',
+        'the CAPTCHA cannot be verified right now; try again later',
+        {
+          retryAfter: e.retryAfter,
+        },
+      );
+    }
+    throw new SendError('configuration_error', `the CAPTCHA secret: ${e.message}`, { cause: e });
   }
 }

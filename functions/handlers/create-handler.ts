@@ -5,10 +5,10 @@
  */
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { isQueuedBody } from '../queue/sqs-delivery-queue.ts';
-import { SendError } from '../send/errors.ts';
 import { handleDeliveryBatch } from './delivery.ts';
 import { handleDirect as directInvoke } from './direct.ts';
 import { handleEventBridge, isEventBridgeEvent, type SendEmailEvent } from './eventbridge.ts';
+import { asFailed, HttpError } from './failure.ts';
 import { handleForm } from './form-route.ts';
 import {
   type HttpRequest,
@@ -17,7 +17,6 @@ import {
   httpRequest,
   isHttpEvent,
   problem,
-  toSendError,
 } from './http.ts';
 import { type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
 import { createRuntime, type Runtime, type RuntimeOptions, requireConfig } from './runtime.ts';
@@ -125,7 +124,7 @@ async function http(
       log.entryPoint = 'http_send';
       requireConfig(rt);
       if (method !== 'POST')
-        throw new SendError('method_not_allowed', `${method} is not allowed on /send; use POST`);
+        throw new HttpError('method_not_allowed', `${method} is not allowed on /send; use POST`);
       return await handleSend(request, remainingMs, rt, log);
     }
     const message = MESSAGE_PATH.exec(path);
@@ -133,7 +132,7 @@ async function http(
       log.entryPoint = 'http_status';
       requireConfig(rt);
       if (method !== 'GET')
-        throw new SendError(
+        throw new HttpError(
           'method_not_allowed',
           `${method} is not allowed on /messages/{messageId}; use GET`,
         );
@@ -141,9 +140,9 @@ async function http(
       return await handleStatus(request, id, rt, log);
     }
     log.outcome = 'not_found';
-    throw new SendError('not_found', `no route for ${method} ${path.slice(0, 200)}`);
+    throw new HttpError('not_found', `no route for ${method} ${path.slice(0, 200)}`);
   } catch (e) {
-    const err = toSendError(e);
+    const err = asFailed(e);
     if (err.code === 'internal_error') rt.logger.error('send handler failed', { error: e as Error });
     noteError(log, err);
     return problem(err, {}, log.requestId);

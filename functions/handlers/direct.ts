@@ -15,13 +15,8 @@
  */
 import { SendError } from '../send/errors.ts';
 import { messageStatus } from '../send/status.ts';
-import {
-  deliverUnderAsyncPolicy,
-  type FailureCode,
-  type InvocationProblem,
-  invocationProblemOf,
-} from './async-policy.ts';
-import { toSendError } from './http.ts';
+import { deliverUnderAsyncPolicy, type InvocationProblem, invocationProblemOf } from './async-policy.ts';
+import { asFailed, type FailureCode } from './failure.ts';
 import { type InvocationLog, noteError } from './log.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
@@ -76,7 +71,7 @@ export async function handleDirect(
     );
   } catch (e) {
     if (e instanceof DirectInvokeError) throw e;
-    const err = toSendError(e);
+    const err = asFailed(e);
     if (err.code === 'internal_error') rt.logger.error('direct invoke failed', { error: e as Error });
     noteError(log, err);
     throw new DirectInvokeError(invocationProblemOf(err));

@@ -17,8 +17,9 @@
  * invoked synchronously or with `--invocation-type Event`, so it must throw for the asynchronous case too.
  */
 import type { EventBridgeEvent } from 'aws-lambda';
-import { deliverUnderAsyncPolicy, type FailureCode } from './async-policy.ts';
+import { deliverUnderAsyncPolicy } from './async-policy.ts';
 import { SEND_EMAIL_DETAIL_TYPE } from './detail-type.ts';
+import type { FailureCode } from './failure.ts';
 import type { InvocationLog } from './log.ts';
 import type { Runtime } from './runtime.ts';
 

@@ -4,6 +4,7 @@
  */
 import type busboy from 'busboy';
 import { type FieldError, SendError, validationFailed } from '../send/errors.ts';
+import { HttpError } from './failure.ts';
 import { decodeUtf8, parseJsonBody } from './http.ts';
 
 export interface UploadedFile {
@@ -50,7 +51,7 @@ export async function parseFormBody(type: string, contentType: string, body: Buf
     case 'application/json':
       return parseJsonForm(body, limits);
     default:
-      throw new SendError(
+      throw new HttpError(
         'unsupported_media_type',
         'forms take application/x-www-form-urlencoded, multipart/form-data or application/json',
         { errors: [{ field: 'content-type', code: 'unsupported', message: type || '(none)' }] },

@@ -6,13 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import type { FormConfig } from '../config/endpoint.ts';
 import { deadlineFrom } from '../send/deliver.ts';
-import { type ErrorCode, SendError } from '../send/errors.ts';
+import { SendError } from '../send/errors.ts';
 import { formMessage, isSpam, redirectTarget, validateFields } from '../send/form.ts';
 import { DEFAULT_FORM_DEDUPE_SECONDS, deliverValidOnce, formSubmissionKey } from '../send/idempotency.ts';
 import { CAPTCHA_FIELDS, CAPTCHA_PROVIDERS, verifyCaptcha } from './captcha.ts';
 import { corsHeaders, originAllowed } from './cors.ts';
+import { asFailed, type Failed, type FailureCode, HttpError, statusOf } from './failure.ts';
 import { parseFormBody } from './form-body.ts';
-import { type HttpRequest, type HttpResult, json, problem, toSendError } from './http.ts';
+import { type HttpRequest, type HttpResult, json, problem } from './http.ts';
 import { type InvocationLog, noteError } from './log.ts';
 import { errorPage, thankYouPage } from './pages.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
@@ -47,10 +48,10 @@ export async function handleForm(
     const form = Object.hasOwn(config.forms ?? {}, formId) ? config.forms?.[formId] : undefined;
     cors = corsHeaders(config, form, origin);
     if (!form) {
-      throw new SendError('form_not_found', `there is no form "${formId.slice(0, 64)}"`);
+      throw new HttpError('form_not_found', `there is no form "${formId.slice(0, 64)}"`);
     }
     if (!originAllowed(form, origin)) {
-      throw new SendError('origin_not_allowed', 'this origin may not submit this form', {
+      throw new HttpError('origin_not_allowed', 'this origin may not submit this form', {
         errors: [
           { field: 'origin', code: 'origin_not_allowed', message: 'not in the form’s allowedOrigins' },
         ],
@@ -72,11 +73,11 @@ export async function handleForm(
       };
     }
     if (method !== 'POST') {
-      throw new SendError('method_not_allowed', `${method} is not allowed here; use POST`);
+      throw new HttpError('method_not_allowed', `${method} is not allowed here; use POST`);
     }
     return await submit(request, formId, form, remainingMs, rt, log, cors, asJson);
   } catch (e) {
-    const err = toSendError(e);
+    const err = asFailed(e);
     if (err.code === 'internal_error') rt.logger.error('form handler failed', { error: e as Error });
     noteError(log, err);
     const shown = publicError(err);
@@ -87,12 +88,12 @@ export async function handleForm(
     if (asJson) return problem(shown, extra, log.requestId, 'public');
     const h: Record<string, string> = { ...extra };
     if (shown.transient && shown.retryAfter !== undefined) h['retry-after'] = String(shown.retryAfter);
-    return errorPage(shown.status, shown.title, shown.message, shown.errors ?? [], h, shown.code);
+    return errorPage(statusOf(shown), shown.title, shown.message, shown.errors ?? [], h, shown.code);
   }
 }
 
 /** What a public (form) answer may say about a failure of the deployment itself: its code, nothing of its detail. */
-const PUBLIC_DETAIL: Partial<Record<ErrorCode, string>> = {
+const PUBLIC_DETAIL: Partial<Record<FailureCode, string>> = {
   configuration_error: 'the form cannot send messages right now because of a problem on our side',
   internal_error: 'an unexpected error occurred; it has been logged',
   smtp_rejected: 'the mail server did not accept the message',
@@ -104,13 +105,10 @@ const PUBLIC_DETAIL: Partial<Record<ErrorCode, string>> = {
  * deployment keep their code, status and Retry-After and lose their detail (logged; `/send` callers, who are
  * IAM-authenticated, get it in full).
  */
-function publicError(err: SendError): SendError {
+function publicError(err: Failed): Failed {
   const detail = PUBLIC_DETAIL[err.code];
-  if (detail === undefined) return err;
-  return new SendError(err.code, detail, {
-    status: err.status,
-    ...(err.retryAfter !== undefined ? { retryAfter: err.retryAfter } : {}),
-  });
+  if (detail === undefined || !(err instanceof SendError)) return err;
+  return new SendError(err.code, detail, err.retryAfter !== undefined ? { retryAfter: err.retryAfter } : {});
 }
 
 /** The post's body, decoded once within the form's bounds (the file allowance is for multipart files only). */
@@ -119,7 +117,7 @@ async function decodeFormBody(request: HttpRequest, form: FormConfig, limits: Ru
   const maxFileBytes = form.attachments?.maxFileBytes ?? 0;
   const type = request.mediaType;
   if (!['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'].includes(type)) {
-    throw new SendError(
+    throw new HttpError(
       'unsupported_media_type',
       'forms take application/x-www-form-urlencoded, multipart/form-data or application/json',
       { errors: [{ field: 'content-type', code: 'unsupported', message: type.slice(0, 64) || '(none)' }] },

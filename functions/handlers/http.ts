@@ -1,9 +1,10 @@
 /**
- * HTTP API (payload format 2.0) helpers: header access, body decoding with limits, JSON and RFC 9457
- * problem responses. A problem never carries a stack trace, a secret or a message body.
+ * HTTP API (payload format 2.0): the request decoded once (`httpRequest`), body decoding with limits, JSON and
+ * RFC 9457 problem responses. A problem never carries a stack trace, a secret or a message body.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { type FieldError, SendError, type SmtpDetail } from '../send/errors.ts';
+import { type Failed, type FailureCode, statusOf } from './failure.ts';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2 & { headers: Record<string, string> };
@@ -196,12 +197,13 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   };
 }
 
-export interface Problem {
+/** A `Problem` as RFC 9457 `application/problem+json` (its `hint` the code only; Retry-After a header). */
+export interface ProblemDocument {
   type: string;
   title: string;
   status: number;
   detail: string;
-  code: string;
+  code: FailureCode;
   errors?: FieldError[];
   smtp?: SmtpDetail;
   /** Provider hint code (IAM callers only; its sentence ends `detail`). */
@@ -210,20 +212,24 @@ export interface Problem {
 }
 
 /**
- * The problem body. `audience: 'public'` (form routes) leaves provider hints out: they describe the deployment,
- * which is for its operators (IAM callers, logs), not for a site's visitors.
+ * The problem document. `audience: 'public'` (form routes) leaves provider hints out: they describe the
+ * deployment, which is for its operators (IAM callers, logs), not for a site's visitors.
  */
-export function problemOf(err: SendError, requestId?: string, audience: 'iam' | 'public' = 'iam'): Problem {
-  const hint = audience === 'iam' ? err.hint : undefined;
-  const p: Problem = {
+export function problemOf(
+  err: Failed,
+  requestId?: string,
+  audience: 'iam' | 'public' = 'iam',
+): ProblemDocument {
+  const hint = audience === 'iam' && err instanceof SendError ? err.hint : undefined;
+  const p: ProblemDocument = {
     type: PROBLEM_TYPE_BASE + err.code,
     title: err.title,
-    status: err.status,
+    status: statusOf(err),
     detail: hint ? `${err.message}. ${hint.text}` : err.message,
     code: err.code,
   };
   if (err.errors?.length) p.errors = err.errors;
-  if (err.smtp) {
+  if (err instanceof SendError && err.smtp) {
     const { hint: _code, ...smtp } = err.smtp;
     p.smtp = hint ? err.smtp : smtp;
   }
@@ -234,7 +240,7 @@ export function problemOf(err: SendError, requestId?: string, audience: 'iam' | 
 
 /** RFC 9457 `application/problem+json`; `Retry-After` on transient failures. */
 export function problem(
-  err: SendError,
+  err: Failed,
   headers: Record<string, string> = {},
   requestId?: string,
   audience: 'iam' | 'public' = 'iam',
@@ -242,14 +248,8 @@ export function problem(
   const extra: Record<string, string> = { ...headers };
   if (err.retryAfter !== undefined && err.transient) extra['retry-after'] = String(err.retryAfter);
   if (err.code === 'method_not_allowed' && !extra.allow) extra.allow = 'POST';
-  if (err.replayed) extra[REPLAYED_HEADER] = 'true';
-  const res = json(err.status, problemOf(err, requestId, audience), extra);
+  if (err instanceof SendError && err.replayed) extra[REPLAYED_HEADER] = 'true';
+  const res = json(statusOf(err), problemOf(err, requestId, audience), extra);
   res.headers['content-type'] = 'application/problem+json; charset=utf-8';
   return res;
-}
-
-/** Unexpected exception → a SendError that says nothing about internals. */
-export function toSendError(e: unknown): SendError {
-  if (e instanceof SendError) return e;
-  return new SendError('internal_error', 'an unexpected error occurred; it has been logged');
 }

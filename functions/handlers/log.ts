@@ -3,8 +3,9 @@
  * round trips, attempts, duration, recipient DOMAINS only. Never addresses' local parts, bodies or secrets.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { SendError } from '../send/errors.ts';
+import { SendError } from '../send/errors.ts';
 import type { DeliveryTrace } from '../send/types.ts';
+import { type Failed, statusOf } from './failure.ts';
 
 export type EntryPoint =
   | 'http_send'
@@ -50,16 +51,18 @@ export function newInvocationLog(entryPoint: EntryPoint): InvocationLog {
   return { entryPoint, trace: { attempts: 0, roundTrips: 0 }, started: Date.now() };
 }
 
-export function noteError(log: InvocationLog, err: SendError): void {
+export function noteError(log: InvocationLog, err: Failed): void {
+  const status = statusOf(err);
   log.code = err.code;
-  log.status = err.status;
+  log.status = status;
   log.outcome =
     err.code === 'delivery_unknown'
       ? 'unknown'
-      : err.status >= 500 && err.code !== 'smtp_rejected'
+      : status >= 500 && err.code !== 'smtp_rejected'
         ? 'failed'
         : 'rejected';
   if (err.errors?.length) log.fieldErrors = err.errors.slice(0, 10).map((e) => `${e.field}:${e.code}`);
+  if (!(err instanceof SendError)) return;
   if (err.hint) log.hint = { code: err.hint.code, text: err.hint.text };
   if (err.smtp?.code !== undefined) log.trace.smtpCode = err.smtp.code;
   if (err.smtp?.phase) log.trace.smtpPhase = err.smtp.phase;

@@ -1,7 +1,7 @@
 /** Small built-in HTML pages for browser form posts without a configured thank-you URL, and for errors. */
 
 import { escapeHtml } from '../mime/html-text.ts';
-import type { ErrorCode } from '../send/errors.ts';
+import type { FailureCode } from './failure.ts';
 import type { HttpResult } from './http.ts';
 
 function page(status: number, title: string, body: string, headers: Record<string, string>): HttpResult {
@@ -29,7 +29,7 @@ export function thankYouPage(headers: Record<string, string>): HttpResult {
 }
 
 /** What the visitor should do next, by error code: by default correct the form and send it again. */
-const NEXT_STEP: Partial<Record<ErrorCode, string>> = {
+const NEXT_STEP: Partial<Record<FailureCode, string>> = {
   delivery_unknown:
     'Your message may have arrived: the connection to the mail server broke after the message was handed ' +
     'over. Please do not send it again; if you get no answer, contact us another way.',
@@ -44,7 +44,7 @@ export function errorPage(
   detail: string,
   fields: Array<{ field: string; message: string }>,
   headers: Record<string, string>,
-  code?: ErrorCode,
+  code?: FailureCode,
 ): HttpResult {
   const list = fields.length
     ? `<ul>${fields.map((f) => `<li><strong>${escapeHtml(f.field)}</strong>: ${escapeHtml(f.message)}</li>`).join('')}</ul>`

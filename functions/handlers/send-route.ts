@@ -1,11 +1,12 @@
 /** `POST /send` (IAM-authenticated in the deployed stack): one message or a batch as JSON. */
 import * as v from 'valibot';
 import { deadlineFrom } from '../send/deliver.ts';
-import { SendError, validationFailed } from '../send/errors.ts';
+import { validationFailed } from '../send/errors.ts';
 import { deliverOnce, type RequestKey } from '../send/idempotency.ts';
 import type { DeliveryMode } from '../send/queue.ts';
 import { IdempotencyKeySchema } from '../send/request.ts';
 import { countStatuses } from './async-policy.ts';
+import { answeredResults, HttpError } from './failure.ts';
 import { type HttpRequest, type HttpResult, json, parseJsonBody, REPLAYED_HEADER } from './http.ts';
 import type { InvocationLog } from './log.ts';
 import type { Runtime } from './runtime.ts';
@@ -18,7 +19,7 @@ export async function handleSend(
 ): Promise<HttpResult> {
   const type = request.mediaType;
   if (type !== 'application/json' && !type.endsWith('+json')) {
-    throw new SendError('unsupported_media_type', 'POST /send takes application/json', {
+    throw new HttpError('unsupported_media_type', 'POST /send takes application/json', {
       errors: [{ field: 'content-type', code: 'unsupported', message: 'use application/json' }],
     });
   }
@@ -58,7 +59,7 @@ export async function handleSend(
       ? 'queued'
       : 'sent';
   log.status = !delivered ? 207 : statuses.has('accepted') ? 200 : 202;
-  return json(log.status, { results: out.results }, headers);
+  return json(log.status, { results: answeredResults(out.results) }, headers);
 }
 
 /** The `Idempotency-Key` header (1–256 printable ASCII), if sent. */

@@ -1,21 +1,16 @@
 /**
  * The use case's typed failures. Every failure has a stable `code` (part of the public API: clients switch on
- * it), an HTTP status, and optional field errors / SMTP details. Messages never contain secrets or bodies.
+ * it), a title, whether the same request may succeed later, and optional field errors / SMTP details. Messages
+ * never contain secrets or bodies. No HTTP here: the adapters map a code to their status (handlers/failure.ts),
+ * and the codes only an adapter can produce (no route, wrong method, CAPTCHA, CORS) are the adapter's own.
  */
 import type { ProviderHint } from './provider-hints.ts';
 
 export type ErrorCode =
   | 'validation_failed'
-  | 'origin_not_allowed'
   | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'captcha_failed'
-  | 'captcha_unavailable'
   | 'recipient_not_allowed'
   | 'sender_not_allowed'
-  | 'form_not_found'
-  | 'not_found'
-  | 'method_not_allowed'
   | 'idempotency_key_reused'
   | 'idempotency_in_progress'
   | 'message_not_found'
@@ -43,57 +38,43 @@ export interface SmtpDetail {
 }
 
 export interface ErrorInfo {
-  status: number;
   title: string;
   /** Whether the same request may succeed later unchanged (HTTP: Retry-After; EventBridge: throw → retried). */
   transient: boolean;
 }
 
 export const ERROR_CODES: Record<ErrorCode, ErrorInfo> = {
-  validation_failed: { status: 400, title: 'The request is not valid', transient: false },
-  origin_not_allowed: { status: 403, title: 'This origin may not use this form', transient: false },
-  payload_too_large: { status: 413, title: 'The request is too large', transient: false },
-  unsupported_media_type: { status: 415, title: 'Unsupported content type', transient: false },
-  captcha_failed: { status: 403, title: 'CAPTCHA verification failed', transient: false },
-  captcha_unavailable: { status: 503, title: 'CAPTCHA verification is unavailable', transient: true },
-  recipient_not_allowed: { status: 403, title: 'Recipient not allowed', transient: false },
-  sender_not_allowed: { status: 403, title: 'Sender not allowed', transient: false },
-  form_not_found: { status: 404, title: 'No such form', transient: false },
-  not_found: { status: 404, title: 'Not found', transient: false },
-  method_not_allowed: { status: 405, title: 'Method not allowed', transient: false },
+  validation_failed: { title: 'The request is not valid', transient: false },
+  payload_too_large: { title: 'The request is too large', transient: false },
+  recipient_not_allowed: { title: 'Recipient not allowed', transient: false },
+  sender_not_allowed: { title: 'Sender not allowed', transient: false },
   idempotency_key_reused: {
-    status: 422,
     title: 'This idempotency key was used for a different request',
     transient: false,
   },
   idempotency_in_progress: {
-    status: 409,
     title: 'A request with this idempotency key is still being processed',
     transient: true,
   },
-  message_not_found: { status: 404, title: 'No such message', transient: false },
+  message_not_found: { title: 'No such message', transient: false },
   idempotency_unavailable: {
-    status: 503,
     title: 'The idempotency records are unavailable; nothing was sent',
     transient: true,
   },
-  smtp_rejected: { status: 502, title: 'The mail server rejected the message', transient: false },
-  smtp_unavailable: { status: 503, title: 'The mail server is unavailable', transient: true },
+  smtp_rejected: { title: 'The mail server rejected the message', transient: false },
+  smtp_unavailable: { title: 'The mail server is unavailable', transient: true },
   delivery_unknown: {
-    status: 502,
     title: 'Delivery unknown: the server may have the message; do not retry blindly',
     transient: false,
   },
   configuration_error: {
-    status: 500,
     title: "The endpoint's own deployment configuration is broken (not a problem with your request)",
     transient: false,
   },
-  internal_error: { status: 500, title: 'Internal error', transient: false },
+  internal_error: { title: 'Internal error', transient: false },
 };
 
 export interface SendErrorOptions {
-  status?: number;
   /** What a provider's refusal means and what to do (provider-hints.ts); never shown on public form pages. */
   hint?: ProviderHint;
   errors?: FieldError[];
@@ -113,10 +94,23 @@ export const ERROR_BOUNDS = { errors: 20, field: 100, message: 200, detail: 1000
 
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
+/** Field errors within `ERROR_BOUNDS` (every failure type's constructor uses this). */
+export function boundedFieldErrors(errors: readonly FieldError[]): FieldError[] {
+  return errors.slice(0, ERROR_BOUNDS.errors).map((e) => ({
+    field: clip(e.field, ERROR_BOUNDS.field),
+    code: e.code,
+    message: clip(e.message, ERROR_BOUNDS.message),
+  }));
+}
+
+/** A detail within `ERROR_BOUNDS`. */
+export function boundedDetail(detail: string): string {
+  return clip(detail, ERROR_BOUNDS.detail);
+}
+
 /** A failure of the use case with a stable code. `message` is the problem's `detail`. */
 export class SendError extends Error {
   readonly code: ErrorCode;
-  readonly status: number;
   readonly errors?: FieldError[];
   readonly smtp?: SmtpDetail;
   readonly retryAfter?: number;
@@ -125,16 +119,9 @@ export class SendError extends Error {
   override readonly name = 'SendError';
 
   constructor(code: ErrorCode, detail: string, opts: SendErrorOptions = {}) {
-    super(clip(detail, ERROR_BOUNDS.detail), opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(boundedDetail(detail), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
-    this.status = opts.status ?? ERROR_CODES[code].status;
-    if (opts.errors) {
-      this.errors = opts.errors.slice(0, ERROR_BOUNDS.errors).map((e) => ({
-        field: clip(e.field, ERROR_BOUNDS.field),
-        code: e.code,
-        message: clip(e.message, ERROR_BOUNDS.message),
-      }));
-    }
+    if (opts.errors) this.errors = boundedFieldErrors(opts.errors);
     if (opts.smtp) this.smtp = opts.smtp;
     if (opts.hint) this.hint = opts.hint;
     if (opts.replayed) this.replayed = true;
@@ -151,10 +138,9 @@ export class SendError extends Error {
   }
 
   /** A plain object safe to return to callers and to log (no stack, no cause). */
-  toJSON(): SendErrorBody {
-    const body: SendErrorBody = {
+  toJSON(): Failure {
+    const body: Failure = {
       code: this.code,
-      status: this.status,
       title: this.title,
       detail: this.message,
     };
@@ -166,9 +152,12 @@ export class SendError extends Error {
   }
 }
 
-export interface SendErrorBody {
+/**
+ * A failure as the use case reports it in a value (a batch message's `error`, a stored answer): what an adapter
+ * turns into its own answer (handlers/failure.ts adds the HTTP status).
+ */
+export interface Failure {
   code: ErrorCode;
-  status: number;
   title: string;
   detail: string;
   errors?: FieldError[];

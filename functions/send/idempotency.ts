@@ -28,7 +28,7 @@ import {
   type Ended,
   type Submitted,
 } from './deliver.ts';
-import { SendError, type SendErrorBody } from './errors.ts';
+import { type Failure, SendError } from './errors.ts';
 import type { SendRate } from './rate.ts';
 import {
   isBatchRequest,
@@ -67,7 +67,7 @@ export interface MessageStatus {
   /** When the message's last byte was (about to be) written. */
   dataEndAt?: string;
   /** The failure, for `rejected` / `unknown` / `failed`. */
-  error?: Pick<SendErrorBody, 'code' | 'smtp'>;
+  error?: Pick<Failure, 'code' | 'smtp'>;
   /** The message was sent under an idempotency key. */
   idempotent: boolean;
 }
@@ -76,7 +76,7 @@ export interface MessageStatus {
 export type StoredAnswer =
   | { kind: 'sent'; result: DeliveryResult }
   | { kind: 'queued'; result: QueuedResult }
-  | { kind: 'unknown'; messageId: string; error: SendErrorBody };
+  | { kind: 'unknown'; messageId: string; error: Failure };
 
 /** What a claim stores when its work returns. */
 export interface StoredOutcome {
@@ -478,7 +478,7 @@ function observe(
       },
     } satisfies DeliveryObserver,
     /** The final status; `sent` carries the server's replies. */
-    final(state: MessageState, messageId: string, error?: SendErrorBody): MessageStatus {
+    final(state: MessageState, messageId: string, error?: Failure): MessageStatus {
       const s: MessageStatus = {
         ...base(messageId),
         ...(marked ? { dataEndAt: marked.dataEndAt } : {}),

@@ -80,7 +80,7 @@ export function isBatchRequest(value: unknown): value is { messages: unknown } {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && 'messages' in value;
 }
 
-/** Validate one message; throws `SendError` (`validation_failed` 400 or `payload_too_large` 413). */
+/** Validate one message; throws `SendError` (`validation_failed` or `payload_too_large`). */
 export function validateSendRequest(input: unknown, limits: SendLimits, prefix = ''): ValidSendRequest {
   checkHeaderCount(input, limits, prefix);
   const parsed = v.safeParse(SendRequestSchema, input);

@@ -1,6 +1,6 @@
 import type { DkimSigner } from '../mime/dkim.ts';
 import type { ConnectionOptions } from '../smtp/types.ts';
-import type { SendErrorBody } from './errors.ts';
+import type { Failure } from './errors.ts';
 
 /** Where and as whom to submit: resolved from the SMTP secret. */
 export interface SmtpSettings {
@@ -90,7 +90,7 @@ export interface QueuedResult {
 export type BatchItemOutcome =
   | ({ index: number; status: 'accepted' } & DeliveryResult)
   | ({ index: number; status: 'queued' } & QueuedResult)
-  | { index: number; status: 'rejected' | 'not_sent' | 'unknown'; messageId?: string; error: SendErrorBody };
+  | { index: number; status: 'rejected' | 'not_sent' | 'unknown'; messageId?: string; error: Failure };
 
 export interface BatchDeliveryResult {
   results: BatchItemOutcome[];

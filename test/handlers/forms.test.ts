@@ -49,6 +49,11 @@ beforeAll(async () => {
           allowedOrigins: [ORIGIN],
           captcha: { provider: 'turnstile', secretId: 'captcha-secret', verifyUrl: captcha.url },
         },
+        captchaOutage: {
+          to: ['team@example.com'],
+          subject: 'Captcha form whose secret cannot be read',
+          captcha: { provider: 'turnstile', secretId: 'captcha-outage-secret', verifyUrl: captcha.url },
+        },
         captchaAction: {
           to: ['team@example.com'],
           subject: 'Captcha form with an action',
@@ -64,6 +69,7 @@ beforeAll(async () => {
     },
   });
   h.sm.setSecret('captcha-secret', { secret: 'turnstile-secret' });
+  h.sm.setSecret('captcha-outage-secret', { secret: 'turnstile-secret' });
 });
 afterAll(async () => {
   await h?.close();
@@ -347,6 +353,29 @@ describe('CAPTCHA', () => {
     expect(res.headers['retry-after']).toBeDefined();
     expect(bodyOf(res).code).toBe('captcha_unavailable');
     expect(h.srv.mailFrom).toHaveLength(0);
+  });
+});
+
+describe('the CAPTCHA secret unreadable', () => {
+  it('Secrets Manager throttling → 503 captcha_unavailable (not smtp_unavailable: the mail server is fine)', async () => {
+    // The Secrets Manager client makes 2 attempts; both fail. The CAPTCHA secret is the first one read here.
+    h.sm.failNext({ type: 'ThrottlingException', status: 400, operation: 'GetSecretValue', times: 2 });
+    const body = urlencoded({ comment: 'hi', 'cf-turnstile-response': 'good-token' });
+    const post = () => submit('captchaOutage', body, 'application/x-www-form-urlencoded', script);
+    const res = await post();
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    const p = bodyOf(res);
+    expect(p.code).toBe('captcha_unavailable');
+    expect(p.detail).not.toMatch(/mail server|Secrets Manager|Throttling/u);
+    expect(h.srv.mailFrom).toHaveLength(0);
+    expect(h.logs.filter((l) => l.entryPoint === 'http_form').at(-1)).toMatchObject({
+      code: 'captcha_unavailable',
+      status: 503,
+    });
+    // Once Secrets Manager answers again, the same post is verified and sent.
+    const again = await post();
+    expect(again.statusCode, String(again.body)).toBe(200);
   });
 });
 

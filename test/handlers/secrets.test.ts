@@ -3,7 +3,7 @@
  * local/secrets-manager-endpoint.ts, reached only through the standard AWS_ENDPOINT_URL_SECRETS_MANAGER variable.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SecretStore, secretTtlFromEnv } from '../../functions/config/secrets.ts';
+import { SecretError, SecretStore, secretTtlFromEnv } from '../../functions/config/secrets.ts';
 import { parseSmtpSecret, SecretSmtpSettings } from '../../functions/config/smtp-secret.ts';
 import { SendError } from '../../functions/send/errors.ts';
 import {
@@ -86,22 +86,31 @@ describe('SecretStore with the real SDK client', () => {
     expect(JSON.parse((await store.get(arn)).value).from).toBe('noreply@example.com');
   });
 
-  it('a missing secret is a configuration_error naming the id', async () => {
+  it('a missing secret is a permanent SecretError naming the id; the SMTP settings call it a configuration_error', async () => {
     const store = new SecretStore();
     const err = await store.get('does-not-exist').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SendError);
-    expect((err as SendError).code).toBe('configuration_error');
-    expect((err as SendError).message).toContain('does-not-exist');
-    expect((err as SendError).message).toContain('ResourceNotFoundException');
+    expect(err).toBeInstanceOf(SecretError);
+    expect((err as SecretError).transient).toBe(false);
+    expect((err as SecretError).message).toContain('does-not-exist');
+    expect((err as SecretError).message).toContain('ResourceNotFoundException');
+    const smtp = await new SecretSmtpSettings(store, 'does-not-exist').get().catch((e: unknown) => e);
+    expect(smtp).toBeInstanceOf(SendError);
+    expect((smtp as SendError).code).toBe('configuration_error');
+    expect((smtp as SendError).message).toContain('does-not-exist');
+    expect((smtp as SendError).message).toContain('ResourceNotFoundException');
   });
 
-  it('throttling is transient (smtp_unavailable), not a configuration error', async () => {
+  it('throttling is transient (the SMTP settings: smtp_unavailable), not a configuration error', async () => {
     // The client makes 2 attempts (maxAttempts: 2); both fail.
     sm.failNext({ type: 'ThrottlingException', status: 400, operation: 'GetSecretValue', times: 2 });
     const store = new SecretStore();
-    const err = (await store.get('smtp').catch((e: unknown) => e)) as SendError;
-    expect(err.code).toBe('smtp_unavailable');
+    const err = (await store.get('smtp').catch((e: unknown) => e)) as SecretError;
+    expect(err).toBeInstanceOf(SecretError);
     expect(err.transient).toBe(true);
+    sm.failNext({ type: 'ThrottlingException', status: 400, operation: 'GetSecretValue', times: 2 });
+    const smtp = (await new SecretSmtpSettings(store, 'smtp').get().catch((e: unknown) => e)) as SendError;
+    expect(smtp.code).toBe('smtp_unavailable');
+    expect(smtp.transient).toBe(true);
     expect((await new SecretStore().get('smtp')).value).toContain('mailer');
   });
 
@@ -119,9 +128,9 @@ describe('SecretStore with the real SDK client', () => {
     await other.get('short-lived');
     sm.deleteSecret('short-lived');
     now += 5000;
-    expect(((await other.get('short-lived').catch((e: unknown) => e)) as SendError).code).toBe(
-      'configuration_error',
-    );
+    const gone = (await other.get('short-lived').catch((e: unknown) => e)) as SecretError;
+    expect(gone).toBeInstanceOf(SecretError);
+    expect(gone.transient).toBe(false);
   });
 
   it('SECRET_TTL_SECONDS is read from the environment (default 300)', () => {

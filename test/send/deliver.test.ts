@@ -3,7 +3,9 @@
  * transient failures retried with bounded backoff while the deadline allows; NEVER a retry once the server may
  * have the message (delivery unknown); permanent failures not retried.
  */
+
 import { afterEach, describe, expect, it } from 'vitest';
+import { statusOf } from '../../functions/handlers/failure.ts';
 import { type DeliverDeps, deadlineFrom, deliver, deliverBatch } from '../../functions/send/deliver.ts';
 import { SendError } from '../../functions/send/errors.ts';
 import {
@@ -158,7 +160,7 @@ describe('deliver: retry policy', () => {
     const trace: DeliveryTrace = { attempts: 0, roundTrips: 0 };
     const err = await failure(deliver(message, deps, { deadline: Date.now() + 20_000, trace }));
     expect(err.code).toBe('delivery_unknown');
-    expect(err.status).toBe(502);
+    expect(statusOf(err)).toBe(502); // the HTTP adapter's status for the code
     expect(err.message).toMatch(/Do not retry blindly/);
     expect(trace.attempts).toBe(1);
     expect(srv.connections).toBe(1);
