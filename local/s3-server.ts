@@ -1,7 +1,7 @@
 /**
  * A real S3-protocol server on 127.0.0.1 for the delivery queue's large messages: the npm `s3rver` (objects in a
- * temporary directory, removed on close). s3rver verifies SigV4 signatures against the key pairs it knows; the
- * caller's key pair (what the function's AWS SDK signs with, e.g. `local`/`local`) is registered with it.
+ * temporary directory, removed on close). s3rver refuses an access key id it does not know (it does not check the
+ * signature itself: measured with a wrong secret key); the caller's key pair (e.g. `local`/`local`) is registered.
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';

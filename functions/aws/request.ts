@@ -1,6 +1,7 @@
 /**
- * Calls to AWS services that speak the JSON protocol (Secrets Manager: AWS JSON 1.1; DynamoDB: 1.0), built for
- * Lambda: each call is one `POST /` signed with Signature Version 4 over `node:http(s)`, nothing else. The SDK's
+ * Calls to AWS services, built for Lambda: the JSON-protocol ones (Secrets Manager: AWS JSON 1.1; DynamoDB and
+ * SQS: 1.0) as one `POST /` each, S3's object calls (../queue/s3.ts) as one request each, signed with Signature
+ * Version 4 over `node:http(s)`, nothing else. The SDK's
  * clients cost ~25 ms of CPU to import (@smithy/core, the default provider chain), i.e. ~170 ms of wall time at
  * the 256 MB share; the calls we make need none of it.
  *
@@ -15,7 +16,7 @@
  *   SDK's.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 export interface AwsCredentials {
@@ -45,14 +46,26 @@ export class AwsError extends Error {
   }
 }
 
-const sha256 = (data: string) => createHash('sha256').update(data, 'utf8').digest('hex');
+export const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data, 'utf8').digest();
+
+/** RFC 3986 encoding: everything but `A-Z a-z 0-9 - _ . ~` as %XX. */
+export const uriEncode = (s: string) =>
+  encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+function canonicalQuery(url: URL): string {
+  return [...url.searchParams]
+    .map(([k, v]) => [uriEncode(k), uriEncode(v)] as const)
+    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+}
 
 export interface SignInput {
   method: string;
   url: URL;
   headers: Record<string, string>;
-  body: string;
+  body: string | Uint8Array;
   region: string;
   service: string;
   credentials: AwsCredentials;
@@ -60,8 +73,9 @@ export interface SignInput {
 }
 
 /**
- * Signature Version 4 headers for a request with no query string: `x-amz-date`, `x-amz-security-token` (with a
- * session token) and `authorization`, signing every header given plus `host`.
+ * Signature Version 4 headers: `x-amz-date`, `x-amz-security-token` (with a session token) and `authorization`,
+ * signing every header given plus `host`. The path is signed as given (the caller encodes it: S3 keys are not
+ * encoded twice); the query string, if any, sorted and encoded as SigV4 wants.
  */
 export function signV4(req: SignInput): Record<string, string> {
   const amzDate = req.date
@@ -80,7 +94,7 @@ export function signV4(req: SignInput): Record<string, string> {
   const canonical = [
     req.method,
     req.url.pathname || '/',
-    '',
+    canonicalQuery(req.url),
     canonicalHeaders,
     signedHeaders,
     sha256(req.body),
@@ -131,10 +145,94 @@ export function regionalEndpoint(service: string, region: string): string {
   return `https://${service}.${region}.${region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com'}`;
 }
 
-interface RawResponse {
+export interface RequestBounds {
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxResponseBytes: number;
+}
+
+export interface AwsAnswer {
   status: number;
-  errorType: string | undefined;
-  body: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** A keep-alive agent for one endpoint (one kept connection across invocations of a warm instance). */
+export function agentFor(url: URL): HttpAgent | HttpsAgent {
+  // Idle sockets do not hold the event loop.
+  return url.protocol === 'http:'
+    ? new HttpAgent({ keepAlive: true, maxSockets: 4 })
+    : new HttpsAgent({ keepAlive: true, maxSockets: 4 });
+}
+
+/**
+ * One HTTP(S) request with a connect timeout, a whole-request timeout and a maximum answer size; a timeout, a
+ * too-long answer and a network error are a transient `AwsError`.
+ */
+export function boundedRequest(
+  url: URL,
+  init: {
+    method: string;
+    headers: Record<string, string>;
+    body: string | Uint8Array;
+    agent: HttpAgent | HttpsAgent;
+  },
+  bounds: RequestBounds,
+): Promise<AwsAnswer> {
+  const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+  return new Promise<AwsAnswer>((resolve, reject) => {
+    const req = send(url, { method: init.method, headers: init.headers, agent: init.agent });
+    const fail = (name: string, message: string) => {
+      req.destroy(new AwsError(name, message, { transient: true }));
+    };
+    const whole = setTimeout(
+      () => fail('TimeoutError', `no answer within ${bounds.requestTimeoutMs} ms`),
+      bounds.requestTimeoutMs,
+    );
+    req.on('socket', (socket) => {
+      if (!socket.connecting) return;
+      const t = setTimeout(
+        () => fail('TimeoutError', `no connection within ${bounds.connectTimeoutMs} ms`),
+        bounds.connectTimeoutMs,
+      );
+      socket.once('connect', () => clearTimeout(t));
+      socket.once('close', () => clearTimeout(t));
+    });
+    const failed = (e: Error) => {
+      clearTimeout(whole);
+      reject(
+        e instanceof AwsError ? e : new AwsError('NetworkError', e.message, { transient: true, cause: e }),
+      );
+    };
+    req.on('error', failed);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > bounds.maxResponseBytes) fail('NetworkError', 'the answer is too long');
+        else chunks.push(c);
+      });
+      res.on('end', () => {
+        clearTimeout(whole);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+      });
+      res.on('error', failed);
+    });
+    req.end(init.body);
+  });
+}
+
+/** `attempt` up to `maxAttempts` times while it fails with a transient `AwsError` (50–150 ms apart). */
+export async function retryTransient<T>(maxAttempts: number, attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (e) {
+      if (!(e instanceof AwsError) || !e.transient || n >= maxAttempts) throw e;
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+    }
+  }
 }
 
 /** One service's client: `call(operation, input)` → the answer's JSON, or throws `AwsError`. */
@@ -160,29 +258,15 @@ export class AwsJsonClient {
     this.#requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.#now = opts.now ?? (() => new Date());
     this.#onCall = opts.onCall;
-    // One kept connection across invocations of a warm instance (idle sockets do not hold the event loop).
-    this.#agent =
-      this.endpoint.protocol === 'http:'
-        ? new HttpAgent({ keepAlive: true, maxSockets: 4 })
-        : new HttpsAgent({ keepAlive: true, maxSockets: 4 });
+    this.#agent = agentFor(this.endpoint);
   }
 
   /** The same body on every attempt (so a token in it, like Secrets Manager's ClientRequestToken, is kept). */
   async call(operation: string, input: object): Promise<Record<string, unknown>> {
     this.#onCall?.(operation);
     const body = JSON.stringify(input);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return this.#parse(await this.#post(`${this.#protocol.targetPrefix}.${operation}`, body));
-      } catch (e) {
-        const err =
-          e instanceof AwsError
-            ? e
-            : new AwsError('NetworkError', (e as Error).message, { transient: true, cause: e });
-        if (!err.transient || attempt >= this.#maxAttempts) throw err;
-        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
-      }
-    }
+    const target = `${this.#protocol.targetPrefix}.${operation}`;
+    return retryTransient(this.#maxAttempts, async () => this.#parse(await this.#post(target, body)));
   }
 
   /** Closes the kept connections. */
@@ -190,7 +274,7 @@ export class AwsJsonClient {
     this.#agent.destroy();
   }
 
-  #post(target: string, body: string): Promise<RawResponse> {
+  #post(target: string, body: string): Promise<AwsAnswer> {
     const headers: Record<string, string> = {
       'content-type': `application/x-amz-json-${this.#protocol.jsonVersion}`,
       'x-amz-target': target,
@@ -209,67 +293,31 @@ export class AwsJsonClient {
       }),
     );
     headers['content-length'] = String(Buffer.byteLength(body));
-    const send = this.endpoint.protocol === 'http:' ? httpRequest : httpsRequest;
-    const maxBytes = this.#protocol.maxResponseBytes;
-    return new Promise<RawResponse>((resolve, reject) => {
-      const req = send(this.endpoint, { method: 'POST', headers, agent: this.#agent });
-      const fail = (name: string, message: string) => {
-        req.destroy(new AwsError(name, message, { transient: true }));
-      };
-      const whole = setTimeout(
-        () => fail('TimeoutError', `no answer within ${this.#requestTimeoutMs} ms`),
-        this.#requestTimeoutMs,
-      );
-      req.on('socket', (socket) => {
-        if (!socket.connecting) return;
-        const t = setTimeout(
-          () => fail('TimeoutError', `no connection within ${this.#connectTimeoutMs} ms`),
-          this.#connectTimeoutMs,
-        );
-        socket.once('connect', () => clearTimeout(t));
-        socket.once('close', () => clearTimeout(t));
-      });
-      req.on('error', (e) => {
-        clearTimeout(whole);
-        reject(e);
-      });
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) fail('NetworkError', 'the answer is too long');
-          else chunks.push(c);
-        });
-        res.on('end', () => {
-          clearTimeout(whole);
-          const errorType = res.headers['x-amzn-errortype'];
-          resolve({
-            status: res.statusCode ?? 0,
-            errorType: typeof errorType === 'string' ? errorType : undefined,
-            body: Buffer.concat(chunks).toString('utf8'),
-          });
-        });
-        res.on('error', (e) => {
-          clearTimeout(whole);
-          reject(e);
-        });
-      });
-      req.end(body);
-    });
+    return boundedRequest(
+      this.endpoint,
+      { method: 'POST', headers, body, agent: this.#agent },
+      {
+        connectTimeoutMs: this.#connectTimeoutMs,
+        requestTimeoutMs: this.#requestTimeoutMs,
+        maxResponseBytes: this.#protocol.maxResponseBytes,
+      },
+    );
   }
 
   /** The output object of a 2xx answer; otherwise throws the service's error. */
-  #parse(res: RawResponse): Record<string, unknown> {
+  #parse(res: AwsAnswer): Record<string, unknown> {
     let json: Record<string, unknown> = {};
     try {
-      json = JSON.parse(res.body || '{}') as Record<string, unknown>;
+      json = JSON.parse(res.body.toString('utf8') || '{}') as Record<string, unknown>;
     } catch {
       // a proxy's HTML error page, a truncated body: classified by status below
     }
     if (res.status >= 200 && res.status < 300) return json;
     // `x-amzn-ErrorType: Type:http://…` first (as the SDK reads it), else the body's `__type`: `ns#Type`.
-    const rawType = res.errorType?.split(':')[0] || (typeof json.__type === 'string' ? json.__type : '');
+    const header = res.headers['x-amzn-errortype'];
+    const rawType =
+      (typeof header === 'string' ? header.split(':')[0] : '') ||
+      (typeof json.__type === 'string' ? json.__type : '');
     const type = rawType.split('#').pop() || (res.status >= 500 ? 'InternalServiceError' : 'UnknownError');
     const message =
       typeof json.message === 'string' ? json.message : typeof json.Message === 'string' ? json.Message : '';
@@ -307,4 +355,22 @@ export function awsClientOptionsFromEnv(
   if (env.AWS_SESSION_TOKEN) credentials.sessionToken = env.AWS_SESSION_TOKEN;
   const endpoint = env[endpointVar]?.trim() || env.AWS_ENDPOINT_URL?.trim();
   return { region, credentials, ...(endpoint ? { endpoint } : {}) };
+}
+
+/** A JSON-protocol service's client: its calls go through `this.client` (one `AwsJsonClient`). */
+export abstract class AwsJsonService {
+  protected readonly client: AwsJsonClient;
+
+  constructor(protocol: AwsJsonProtocol, opts: AwsClientOptions) {
+    this.client = new AwsJsonClient(protocol, opts);
+  }
+
+  get endpoint(): URL {
+    return this.client.endpoint;
+  }
+
+  /** Closes the kept connections. */
+  destroy(): void {
+    this.client.destroy();
+  }
 }

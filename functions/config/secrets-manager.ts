@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import {
   type AwsClientOptions,
-  AwsJsonClient,
   type AwsJsonProtocol,
+  AwsJsonService,
   awsClientOptionsFromEnv,
 } from '../aws/request.ts';
 
@@ -34,19 +34,13 @@ const SECRETS_MANAGER: AwsJsonProtocol = {
   maxResponseBytes: 1024 * 1024,
 };
 
-export class SecretsManager {
-  readonly #client: AwsJsonClient;
-
+export class SecretsManager extends AwsJsonService {
   constructor(opts: AwsClientOptions) {
-    this.#client = new AwsJsonClient(SECRETS_MANAGER, opts);
-  }
-
-  get endpoint(): URL {
-    return this.#client.endpoint;
+    super(SECRETS_MANAGER, opts);
   }
 
   async getSecretValue(secretId: string): Promise<SecretValueOutput> {
-    const out = await this.#client.call('GetSecretValue', { SecretId: secretId });
+    const out = await this.client.call('GetSecretValue', { SecretId: secretId });
     const value: SecretValueOutput = {};
     if (typeof out.SecretString === 'string') value.SecretString = out.SecretString;
     if (typeof out.VersionId === 'string') value.VersionId = out.VersionId;
@@ -58,7 +52,7 @@ export class SecretsManager {
    * lost answer cannot store a second version.
    */
   async putSecretValue(secretId: string, secretString: string): Promise<{ VersionId?: string }> {
-    const out = await this.#client.call('PutSecretValue', {
+    const out = await this.client.call('PutSecretValue', {
       SecretId: secretId,
       SecretString: secretString,
       ClientRequestToken: randomUUID(),

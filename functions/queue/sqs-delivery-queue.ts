@@ -9,30 +9,15 @@
  *   "content": "<the composed message, base64>"  |  "stored": { "bucket": "…", "key": "queued/….eml" } }
  * ```
  * Environment: `DELIVERY_QUEUE_URL` (the queue), `DELIVERY_BUCKET` (large messages), `DEAD_LETTER_QUEUE_URL`
- * (where a permanently failing queued message goes at once). Endpoints are the SDK's business
- * (`AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_S3`; a custom S3 endpoint is addressed path-style).
+ * (where a permanently failing queued message goes at once). SQS and S3 are our own clients (./sqs.ts, ./s3.ts:
+ * region, credentials and `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_S3` from the environment; no AWS SDK).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import * as v from 'valibot';
 import type { DeliveryQueue, QueuedMessage } from '../send/queue.ts';
 import { ORIGINS } from '../send/types.ts';
-
-/**
- * The SDK clients are loaded on first use, not at the function's init: an instance that never queues (most HTTP
- * requests, every cold start) does not pay for evaluating them.
- */
-let sqsSdk: Promise<typeof import('@aws-sdk/client-sqs')> | undefined;
-let s3Sdk: Promise<typeof import('@aws-sdk/client-s3')> | undefined;
-const loadSqs = () => {
-  sqsSdk ??= import('@aws-sdk/client-sqs');
-  return sqsSdk;
-};
-const loadS3 = () => {
-  s3Sdk ??= import('@aws-sdk/client-s3');
-  return s3Sdk;
-};
+import { type S3, s3FromEnv } from './s3.ts';
+import { type Sqs, sqsFromEnv } from './sqs.ts';
 
 export const QUEUED_MESSAGE_KIND = 'smtp-send.queued-message';
 /** SQS's limit for a message body. */
@@ -104,20 +89,12 @@ export interface SqsDeliveryQueueOptions {
   queueUrl: string;
   bucket?: string;
   deadLetterQueueUrl?: string;
-  sqs?: SQSClient;
-  s3?: S3Client;
+  sqs?: Sqs;
+  s3?: S3;
+  /** Where the SQS and S3 clients read region, credentials and endpoints. Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
   /** Bodies above this go to S3. Default {@link INLINE_BODY_LIMIT}. */
   inlineLimit?: number;
-  /**
-   * Endpoint, region and credentials for the SDK clients when they come from an env of their own (the local
-   * server's handlers); default: the SDK's own (the Lambda environment).
-   */
-  client?: {
-    region?: string;
-    sqsEndpoint?: string;
-    s3Endpoint?: string;
-    credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  };
 }
 
 export class SqsDeliveryQueue implements DeliveryQueue {
@@ -125,53 +102,34 @@ export class SqsDeliveryQueue implements DeliveryQueue {
   readonly bucket: string | undefined;
   readonly deadLetterQueueUrl: string | undefined;
   readonly #inlineLimit: number;
-  readonly #client: NonNullable<SqsDeliveryQueueOptions['client']>;
-  #sqs: SQSClient | undefined;
-  #s3: S3Client | undefined;
+  readonly #env: NodeJS.ProcessEnv;
+  #sqs: Sqs | undefined;
+  #s3: S3 | undefined;
 
   constructor(opts: SqsDeliveryQueueOptions) {
     this.queueUrl = opts.queueUrl;
     this.bucket = opts.bucket;
     this.deadLetterQueueUrl = opts.deadLetterQueueUrl;
     this.#inlineLimit = opts.inlineLimit ?? INLINE_BODY_LIMIT;
-    this.#client = opts.client ?? {};
+    this.#env = opts.env ?? process.env;
     this.#sqs = opts.sqs;
     this.#s3 = opts.s3;
   }
 
-  async #sqsClient(): Promise<SQSClient> {
-    const { SQSClient } = await loadSqs();
-    const { region, sqsEndpoint, credentials } = this.#client;
-    this.#sqs ??= new SQSClient({
-      ...(region ? { region } : {}),
-      ...(sqsEndpoint ? { endpoint: sqsEndpoint } : {}),
-      ...(credentials ? { credentials } : {}),
-      maxAttempts: 3,
-      requestHandler: { connectionTimeout: 2000, requestTimeout: 5000 },
-    });
+  /** Made at the first call: a region or credential missing from the environment is that call's error. */
+  #sqsClient(): Sqs {
+    this.#sqs ??= sqsFromEnv(this.#env, { maxAttempts: 3, connectTimeoutMs: 2000, requestTimeoutMs: 5000 });
     return this.#sqs;
   }
 
-  async #s3Client(): Promise<S3Client> {
-    const { S3Client } = await loadS3();
-    const { region, s3Endpoint, credentials } = this.#client;
-    this.#s3 ??= new S3Client({
-      ...(region ? { region } : {}),
-      ...(s3Endpoint ? { endpoint: s3Endpoint } : {}),
-      ...(credentials ? { credentials } : {}),
-      maxAttempts: 3,
-      requestHandler: { connectionTimeout: 2000, requestTimeout: 10_000 },
-      // A custom endpoint (local S3-protocol server, moto) is addressed by path, not by bucket sub-domain.
-      forcePathStyle: Boolean(s3Endpoint ?? process.env.AWS_ENDPOINT_URL_S3),
-    });
+  #s3Client(): S3 {
+    this.#s3 ??= s3FromEnv(this.#env, { maxAttempts: 3, connectTimeoutMs: 2000, requestTimeoutMs: 10_000 });
     return this.#s3;
   }
 
   async enqueue(m: QueuedMessage): Promise<void> {
     const body = await this.#body(m);
-    const { SendMessageCommand } = await loadSqs();
-    const sqs = await this.#sqsClient();
-    await sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body }));
+    await this.#sqsClient().sendMessage({ QueueUrl: this.queueUrl, MessageBody: body });
   }
 
   /** The SQS body for `m`: inline, or (too large for SQS) the bytes in S3 and a pointer. */
@@ -187,58 +145,49 @@ export class SqsDeliveryQueue implements DeliveryQueue {
     }
     const digest = createHash('sha256').update(m.messageId).update(randomBytes(16)).digest('hex');
     const key = `${STORED_PREFIX}${digest.slice(0, 40)}.eml`;
-    const { PutObjectCommand } = await loadS3();
-    await (await this.#s3Client()).send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: content, ContentType: 'message/rfc822' }),
-    );
+    await this.#s3Client().putObject({
+      Bucket: this.bucket,
+      Key: key,
+      Body: content,
+      ContentType: 'message/rfc822',
+    });
     return JSON.stringify({ ...base, stored: { bucket: this.bucket, key } });
   }
 
   /** A decoded body's bytes (read from S3 when stored there). */
   async contentOf(content: Uint8Array | StoredRef): Promise<Uint8Array> {
     if (content instanceof Uint8Array) return content;
-    const { GetObjectCommand } = await loadS3();
-    const s3 = await this.#s3Client();
-    const out = await s3.send(new GetObjectCommand({ Bucket: content.bucket, Key: content.key }));
-    return out.Body!.transformToByteArray();
+    return this.#s3Client().getObject({ Bucket: content.bucket, Key: content.key });
   }
 
   /** Delete a stored message's bytes (after delivery). A missing object is not an error. */
   async discard(content: Uint8Array | StoredRef): Promise<void> {
     if (content instanceof Uint8Array) return;
-    const { DeleteObjectCommand } = await loadS3();
-    const s3 = await this.#s3Client();
-    await s3.send(new DeleteObjectCommand({ Bucket: content.bucket, Key: content.key }));
+    await this.#s3Client().deleteObject({ Bucket: content.bucket, Key: content.key });
   }
 
   /** Keep a received message hidden for `seconds` (its next try), by receipt handle. */
   async hide(receiptHandle: string, seconds: number): Promise<void> {
-    const { ChangeMessageVisibilityCommand } = await loadSqs();
-    await (await this.#sqsClient()).send(
-      new ChangeMessageVisibilityCommand({
-        QueueUrl: this.queueUrl,
-        ReceiptHandle: receiptHandle,
-        VisibilityTimeout: Math.min(43_200, Math.max(0, Math.round(seconds))),
-      }),
-    );
+    await this.#sqsClient().changeMessageVisibility({
+      QueueUrl: this.queueUrl,
+      ReceiptHandle: receiptHandle,
+      VisibilityTimeout: Math.min(43_200, Math.max(0, Math.round(seconds))),
+    });
   }
 
   /** Move a body to the dead-letter queue as it is (a permanent failure; a human looks at it). */
   async deadLetter(body: string, attributes: Record<string, string>): Promise<boolean> {
     if (!this.deadLetterQueueUrl) return false;
-    const { SendMessageCommand } = await loadSqs();
-    await (await this.#sqsClient()).send(
-      new SendMessageCommand({
-        QueueUrl: this.deadLetterQueueUrl,
-        MessageBody: body,
-        MessageAttributes: Object.fromEntries(
-          Object.entries(attributes).map(([k, val]) => [
-            k,
-            { DataType: 'String', StringValue: val.slice(0, 256) },
-          ]),
-        ),
-      }),
-    );
+    await this.#sqsClient().sendMessage({
+      QueueUrl: this.deadLetterQueueUrl,
+      MessageBody: body,
+      MessageAttributes: Object.fromEntries(
+        Object.entries(attributes).map(([k, val]) => [
+          k,
+          { DataType: 'String', StringValue: val.slice(0, 256) },
+        ]),
+      ),
+    });
     return true;
   }
 }
@@ -251,25 +200,14 @@ export function deliveryQueueFromEnv(env: NodeJS.ProcessEnv = process.env): SqsD
   };
   const queueUrl = text('DELIVERY_QUEUE_URL');
   if (!queueUrl) return undefined;
-  const opts: SqsDeliveryQueueOptions = { queueUrl };
+  // What this env does not say (a test harness's partial env) comes from the process's, as the SDK read it.
+  const opts: SqsDeliveryQueueOptions = {
+    queueUrl,
+    env: env === process.env ? env : { ...process.env, ...env },
+  };
   const bucket = text('DELIVERY_BUCKET');
   if (bucket) opts.bucket = bucket;
   const dlq = text('DEAD_LETTER_QUEUE_URL');
   if (dlq) opts.deadLetterQueueUrl = dlq;
-  if (env !== process.env) {
-    // An env of its own (not the process's, which the SDK reads itself): its endpoints, region and credentials.
-    const client: NonNullable<SqsDeliveryQueueOptions['client']> = {};
-    if (text('AWS_REGION')) client.region = text('AWS_REGION');
-    if (text('AWS_ENDPOINT_URL_SQS')) client.sqsEndpoint = text('AWS_ENDPOINT_URL_SQS');
-    if (text('AWS_ENDPOINT_URL_S3')) client.s3Endpoint = text('AWS_ENDPOINT_URL_S3');
-    if (text('AWS_ACCESS_KEY_ID') && text('AWS_SECRET_ACCESS_KEY')) {
-      client.credentials = {
-        accessKeyId: text('AWS_ACCESS_KEY_ID'),
-        secretAccessKey: text('AWS_SECRET_ACCESS_KEY'),
-      };
-      if (text('AWS_SESSION_TOKEN')) client.credentials.sessionToken = text('AWS_SESSION_TOKEN');
-    }
-    opts.client = client;
-  }
   return new SqsDeliveryQueue(opts);
 }

@@ -10,8 +10,8 @@
 import {
   type AwsClientOptions,
   AwsError,
-  AwsJsonClient,
   type AwsJsonProtocol,
+  AwsJsonService,
   awsClientOptionsFromEnv,
 } from '../aws/request.ts';
 
@@ -77,44 +77,34 @@ export interface QueryInput {
   Limit?: number;
 }
 
-export class DynamoDb {
-  readonly #client: AwsJsonClient;
-
+export class DynamoDb extends AwsJsonService {
   constructor(opts: AwsClientOptions) {
-    this.#client = new AwsJsonClient(DYNAMODB, opts);
-  }
-
-  get endpoint(): URL {
-    return this.#client.endpoint;
+    super(DYNAMODB, opts);
   }
 
   async getItem(input: KeyInput & { ConsistentRead?: boolean }): Promise<Item | undefined> {
-    return (await this.#client.call('GetItem', input)).Item as Item | undefined;
+    return (await this.client.call('GetItem', input)).Item as Item | undefined;
   }
 
   async putItem(input: PutItemInput): Promise<void> {
-    await this.#client.call('PutItem', input);
+    await this.client.call('PutItem', input);
   }
 
   async updateItem(input: UpdateItemInput): Promise<void> {
-    await this.#client.call('UpdateItem', input);
+    await this.client.call('UpdateItem', input);
   }
 
   async deleteItem(input: KeyInput): Promise<void> {
-    await this.#client.call('DeleteItem', input);
+    await this.client.call('DeleteItem', input);
   }
 
   async query(input: QueryInput): Promise<Item[]> {
-    return ((await this.#client.call('Query', input)).Items as Item[] | undefined) ?? [];
+    return ((await this.client.call('Query', input)).Items as Item[] | undefined) ?? [];
   }
 
   /** The control plane the local server and the tests use (functions/store/table.ts). */
   async call(operation: 'CreateTable' | 'UpdateTimeToLive', input: object): Promise<void> {
-    await this.#client.call(operation, input);
-  }
-
-  destroy(): void {
-    this.#client.destroy();
+    await this.client.call(operation, input);
   }
 }
 

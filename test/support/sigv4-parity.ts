@@ -25,6 +25,8 @@ export const LAMBDA_ENV = {
 export interface RecordedRequest {
   headers: IncomingMessage['headers'];
   body: string;
+  /** The body's bytes (a binary body is not UTF-8). */
+  raw: Buffer;
   url: string;
   method: string;
 }
@@ -45,9 +47,11 @@ export async function startRecorder(
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const raw = Buffer.concat(chunks);
       const r = {
         headers: req.headers,
-        body: Buffer.concat(chunks).toString(),
+        body: raw.toString(),
+        raw,
         url: req.url ?? '',
         method: req.method ?? '',
       };
@@ -82,5 +86,5 @@ export function signLikeSdk(
     if (['host', 'x-amz-date', 'x-amz-security-token'].includes(name)) continue;
     headers[name] = String(req.headers[name]);
   }
-  return signV4({ method: req.method, url: new URL(req.url, base), headers, body: req.body, date, ...opts });
+  return signV4({ method: req.method, url: new URL(req.url, base), headers, body: req.raw, date, ...opts });
 }
