@@ -6,8 +6,11 @@
  *    and its SMTP server (bench/proxy.ts in front of the mail catcher), in `sync`, `sync-then-queue` and `queue`
  *    mode. Each mode runs in its own process (the local stack is one per process). Baseline: `sync`.
  * B. Delivery throughput from the queue (msgs/s) over ONE connection with CHUNKING (Exim, 25 ms one-way through
- *    the lab's proxy): the queue consumer (event source mapping, one batch slot, batches of 25) vs nodemailer's
- *    pool (`pool: true`, its defaults: 5 connections) on the same messages, and nodemailer's pool on 1 connection.
+ *    the lab's proxy): the queue consumer (event source mapping, one batch slot, batches of 25 and of the default
+ *    size) vs nodemailer's pool (`pool: true`, its defaults: 5 connections) on the same messages, nodemailer's pool
+ *    on 1 connection, and the ceiling of one connection to this server (every message in one warm write). 100 and
+ *    500 messages: a run of 100 is dominated by the set-up; 500 shows the rate a busy queue drains at. Each row
+ *    says its SMTP round trips (counted by the proxy), connections, batches and SQS calls.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,8 +23,11 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import type { Context } from 'aws-lambda';
 import nodemailer from 'nodemailer';
+import { DEFAULT_DELIVERY } from '../functions/config/endpoint.ts';
 import { SqsDeliveryQueue } from '../functions/queue/sqs-delivery-queue.ts';
+import { SmtpClient } from '../functions/smtp/index.ts';
 import { startEventSourceMapping } from '../local/event-source-mapping.ts';
 import { startSecretsManagerEndpoint } from '../local/secrets-manager-endpoint.ts';
 import { startSqsEndpoint } from '../local/sqs-endpoint.ts';
@@ -48,6 +54,15 @@ export interface ThroughputRow {
   messages: number;
   ms: number;
   perSecond: number;
+  /** SMTP round trips the proxy saw (TCP handshake + every server flight, all connections). */
+  smtpRoundTrips?: number;
+  connections?: number;
+  /** The queue consumer: invocations (batches), the first (cold) and the median later batch's handler time. */
+  batches?: number;
+  firstBatchMs?: number | undefined;
+  warmBatchMs?: number | undefined;
+  /** SQS API calls during the run, by operation (the enqueueing before it is not counted). */
+  sqsCalls?: Record<string, number>;
 }
 
 const until = async (check: () => boolean, ms: number, what: string) => {
@@ -77,7 +92,11 @@ async function formChild(mode: Mode, posts: number): Promise<FormRow> {
   const proxy = await startLatencyProxy(stack.catcher!.port, ONE_WAY_MS);
   try {
     // The function's secret points at the proxy in front of the catcher (read lazily, at the first send).
-    const sm = new SecretsManagerClient({ endpoint: stack.secretsManagerUrl, region: 'us-east-1' });
+    const sm = new SecretsManagerClient({
+      endpoint: stack.secretsManagerUrl,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     const id = 'local/smtp-send-endpoint/smtp';
     const secret = JSON.parse((await sm.send(new GetSecretValueCommand({ SecretId: id }))).SecretString!);
     await sm.send(
@@ -134,38 +153,53 @@ function runFormChild(mode: Mode, posts: number): Promise<FormRow> {
 }
 
 /** B: the queue consumer over one connection vs nodemailer's pool, against Exim at 25 ms one-way. */
-async function throughput(messages: number): Promise<ThroughputRow[]> {
+export async function throughput(sizes: number[]): Promise<ThroughputRow[]> {
   const lab = await startLab({ withSmtpServerTls: false });
   const rows: ThroughputRow[] = [];
   try {
     const peer = lab.peers.find((p) => p.id === '587-chunking')!;
     await lab.setDelay(peer.id, ONE_WAY_MS);
-    const msgs = Array.from({ length: messages }, (_, i) => benchMessage(i));
-    rows.push(await ourQueue(peer.proxyPort, msgs));
-    rows.push(await nodemailerPool(peer.proxyPort, msgs, undefined));
-    rows.push(await nodemailerPool(peer.proxyPort, msgs, 1));
+    const counted = async (run: () => Promise<ThroughputRow>) => {
+      await lab.reset(peer.id);
+      const row = await run();
+      const stats = await lab.snapshot(peer.id);
+      return { ...row, smtpRoundTrips: stats.roundTrips, connections: stats.connections.length };
+    };
+    for (const [k, n] of sizes.entries()) {
+      const msgs = Array.from({ length: n }, (_, i) => benchMessage(k * 100_000 + i));
+      for (const batchSize of BATCH_SIZES)
+        rows.push(await counted(() => ourQueue(peer.proxyPort, msgs, batchSize)));
+      rows.push(await counted(() => nodemailerPool(peer.proxyPort, msgs, undefined)));
+      if (k === 0) rows.push(await counted(() => nodemailerPool(peer.proxyPort, msgs, 1)));
+      rows.push(await counted(() => oneWarmWrite(peer.proxyPort, msgs)));
+    }
   } finally {
     await lab.close();
   }
   return rows;
 }
 
-async function ourQueue(port: number, msgs: BenchMessage[]): Promise<ThroughputRow> {
+/** Today's default batch size and the deployed mapping's earlier one, to show what the batch size buys. */
+const BATCH_SIZES = [...new Set([25, DEFAULT_DELIVERY.batchSize])];
+
+const SMTP_SECRET = (port: number) => ({
+  host: '127.0.0.1',
+  port,
+  security: 'starttls' as const,
+  username: BENCH_AUTH.username,
+  password: BENCH_AUTH.password,
+  from: 'noreply@example.com',
+  clientName: 'localhost',
+  ca: TLS_MATERIAL.ca,
+});
+
+/**
+ * The queue consumer, cold (a new handler: secret read, connection set-up included) with ONE batch slot: the time
+ * from the first poll until the queue is empty (SQS receive/delete by the event source mapping included).
+ */
+async function ourQueue(port: number, msgs: BenchMessage[], batchSize: number): Promise<ThroughputRow> {
   const sqs = await startSqsEndpoint();
-  const sm = await startSecretsManagerEndpoint({
-    secrets: {
-      smtp: {
-        host: '127.0.0.1',
-        port,
-        security: 'starttls',
-        username: BENCH_AUTH.username,
-        password: BENCH_AUTH.password,
-        from: 'noreply@example.com',
-        clientName: 'localhost',
-        ca: TLS_MATERIAL.ca,
-      },
-    },
-  });
+  const sm = await startSecretsManagerEndpoint({ secrets: { smtp: SMTP_SECRET(port) } });
   Object.assign(process.env, {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'bench',
@@ -192,25 +226,39 @@ async function ourQueue(port: number, msgs: BenchMessage[]): Promise<ThroughputR
       queuedAt: Date.now(),
     });
   }
+  sqs.calls.clear();
+  const batchMs: number[] = [];
+  const timed = async (event: unknown, context: Context) => {
+    const started = performance.now();
+    try {
+      return await handler(event, context);
+    } finally {
+      batchMs.push(performance.now() - started);
+    }
+  };
   const t0 = performance.now();
   const client = new SQSClient({ endpoint: sqs.url, region: 'us-east-1' });
   const esm = startEventSourceMapping({
     sqs: client,
     queueUrl,
     queueArn: sqs.arnOf('bench-delivery'),
-    handler,
+    handler: timed,
     maxConcurrency: 1,
-    batchSize: 25,
+    batchSize,
     batchingWindowMs: 50,
   });
   try {
     await until(() => sqs.messages('bench-delivery').length === 0, 120_000, 'the queue to drain');
     const ms = performance.now() - t0;
     return {
-      client: 'ours: queue consumer, 1 connection, batches of 25',
+      client: `ours: queue consumer, 1 connection, batches of ${batchSize}${batchSize === DEFAULT_DELIVERY.batchSize ? ' (default)' : ''}`,
       messages: msgs.length,
       ms,
       perSecond: (msgs.length * 1000) / ms,
+      batches: esm.invocations,
+      firstBatchMs: batchMs[0],
+      warmBatchMs: batchMs.length > 1 ? quantile(batchMs.slice(1), 0.5) : undefined,
+      sqsCalls: Object.fromEntries(sqs.calls),
     };
   } finally {
     await esm.stop();
@@ -218,6 +266,31 @@ async function ourQueue(port: number, msgs: BenchMessage[]): Promise<ThroughputR
     await handler.close();
     await sm.close();
     await sqs.close();
+  }
+}
+
+/**
+ * What one connection to this server can carry at all: our client on a warm session writes every message in one
+ * pipelined write (no queue, no SQS) and waits for the last reply. Nothing over one connection can be faster.
+ */
+async function oneWarmWrite(port: number, msgs: BenchMessage[]): Promise<ThroughputRow> {
+  const { username, password, ...rest } = SMTP_SECRET(port);
+  const client = new SmtpClient({ ...rest, auth: { username, password } });
+  try {
+    await client.sendBatch([benchMessage(-1)]);
+    const t0 = performance.now();
+    const out = await client.sendBatch(msgs.map((m) => ({ envelope: m.envelope, content: m.content })));
+    const ms = performance.now() - t0;
+    const failed = out.results.filter((r) => !r.ok).length;
+    if (failed > 0) throw new Error(`one warm write: ${failed} message(s) failed`);
+    return {
+      client: 'ceiling: one warm connection, every message in one write (ours, no queue)',
+      messages: msgs.length,
+      ms,
+      perSecond: (msgs.length * 1000) / ms,
+    };
+  } finally {
+    await client.close();
   }
 }
 
@@ -257,7 +330,7 @@ export async function runQueueBench(
 ): Promise<{ forms: FormRow[]; throughput: ThroughputRow[] }> {
   const forms: FormRow[] = [];
   for (const mode of MODES) forms.push(await runFormChild(mode, quick ? 60 : 200));
-  return { forms, throughput: await throughput(quick ? 50 : 100) };
+  return { forms, throughput: await throughput(quick ? [50] : [100, 500]) };
 }
 
 if (process.argv[2] === '--form-child') {

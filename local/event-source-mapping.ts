@@ -115,12 +115,19 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
     return out.Messages ?? [];
   }
 
-  /** Up to `batchSize` messages: a long poll for the first, then the batching window for the rest. */
+  /**
+   * Up to `batchSize` messages: a long poll for the first, then the batching window for the rest — as many
+   * ReceiveMessage calls at once as the rest needs (SQS hands out at most 10 per call), not one after another.
+   */
   async function gather(): Promise<Message[]> {
     const batch = await receive(batchSize, 1);
     const until = Date.now() + windowMs;
     while (batch.length > 0 && batch.length < batchSize && Date.now() < until && !stopped) {
-      const more = await receive(batchSize - batch.length, 0);
+      const wanted = batchSize - batch.length;
+      const calls = Array.from({ length: Math.ceil(wanted / 10) }, (_, i) =>
+        receive(Math.min(10, wanted - i * 10), 0),
+      );
+      const more = (await Promise.all(calls)).flat();
       if (more.length === 0) await new Promise((r) => setTimeout(r, 50));
       batch.push(...more);
     }
@@ -148,15 +155,21 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
       return;
     }
     const done = batch.filter((m) => !keep.has(m.MessageId!));
-    for (let i = 0; i < done.length; i += 10) {
-      const out = await opts.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: opts.queueUrl,
-          Entries: done.slice(i, i + 10).map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle! })),
-        }),
-      );
-      for (const f of out.Failed ?? []) log(`event source mapping: delete failed (${f.Code})`);
-    }
+    // DeleteMessageBatch takes 10 entries: the chunks go at once.
+    const chunks = Array.from({ length: Math.ceil(done.length / 10) }, (_, i) =>
+      done.slice(i * 10, i * 10 + 10),
+    );
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        const out = await opts.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: opts.queueUrl,
+            Entries: chunk.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle! })),
+          }),
+        );
+        for (const f of out.Failed ?? []) log(`event source mapping: delete failed (${f.Code})`);
+      }),
+    );
     log(`event source mapping: ${batch.length} record(s), ${keep.size} left on the queue`);
   }
 
