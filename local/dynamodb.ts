@@ -6,6 +6,7 @@
 import dynalite from 'dynalite';
 import { DynamoDb } from '../functions/store/dynamodb.ts';
 import { createSendRecordsTable } from '../functions/store/table.ts';
+import { closeHttp } from './aws-json-http.ts';
 
 export interface LocalDynamoDb {
   url: string;
@@ -20,11 +21,7 @@ export async function startLocalDynamoDb(tableName: string): Promise<LocalDynamo
   });
   const { port } = server.address() as { port: number };
   const url = `http://127.0.0.1:${port}`;
-  const close = () =>
-    new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    });
+  const close = () => closeHttp(server);
   const client = countingDynamoClient(url);
   try {
     await createSendRecordsTable(client, tableName);

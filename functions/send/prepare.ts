@@ -7,6 +7,7 @@ import { signMessage } from '../mime/dkim.ts';
 import { MimeError } from '../mime/error.ts';
 import { compose } from '../mime/index.ts';
 import type { ComposedMessage, Mailbox, MessageInput } from '../mime/types.ts';
+import { isNonAscii } from '../smtp/command.ts';
 import { domainOf, isAllowed } from './allowlist.ts';
 import { type FieldError, SendError, validationFailed } from './errors.ts';
 import { mimeDetail, type ValidSendRequest } from './request.ts';
@@ -57,7 +58,7 @@ export function prepare(
     const random = recordedRandom();
     const now = new Date();
     const composed: PreparedMessage = sign(compose(input, { random: random.record, now: () => now }));
-    const utf8 = (m: Mailbox) => /[^\x00-\x7f]/.test(m.address.slice(0, m.address.lastIndexOf('@')));
+    const utf8 = (m: Mailbox) => isNonAscii(m.address.slice(0, m.address.lastIndexOf('@')));
     if (valid.replyToOptional && composed.smtpUtf8 && valid.replyTo.some(utf8)) {
       const replyTo = valid.replyTo.filter((m) => !utf8(m));
       const { replyTo: _, ...rest } = input;
