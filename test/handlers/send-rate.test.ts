@@ -52,7 +52,8 @@ describe.each([
   describe('through the handler', () => {
     let q: DeliveryQueues;
     let h: Harness;
-    const arrivedAt = new Map<string, number>();
+    /** When the server saw each MAIL FROM: a chunk's transactions start right after its tokens were granted. */
+    const mailAt: number[] = [];
 
     beforeAll(async () => {
       q = await startDeliveryQueues();
@@ -64,6 +65,14 @@ describe.each([
         },
         env: q.env,
         records: new DynamoSendRecords({ tableName: 'send-records', client: clients[0]! }),
+        smtp: {
+          extra: {
+            onMailFrom(_address, _session, cb) {
+              mailAt.push(Date.now());
+              cb();
+            },
+          },
+        },
       });
     }, 60_000);
     afterAll(async () => {
@@ -73,9 +82,10 @@ describe.each([
     beforeEach(async () => {
       await new Promise((r) => setTimeout(r, 1100)); // a full bucket again
       h.srv.messages.length = 0;
+      mailAt.length = 0;
     });
 
-    it('the consumer paces a batch of 12 to 5/s: all 12 arrive once, never more than 10 in any second', async () => {
+    it('the consumer paces a batch of 12 to 5/s: all 12 arrive once, spread over at least 1.4 s', async () => {
       const ids: string[] = [];
       for (let i = 0; i < 12; i++) {
         const res = (await h.invoke(
@@ -88,39 +98,33 @@ describe.each([
         ids.push(bodyOf(res).messageId);
       }
       await new Promise((r) => setTimeout(r, 1100)); // the 202s took no tokens; the bucket is full
-      const seen = () => {
-        for (const m of h.srv.messages) {
-          const id = messageIdOf(m.raw);
-          if (!arrivedAt.has(id)) arrivedAt.set(id, Date.now());
-        }
-        return ids.every((id) => arrivedAt.has(id));
-      };
+      const arrived = () => h.srv.messages.map((m) => messageIdOf(m.raw)).filter((id) => ids.includes(id));
       const mapping = q.consume(h.handler);
-      await until(seen, 20_000, 'all 12 arrivals');
+      await until(() => arrived().length >= 12, 20_000, 'all 12 arrivals');
       await mapping.stop();
-      const got = h.srv.messages.map((m) => messageIdOf(m.raw)).filter((id) => ids.includes(id));
-      expect([...got].sort()).toEqual([...ids].sort()); // each once
-      const times = ids.map((id) => arrivedAt.get(id)!).sort((a, b) => a - b);
-      // The bucket holds 5 and refills 5/s: at most 10 in any one-second window (unpaced, all 12 come in one go).
-      for (const t of times)
-        expect(times.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(10);
-      expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(1000);
+      expect([...arrived()].sort()).toEqual([...ids].sort()); // each once
+      // A full bucket lets 5 go at once; the other 7 need 7 / 5 s = 1.4 s of refill (less 200 ms of take
+      // granularity). Unpaced, all 12 go in one session within a few ms. Load can only stretch this.
+      expect(mailAt).toHaveLength(12);
+      expect(mailAt.at(-1)! - mailAt[0]!).toBeGreaterThanOrEqual(1200);
     }, 40_000);
 
     it('sync-then-queue: what the rate cannot grant now is queued at once (202), not tried', async () => {
-      const answers: number[] = [];
-      for (let i = 0; i < PER_SECOND + 3; i++) {
-        const res = (await h.invoke(
-          formEvent('contact', {
-            headers: { 'content-type': 'application/json', origin: ORIGIN, 'sec-fetch-mode': 'cors' },
-            body: JSON.stringify({ message: `post ${i} ${Date.now()}` }),
-          }),
-        )) as HttpResult;
-        answers.push(res.statusCode ?? 0);
-      }
-      expect(answers.filter((s) => s === 200).length).toBeLessThanOrEqual(PER_SECOND + 1);
-      expect(answers.filter((s) => s === 202).length).toBeGreaterThanOrEqual(2);
+      // 15 posts at once against a bucket of 5: their takes race for 5 tokens (plus what refills meanwhile).
+      const answers = await Promise.all(
+        Array.from({ length: 15 }, async (_, i) => {
+          const res = (await h.invoke(
+            formEvent('contact', {
+              headers: { 'content-type': 'application/json', origin: ORIGIN, 'sec-fetch-mode': 'cors' },
+              body: JSON.stringify({ message: `post ${i} ${Date.now()}` }),
+            }),
+          )) as HttpResult;
+          return res.statusCode ?? 0;
+        }),
+      );
       expect(answers.filter((s) => s !== 200 && s !== 202)).toEqual([]);
+      expect(answers.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
+      expect(answers.filter((s) => s === 202).length).toBeGreaterThanOrEqual(2);
     });
   });
 });
