@@ -102,7 +102,10 @@ export const DeliverySchema = v.strictObject({
   maxReceives: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000))),
   /** How long `sync-then-queue` tries synchronously before it queues. Default 4000 ms. */
   syncBudgetMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(500), v.maxValue(25_000))),
-  /** Messages per consumer batch (one SMTP session each). Default 25. */
+  /**
+   * Messages per consumer batch (one SMTP session each: every transaction of the batch in one pipelined write).
+   * Default 100; with `maxPerSecond`, what that rate grants in 10 s (1-100), so a paced batch fits its invocation.
+   */
   batchSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100))),
   /** Optional account-wide sending rate, shared by every instance (e.g. an SES quota). */
   maxPerSecond: v.optional(v.pipe(v.number(), v.minValue(0.1), v.maxValue(10_000))),
@@ -115,8 +118,11 @@ export const DEFAULT_DELIVERY = {
   maxConnections: 2,
   maxReceives: 8,
   syncBudgetMs: 4000,
-  batchSize: 25,
+  batchSize: 100,
 } as const satisfies DeliveryConfig;
+
+/** With `delivery.maxPerSecond`, the default batch is what the rate grants in this many seconds. */
+export const PACED_BATCH_SECONDS = 10;
 
 export const FormSchema = v.strictObject({
   to: AddressList,
@@ -286,7 +292,24 @@ export type ResolvedDelivery = Required<Omit<DeliveryConfig, 'maxPerSecond'>> &
   Pick<DeliveryConfig, 'maxPerSecond'>;
 
 export function resolveDelivery(config: EndpointConfig): ResolvedDelivery {
-  return { ...DEFAULT_DELIVERY, ...stripUndefined(config.delivery ?? {}) };
+  const given = stripUndefined(config.delivery ?? {});
+  return {
+    ...DEFAULT_DELIVERY,
+    ...given,
+    batchSize: given.batchSize ?? defaultBatchSize(given.maxPerSecond),
+  };
+}
+
+/**
+ * 100: a batch costs one SMTP round trip and a few SQS/DynamoDB calls whatever its size, so larger batches drain a
+ * busy queue faster (measured in docs/benchmarks.md); beyond ~100 the server's own time per message dominates. Under
+ * a shared rate a batch larger than the rate grants within one invocation only hands records back (each hand-over
+ * is a receive toward `maxReceives`), so it is what the rate grants in `PACED_BATCH_SECONDS`.
+ */
+function defaultBatchSize(maxPerSecond: number | undefined): number {
+  const max = DEFAULT_DELIVERY.batchSize;
+  if (maxPerSecond === undefined) return max;
+  return Math.min(max, Math.max(1, Math.floor(maxPerSecond * PACED_BATCH_SECONDS)));
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -121,37 +121,17 @@ async function deliverJobs(
   log: InvocationLog,
   note: Note,
 ): Promise<void> {
-  // Bytes stored in S3 are read first; a read that fails leaves that record for a later try.
-  const ready: Job[] = [];
-  await Promise.all(
-    jobs.map(async (job) => {
-      try {
-        job.message.content = await queue.contentOf(job.stored);
-        ready.push(job);
-      } catch (e) {
-        note(job.record, 'retry', { code: 'queue_store_unavailable', error: (e as Error).name });
-      }
-    }),
-  );
-  ready.sort((a, b) => jobs.indexOf(a) - jobs.indexOf(b));
   // One attempt per receive: the queue is the retry (a throttling server is not hammered within one invocation).
   const deps = { ...rt.deps, retry: { ...DEFAULT_RETRY, maxAttempts: 1 } };
   const deadline = deadlineFrom(remainingMs());
   const policy = visibilityPolicyFromEnv(rt.env);
-  // `delivery.maxPerSecond`: the batch goes in the chunks the shared rate grants, one session per chunk.
-  const waiting = await paced(ready, rt.deps.rate, deadline - PACING_MARGIN_MS, async (chunk) => {
-    const ended = await deliverQueuedOnce(
-      chunk.map((j) => ({
-        message: composedOf(j.message),
-        attempt: j.receiveCount,
-        lastTry: j.receiveCount >= rt.delivery.maxReceives,
-      })),
-      deps,
-      rt.idempotency,
-      { deadline, trace: log.trace, origin: 'queue' },
-    );
-    await Promise.all(chunk.map((job, k) => settleJob(job, ended[k]!, queue, rt, policy, note)));
-  });
+  const waiting: Job[] = [];
+  for (const slice of sessionSlices(jobs)) {
+    // Once the rate (or the time) ran out, what follows waits too.
+    if (waiting.length > 0) waiting.push(...slice);
+    else waiting.push(...(await deliverSlice(slice, queue, rt, log, note, { deps, deadline, policy })));
+    for (const job of slice) job.message.content = new Uint8Array(); // its bytes are not held any longer
+  }
   const seconds = secondsFor(waiting.length, rt.deps.rate?.perSecond ?? 1);
   await Promise.all(
     waiting.map(async (job) => {
@@ -165,6 +145,68 @@ async function deliverJobs(
       });
     }),
   );
+}
+
+/**
+ * Messages whose bytes are stored in S3 (over ~252 KiB each, up to the composed size limit) held in memory at once:
+ * a batch with more is delivered in slices, one after another over the kept SMTP session (one more round trip
+ * each), so a batch of large messages never sits whole in the function's memory.
+ */
+export const STORED_PER_SESSION = 8;
+
+/** `jobs` in order, cut so that no slice holds more than `STORED_PER_SESSION` stored bodies. */
+function sessionSlices(jobs: Job[]): Job[][] {
+  const out: Job[][] = [[]];
+  let stored = 0;
+  for (const job of jobs) {
+    const inS3 = !(job.stored instanceof Uint8Array);
+    if (inS3 && stored === STORED_PER_SESSION) {
+      out.push([]);
+      stored = 0;
+    }
+    out.at(-1)!.push(job);
+    if (inS3) stored++;
+  }
+  return out;
+}
+
+/**
+ * One slice: its stored bytes are read (a read that fails leaves that record for a later try), then delivered in
+ * the chunks `delivery.maxPerSecond` grants, one session per chunk. Resolves with what the rate never granted.
+ */
+async function deliverSlice(
+  slice: Job[],
+  queue: SqsDeliveryQueue,
+  rt: Runtime,
+  log: InvocationLog,
+  note: Note,
+  at: { deps: Runtime['deps']; deadline: number; policy: VisibilityPolicy },
+): Promise<Job[]> {
+  const ready: Job[] = [];
+  await Promise.all(
+    slice.map(async (job) => {
+      try {
+        job.message.content = await queue.contentOf(job.stored);
+        ready.push(job);
+      } catch (e) {
+        note(job.record, 'retry', { code: 'queue_store_unavailable', error: (e as Error).name });
+      }
+    }),
+  );
+  ready.sort((a, b) => slice.indexOf(a) - slice.indexOf(b));
+  return paced(ready, rt.deps.rate, at.deadline - PACING_MARGIN_MS, async (chunk) => {
+    const ended = await deliverQueuedOnce(
+      chunk.map((j) => ({
+        message: composedOf(j.message),
+        attempt: j.receiveCount,
+        lastTry: j.receiveCount >= rt.delivery.maxReceives,
+      })),
+      at.deps,
+      rt.idempotency,
+      { deadline: at.deadline, trace: log.trace, origin: 'queue' },
+    );
+    await Promise.all(chunk.map((job, k) => settleJob(job, ended[k]!, queue, rt, at.policy, note)));
+  });
 }
 
 /** Pacing stops this long before the deadline: the last chunk still needs its SMTP session. */

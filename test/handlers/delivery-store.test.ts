@@ -7,6 +7,7 @@ import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/cl
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STORED_PER_SESSION } from '../../functions/handlers/delivery.ts';
 import { startLocalS3 } from '../../local/s3-server.ts';
 import { type DeliveryQueues, messageIdOf, startDeliveryQueues } from '../support/delivery-queues.ts';
 import { startMotoServer } from '../support/moto-server.ts';
@@ -94,6 +95,43 @@ describe.each([
     expect(arrived).toHaveLength(1);
     const mail = await simpleParser(arrived[0]!.raw);
     expect(Buffer.compare(mail.attachments[0]!.content, bytes)).toBe(0);
+    expect(await objects()).toEqual([]);
+  });
+
+  it(`a batch of ${STORED_PER_SESSION + 2} stored messages: at most ${STORED_PER_SESSION} in memory per slice, one connection, each arrives once`, async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < STORED_PER_SESSION + 2; i++) {
+      const res = (await h.invoke(
+        sendEvent(
+          {
+            to: `big${i}@example.com`,
+            subject: `Large ${i}`,
+            text: 'see attachment',
+            attachments: [
+              {
+                filename: 'big.bin',
+                contentType: 'application/octet-stream',
+                content: Buffer.alloc(260 * 1024, i).toString('base64'),
+              },
+            ],
+          },
+          { prefer: 'respond-async' },
+        ),
+      )) as APIGatewayProxyStructuredResultV2;
+      expect(res.statusCode, String(res.body)).toBe(202);
+      ids.push((JSON.parse(String(res.body)) as { messageId: string }).messageId);
+    }
+    expect(await objects()).toHaveLength(ids.length);
+    const event = await q.receiveEvent();
+    expect(event.Records).toHaveLength(ids.length);
+    const connections = h.srv.connections;
+    h.logs.length = 0;
+    expect(await h.invoke(event)).toEqual({ batchItemFailures: [] });
+    for (const id of ids) expect(h.srv.messages.filter((m) => messageIdOf(m.raw) === id)).toHaveLength(1);
+    // Two slices (8 + 2) over the kept session: two deliveries, no second connection.
+    expect(h.srv.connections - connections).toBeLessThanOrEqual(1);
+    const summary = h.logs.find((l) => l.entryPoint === 'sqs_delivery' && l.records === ids.length);
+    expect(summary?.attempts).toBe(2);
     expect(await objects()).toEqual([]);
   });
 });

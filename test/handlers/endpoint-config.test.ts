@@ -6,7 +6,9 @@ import {
   EndpointConfigError,
   loadEndpointConfig,
   matchesRedirectAllowlist,
+  PACED_BATCH_SECONDS,
   parseEndpointConfig,
+  resolveDelivery,
   resolveLimits,
 } from '../../functions/config/endpoint.ts';
 import { parseSmtpSecret } from '../../functions/config/smtp-secret.ts';
@@ -183,5 +185,23 @@ describe('endpoint configuration: smtp (the server a cold start connects to whil
     expect(issuesOf({ smtp: { host: 'h.example.com', clientName: 'example.com', port: 70000 } })).toContain(
       'smtp.port',
     );
+  });
+});
+
+describe('delivery.batchSize', () => {
+  const batchOf = (delivery: Record<string, unknown>) =>
+    resolveDelivery(parseEndpointConfig({ delivery }, 'test')).batchSize;
+
+  it('defaults to 100; a configured size wins', () => {
+    expect(batchOf({})).toBe(100);
+    expect(batchOf({ batchSize: 25 })).toBe(25);
+    expect(batchOf({ batchSize: 7, maxPerSecond: 14 })).toBe(7);
+  });
+
+  it(`under maxPerSecond: what the rate grants in ${PACED_BATCH_SECONDS} s, 1 to 100`, () => {
+    expect(batchOf({ maxPerSecond: 14 })).toBe(100); // an SES production account
+    expect(batchOf({ maxPerSecond: 1 })).toBe(10); // the SES sandbox
+    expect(batchOf({ maxPerSecond: 0.5 })).toBe(5); // Microsoft 365: 30 per minute
+    expect(batchOf({ maxPerSecond: 0.1 })).toBe(1);
   });
 });

@@ -624,13 +624,13 @@ describe('the delivery queue', () => {
     expect(JSON.stringify(policy[1].Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
   });
 
-  it('is consumed with maxConcurrency = delivery.maxConnections, batches of 25 in a 1 s window, item failures', () => {
+  it('is consumed with maxConcurrency = delivery.maxConnections, batches of 100 in a 1 s window, item failures', () => {
     const mappings = ofType('AWS::Lambda::EventSourceMapping').filter(([, m]) =>
       JSON.stringify(m.Properties.EventSourceArn).includes(queueId()),
     );
     expect(mappings).toHaveLength(1);
     expect(mappings[0]![1].Properties).toMatchObject({
-      BatchSize: 25,
+      BatchSize: DEFAULT_DELIVERY.batchSize,
       MaximumBatchingWindowInSeconds: 1,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       ScalingConfig: { MaximumConcurrency: DEFAULT_DELIVERY.maxConnections },
