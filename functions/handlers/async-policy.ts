@@ -13,8 +13,8 @@ import { SendError } from '../send/errors.ts';
 import { type DeliveredAnswer, deliverOnce, type RequestKey } from '../send/idempotency.ts';
 import type { BatchItemOutcome } from '../send/types.ts';
 import { answered, answeredResults, type Failed, type Problem, statusOfCode, toProblem } from './failure.ts';
-import { type InvocationLog, noteError } from './log.ts';
-import { type Runtime, requireConfig } from './runtime.ts';
+import { failureOutcome, type Handled, type Invocation, type Outcome } from './log.ts';
+import { requireConfig } from './runtime.ts';
 
 /**
  * A failed invocation's problem (failure.ts's `Problem`, with `transient` always set): whether the same request may
@@ -33,60 +33,74 @@ type NotSent = Extract<BatchItemOutcome, { status: 'rejected' | 'not_sent' | 'un
 
 /**
  * The asynchronous failure policy, shared by EventBridge and direct invoke (see the top of this file): deliver
- * the request; return the answer when something was (or may have been) delivered — `delivery_unknown`, a batch
- * partly delivered — and otherwise throw `fail(problem)`, so Lambda retries an asynchronous invocation and then
- * hands it to the on-failure destination. A thrown error that is not a `SendError` (a bug) is rethrown as is.
- * `logFields` are added to each `batch_partial_failure` line (e.g. the EventBridge event id).
+ * the request; answer when something was (or may have been) delivered — `delivery_unknown`, a batch partly
+ * delivered — and otherwise hand back `thrown: fail(problem)` for the handler to throw, so Lambda retries an
+ * asynchronous invocation and then hands it to the on-failure destination. A thrown error that is not a
+ * `SendError` (a bug) is rethrown as is. `logFields` are added to each `batch_partial_failure` line (e.g. the
+ * EventBridge event id).
  */
 export async function deliverUnderAsyncPolicy(
   payload: unknown,
-  remainingMs: number,
-  rt: Runtime,
-  log: InvocationLog,
+  inv: Invocation,
   fail: (problem: InvocationProblem) => Error,
   logFields: Record<string, unknown> = {},
   key?: RequestKey,
-): Promise<unknown> {
+): Promise<Handled> {
+  const { rt, entryPoint } = inv;
   let out: DeliveredAnswer;
   try {
     requireConfig(rt);
     out = await deliverOnce(payload, rt.deps, rt.idempotency, {
       requeuePartial: true,
-      deadline: deadlineFrom(remainingMs),
-      trace: log.trace,
-      origin:
-        log.entryPoint === 'eventbridge' || log.entryPoint === 'sqs_redrive'
-          ? log.entryPoint
-          : 'direct_invoke',
+      deadline: deadlineFrom(inv.remainingMs()),
+      trace: inv.trace,
+      origin: entryPoint === 'eventbridge' || entryPoint === 'sqs_redrive' ? entryPoint : 'direct_invoke',
       ...(key ? { key } : {}),
     });
   } catch (e) {
     if (!(e instanceof SendError)) throw e;
-    noteError(log, e);
-    if (e.replayed) log.replayed = true;
+    const outcome = { ...failureOutcome(e), ...replayed(e.replayed) };
     // Not thrown: a retry could deliver the message twice. The summary line is logged at ERROR with this code.
-    if (e.code === 'delivery_unknown') return { ok: false, error: toProblem(e), ...replayed(e.replayed) };
-    log.outcome = e.transient ? 'failed' : 'rejected';
-    throw fail(invocationProblemOf(e));
+    if (e.code === 'delivery_unknown') {
+      return { response: { ok: false, error: toProblem(e), ...replayed(e.replayed) }, outcome };
+    }
+    outcome.outcome = e.transient ? 'failed' : 'rejected';
+    return { thrown: fail(invocationProblemOf(e)), outcome };
   }
-  if (out.replayed) log.replayed = true;
   if (out.kind === 'single') {
-    log.messages = 1;
     const { kind: _, replayed: again, ...result } = out;
-    log.outcome = result.status === 'sent' ? 'sent' : 'queued';
-    return { ok: true, ...result, ...replayed(again) };
+    const outcome: Outcome = {
+      messages: 1,
+      outcome: result.status === 'sent' ? 'sent' : 'queued',
+      ...replayed(out.replayed),
+    };
+    return { response: { ok: true, ...result, ...replayed(again) }, outcome };
   }
-  log.messages = out.results.length;
-  const failed = out.results.filter((r): r is NotSent => r.status === 'rejected' || r.status === 'not_sent');
-  const delivered = out.results.filter((r) => r.status !== 'rejected' && r.status !== 'not_sent');
-  log.counts = countStatuses(out.results);
+  return batchAnswer(out.results, out.replayed, inv, fail, logFields);
+}
+
+/** A batch under the policy: answered unless nothing went out (then thrown: a retry resends the whole batch). */
+function batchAnswer(
+  results: BatchItemOutcome[],
+  wasReplayed: boolean | undefined,
+  inv: Invocation,
+  fail: (problem: InvocationProblem) => Error,
+  logFields: Record<string, unknown>,
+): Handled {
+  const outcome: Outcome = {
+    messages: results.length,
+    counts: countStatuses(results),
+    ...replayed(wasReplayed),
+  };
+  const failed = results.filter((r): r is NotSent => r.status === 'rejected' || r.status === 'not_sent');
+  const delivered = results.filter((r) => r.status !== 'rejected' && r.status !== 'not_sent');
+  const line = { entryPoint: inv.entryPoint, ...logFields };
   // Each unknown message of a batch gets its own ERROR line with the code the unknown-delivery alarm counts.
-  for (const r of out.results) {
+  for (const r of results) {
     if (r.status !== 'unknown') continue;
-    rt.logger.error('batch message delivery unknown', {
+    inv.rt.logger.error('batch message delivery unknown', {
       code: 'delivery_unknown',
-      entryPoint: log.entryPoint,
-      ...logFields,
+      ...line,
       index: r.index,
       messageId: r.messageId,
       smtpCode: r.error.smtp?.code,
@@ -94,22 +108,23 @@ export async function deliverUnderAsyncPolicy(
   }
   if (failed.length === 0) {
     if (delivered.some((r) => r.status === 'unknown')) {
-      log.outcome = 'unknown';
-      log.code = 'delivery_unknown';
-    } else log.outcome = 'sent';
-    return { ok: true, results: answeredResults(out.results), ...replayed(out.replayed) };
+      outcome.outcome = 'unknown';
+      outcome.code = 'delivery_unknown';
+    } else outcome.outcome = 'sent';
+    return { response: { ok: true, results: answeredResults(results), ...replayed(wasReplayed) }, outcome };
   }
   if (delivered.length === 0) {
     // Nothing went out: a retry resends the whole batch, which is safe.
-    throw fail(batchFailed(failed, log));
+    const problem = batchFailed(failed);
+    return {
+      thrown: fail(problem),
+      outcome: { ...outcome, outcome: problem.transient ? 'failed' : 'rejected', code: 'batch_failed' },
+    };
   }
-  log.outcome = 'partial';
-  log.code = 'batch_partial_failure';
   for (const r of failed) {
-    rt.logger.error('batch message not delivered', {
+    inv.rt.logger.error('batch message not delivered', {
       code: 'batch_partial_failure',
-      entryPoint: log.entryPoint,
-      ...logFields,
+      ...line,
       index: r.index,
       status: r.status,
       errorCode: r.error.code,
@@ -117,14 +132,14 @@ export async function deliverUnderAsyncPolicy(
       fieldErrors: r.error.errors?.slice(0, 10).map((e) => `${e.field}:${e.code}`),
     });
   }
-  return { ok: true, results: answeredResults(out.results) };
+  outcome.outcome = 'partial';
+  outcome.code = 'batch_partial_failure';
+  return { response: { ok: true, results: answeredResults(results) }, outcome };
 }
 
 /** `batch_failed`: transient when any message was `not_sent`; the status is the worst of the messages'. */
-function batchFailed(failed: NotSent[], log: InvocationLog): InvocationProblem {
+function batchFailed(failed: NotSent[]): InvocationProblem {
   const transient = failed.some((r) => r.status === 'not_sent');
-  log.outcome = transient ? 'failed' : 'rejected';
-  log.code = 'batch_failed';
   const retryAfter = Math.max(
     0,
     ...failed.map((r) => (r.status === 'not_sent' ? (r.error.retryAfter ?? 0) : 0)),

@@ -18,7 +18,14 @@ import {
   isHttpEvent,
   problem,
 } from './http.ts';
-import { type InvocationLog, newInvocationLog, noteError, writeSummary } from './log.ts';
+import {
+  failureOutcome,
+  type Handled,
+  type Invocation,
+  newInvocationLog,
+  writeRecordLine,
+  writeSummary,
+} from './log.ts';
 import { createRuntime, type Runtime, type RuntimeOptions, requireConfig } from './runtime.ts';
 import { handleSend } from './send-route.ts';
 import { handleSqsRedrive, isSqsEvent } from './sqs.ts';
@@ -59,93 +66,102 @@ export function createHandler(opts: RuntimeOptions & { runtime?: Runtime } = {})
     }
     const remaining = () =>
       typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 30_000;
-    let thrown: unknown;
+    const inv: Invocation = {
+      rt,
+      remainingMs: remaining,
+      trace: log.trace,
+      entryPoint: classified.entryPoint,
+      ...(log.requestId ? { requestId: log.requestId } : {}),
+    };
+    let handled: Handled;
     try {
-      switch (classified.entryPoint) {
-        case 'http_other':
-          return await http(classified.event, httpRemainingMs(classified.event, remaining()), rt, log);
-        case 'sqs_redrive':
-          return await sqs(classified.event, remaining, rt, log);
-        case 'eventbridge':
-          return await handleEventBridge(classified.event, remaining(), rt, log);
-        default:
-          return await directInvoke(classified.event, remaining(), rt, log, context?.awsRequestId);
-      }
+      handled = await dispatch(classified, inv);
     } catch (e) {
-      thrown = e;
-      throw e;
-    } finally {
-      writeSummary(rt.logger, log, thrown ? { thrown: (thrown as Error).name } : {});
+      // A bug, not a request's failure: the summary line says what was thrown; Lambda reports it.
+      handled = { thrown: e as Error, outcome: {} };
     }
+    Object.assign(log, handled.outcome);
+    writeSummary(rt.logger, log, 'thrown' in handled ? { thrown: handled.thrown.name } : {});
+    if ('thrown' in handled) throw handled.thrown;
+    return handled.response;
   };
   return Object.assign(fn, { runtime: rt, close: () => rt.transport.close() });
 }
 
-/**
- * SQS records: queued messages (the delivery queue, or ones the dead-letter queue redrives) go to the delivery
- * consumer, anything else to the dead-letter redrive; one `batchItemFailures` answer for both.
- */
-async function sqs(
-  event: SQSEvent,
-  remaining: () => number,
-  rt: Runtime,
-  log: InvocationLog,
-): Promise<SQSBatchResponse> {
-  const queued = event.Records.filter((r) => isQueuedBody(r.body));
-  if (queued.length === 0) return handleSqsRedrive(event, remaining, rt, log);
-  log.entryPoint = 'sqs_delivery';
-  const batchItemFailures = await handleDeliveryBatch(queued, remaining, rt, log);
-  const others = event.Records.filter((r) => !isQueuedBody(r.body));
-  if (others.length > 0) {
-    const redrive = newInvocationLog('sqs_redrive');
-    if (log.requestId) redrive.requestId = log.requestId;
-    const more = await handleSqsRedrive({ Records: others }, remaining, rt, redrive);
-    writeSummary(rt.logger, redrive);
-    batchItemFailures.push(...more.batchItemFailures);
+/** The entry point's handler for a classified event. */
+function dispatch(classified: Classified, inv: Invocation): Promise<Handled> {
+  switch (classified.entryPoint) {
+    case 'http_other': {
+      const request = classified.event;
+      return http(request, { ...inv, remainingMs: () => httpRemainingMs(request, inv.remainingMs()) });
+    }
+    case 'sqs_redrive':
+      return sqs(classified.event, inv);
+    case 'eventbridge':
+      return handleEventBridge(classified.event, inv);
+    default:
+      return directInvoke(classified.event, inv, inv.requestId);
   }
-  return { batchItemFailures };
 }
 
-async function http(
-  request: HttpRequest,
-  remainingMs: number,
-  rt: Runtime,
-  log: InvocationLog,
-): Promise<HttpResult> {
+/**
+ * SQS records: queued messages (the delivery queue, or ones the dead-letter queue redrives) go to the delivery
+ * consumer, anything else to the dead-letter redrive; one `batchItemFailures` answer for both. In a mixed batch
+ * the redrive's records get a line of their own for their part (the invocation's summary is the consumer's).
+ */
+async function sqs(event: SQSEvent, inv: Invocation): Promise<Handled<SQSBatchResponse>> {
+  const queued = event.Records.filter((r) => isQueuedBody(r.body));
+  if (queued.length === 0) return handleSqsRedrive(event, inv);
+  const delivery = await handleDeliveryBatch(queued, { ...inv, entryPoint: 'sqs_delivery' });
+  const outcome = { ...delivery.outcome, entryPoint: 'sqs_delivery' as const };
+  const batchItemFailures = 'response' in delivery ? delivery.response : [];
+  const others = event.Records.filter((r) => !isQueuedBody(r.body));
+  if (others.length > 0) {
+    const part = newInvocationLog('sqs_redrive');
+    if (inv.requestId) part.requestId = inv.requestId;
+    const more = await handleSqsRedrive({ Records: others }, { ...inv, trace: part.trace });
+    Object.assign(part, more.outcome);
+    writeRecordLine(inv.rt.logger, part, {});
+    if ('response' in more) batchItemFailures.push(...more.response.batchItemFailures);
+  }
+  return { response: { batchItemFailures }, outcome };
+}
+
+async function http(request: HttpRequest, inv: Invocation): Promise<Handled<HttpResult>> {
+  const { rt } = inv;
   const { method, path } = request;
   const form = FORM_PATH.exec(path);
   if (form) {
-    log.entryPoint = 'http_form';
     const formId = request.pathParameters.formId ?? decodedSegment(form[1]!);
-    return handleForm(request, formId, remainingMs, rt, log);
+    return handleForm(request, formId, inv);
   }
+  const entryPoint = path === '/send' ? 'http_send' : MESSAGE_PATH.test(path) ? 'http_status' : 'http_other';
   try {
-    if (path === '/send') {
-      log.entryPoint = 'http_send';
+    if (entryPoint === 'http_send') {
       requireConfig(rt);
       if (method !== 'POST')
         throw new HttpError('method_not_allowed', `${method} is not allowed on /send; use POST`);
-      return await handleSend(request, remainingMs, rt, log);
+      const sent = await handleSend(request, inv);
+      return { ...sent, outcome: { ...sent.outcome, entryPoint } };
     }
-    const message = MESSAGE_PATH.exec(path);
-    if (message) {
-      log.entryPoint = 'http_status';
+    if (entryPoint === 'http_status') {
       requireConfig(rt);
       if (method !== 'GET')
         throw new HttpError(
           'method_not_allowed',
           `${method} is not allowed on /messages/{messageId}; use GET`,
         );
-      const id = request.pathParameters.messageId ?? decodedSegment(message[1]!);
-      return await handleStatus(request, id, rt, log);
+      const raw = MESSAGE_PATH.exec(path)![1]!;
+      const id = request.pathParameters.messageId ?? decodedSegment(raw);
+      const status = await handleStatus(request, id, rt);
+      return { ...status, outcome: { ...status.outcome, entryPoint } };
     }
-    log.outcome = 'not_found';
-    throw new HttpError('not_found', `no route for ${method} ${path.slice(0, 200)}`);
+    const err = new HttpError('not_found', `no route for ${method} ${path.slice(0, 200)}`);
+    return { response: problem(err, {}, inv.requestId), outcome: { ...failureOutcome(err), entryPoint } };
   } catch (e) {
     const err = asFailed(e);
     if (err.code === 'internal_error') rt.logger.error('send handler failed', { error: e as Error });
-    noteError(log, err);
-    return problem(err, {}, log.requestId);
+    return { response: problem(err, {}, inv.requestId), outcome: { ...failureOutcome(err), entryPoint } };
   }
 }
 

@@ -30,7 +30,7 @@ import { deliverQueuedOnce } from '../send/idempotency.ts';
 import { type QueuedMessage, type VisibilityPolicy, visibilityBackoff } from '../send/queue.ts';
 import { paced, secondsFor } from '../send/rate.ts';
 import { DEFAULT_RETRY } from '../send/retry.ts';
-import { type InvocationLog, newInvocationLog, writeSummary } from './log.ts';
+import { type Handled, type Invocation, newInvocationLog, type Outcome, writeRecordLine } from './log.ts';
 import type { Runtime } from './runtime.ts';
 
 /** A record read back: its queued message, where its bytes live, and the SQS facts about it. */
@@ -57,10 +57,9 @@ export function visibilityPolicyFromEnv(env: NodeJS.ProcessEnv): VisibilityPolic
 
 export async function handleDeliveryBatch(
   records: SQSRecord[],
-  remainingMs: () => number,
-  rt: Runtime,
-  log: InvocationLog,
-): Promise<SQSBatchItemFailure[]> {
+  inv: Invocation,
+): Promise<Handled<SQSBatchItemFailure[]>> {
+  const { rt } = inv;
   const queue = rt.queue;
   const failures: SQSBatchItemFailure[] = [];
   const counts: Record<DeliveryDisposition, number> = {
@@ -76,9 +75,9 @@ export async function handleDeliveryBatch(
     const listed = d === 'retry' || d === 'park';
     if (listed && record.messageId) failures.push({ itemIdentifier: record.messageId });
     const rec = newInvocationLog('sqs_delivery');
-    if (log.requestId) rec.requestId = log.requestId;
+    if (inv.requestId) rec.requestId = inv.requestId;
     rec.outcome = d === 'sent' || d === 'deferred' ? 'sent' : d === 'unknown' ? 'unknown' : 'failed';
-    writeSummary(rt.logger, rec, { sqsMessageId: record.messageId, disposition: d, ...fields });
+    writeRecordLine(rt.logger, rec, { sqsMessageId: record.messageId, disposition: d, ...fields });
   };
   const jobs: Job[] = [];
   for (const record of records) {
@@ -96,40 +95,39 @@ export async function handleDeliveryBatch(
       receiveCount: Number(record.attributes?.ApproximateReceiveCount) || 1,
     });
   }
-  if (queue && jobs.length > 0) await deliverJobs(jobs, queue, remainingMs, rt, log, note);
-  log.messages = records.length;
-  log.counts = { records: records.length, ...counts, batchItemFailures: failures.length };
-  log.outcome =
-    counts.unknown > 0
-      ? 'unknown'
-      : failures.length === 0
-        ? 'sent'
-        : counts.sent + counts.deferred > 0
-          ? 'partial'
-          : 'failed';
-  if (counts.unknown > 0) log.code = 'delivery_unknown';
-  return failures;
+  if (queue && jobs.length > 0) await deliverJobs(jobs, queue, inv, note);
+  const outcome: Outcome = {
+    messages: records.length,
+    counts: { records: records.length, ...counts, batchItemFailures: failures.length },
+    outcome: batchOutcome(counts, failures.length),
+  };
+  if (counts.unknown > 0) outcome.code = 'delivery_unknown';
+  return { response: failures, outcome };
+}
+
+function batchOutcome(counts: Record<DeliveryDisposition, number>, failures: number): Outcome['outcome'] {
+  return counts.unknown > 0
+    ? 'unknown'
+    : failures === 0
+      ? 'sent'
+      : counts.sent + counts.deferred > 0
+        ? 'partial'
+        : 'failed';
 }
 
 type Note = (record: SQSRecord, d: DeliveryDisposition, fields?: Record<string, unknown>) => void;
 
-async function deliverJobs(
-  jobs: Job[],
-  queue: SqsDeliveryQueue,
-  remainingMs: () => number,
-  rt: Runtime,
-  log: InvocationLog,
-  note: Note,
-): Promise<void> {
+async function deliverJobs(jobs: Job[], queue: SqsDeliveryQueue, inv: Invocation, note: Note): Promise<void> {
+  const { rt } = inv;
   // One attempt per receive: the queue is the retry (a throttling server is not hammered within one invocation).
   const deps = { ...rt.deps, retry: { ...DEFAULT_RETRY, maxAttempts: 1 } };
-  const deadline = deadlineFrom(remainingMs());
+  const deadline = deadlineFrom(inv.remainingMs());
   const policy = visibilityPolicyFromEnv(rt.env);
   const waiting: Job[] = [];
   for (const slice of sessionSlices(jobs)) {
     // Once the rate (or the time) ran out, what follows waits too.
     if (waiting.length > 0) waiting.push(...slice);
-    else waiting.push(...(await deliverSlice(slice, queue, rt, log, note, { deps, deadline, policy })));
+    else waiting.push(...(await deliverSlice(slice, queue, inv, note, { deps, deadline, policy })));
     for (const job of slice) job.message.content = new Uint8Array(); // its bytes are not held any longer
   }
   const seconds = secondsFor(waiting.length, rt.deps.rate?.perSecond ?? 1);
@@ -177,11 +175,11 @@ function sessionSlices(jobs: Job[]): Job[][] {
 async function deliverSlice(
   slice: Job[],
   queue: SqsDeliveryQueue,
-  rt: Runtime,
-  log: InvocationLog,
+  inv: Invocation,
   note: Note,
   at: { deps: Runtime['deps']; deadline: number; policy: VisibilityPolicy },
 ): Promise<Job[]> {
+  const { rt } = inv;
   const ready: Job[] = [];
   await Promise.all(
     slice.map(async (job) => {
@@ -203,7 +201,7 @@ async function deliverSlice(
       })),
       at.deps,
       rt.idempotency,
-      { deadline: at.deadline, trace: log.trace, origin: 'queue' },
+      { deadline: at.deadline, trace: inv.trace, origin: 'queue' },
     );
     await Promise.all(chunk.map((job, k) => settleJob(job, ended[k]!, queue, rt, at.policy, note)));
   });

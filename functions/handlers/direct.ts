@@ -17,8 +17,8 @@ import { SendError } from '../send/errors.ts';
 import { messageStatus } from '../send/status.ts';
 import { deliverUnderAsyncPolicy, type InvocationProblem, invocationProblemOf } from './async-policy.ts';
 import { asFailed, type FailureCode } from './failure.ts';
-import { type InvocationLog, noteError } from './log.ts';
-import { type Runtime, requireConfig } from './runtime.ts';
+import { failureOutcome, type Handled, type Invocation } from './log.ts';
+import { requireConfig } from './runtime.ts';
 
 /**
  * A failed direct invoke, as Lambda reports it: `errorType` = `name` = the stable code, `errorMessage` =
@@ -45,13 +45,8 @@ export class DirectInvokeError extends Error {
  * `requestId`: the invocation's original request id. Lambda's automatic retries of an asynchronous invoke keep it,
  * and a DLQ redrive passes the original's, so it is the key of a payload without its own `idempotencyKey`.
  */
-export async function handleDirect(
-  payload: unknown,
-  remainingMs: number,
-  rt: Runtime,
-  log: InvocationLog,
-  requestId?: string,
-): Promise<unknown> {
+export async function handleDirect(payload: unknown, inv: Invocation, requestId?: string): Promise<Handled> {
+  const { rt } = inv;
   try {
     requireConfig(rt);
     if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
@@ -59,37 +54,28 @@ export async function handleDirect(
         errors: [{ field: 'payload', code: 'invalid_type', message: 'must be an object' }],
       });
     }
-    if ('action' in payload) return await directAction(payload as Record<string, unknown>, rt, log);
+    if ('action' in payload) return await directAction(payload as Record<string, unknown>, inv);
     return await deliverUnderAsyncPolicy(
       payload,
-      remainingMs,
-      rt,
-      log,
+      inv,
       (p) => new DirectInvokeError(p),
       {},
       requestId ? { scope: 'request', value: requestId } : undefined,
     );
   } catch (e) {
-    if (e instanceof DirectInvokeError) throw e;
     const err = asFailed(e);
     if (err.code === 'internal_error') rt.logger.error('direct invoke failed', { error: e as Error });
-    noteError(log, err);
-    throw new DirectInvokeError(invocationProblemOf(err));
+    return { thrown: new DirectInvokeError(invocationProblemOf(err)), outcome: failureOutcome(err) };
   }
 }
 
 /** `{"action":"status","messageId":…}`: the message's status (the caller is IAM-authenticated: full addresses). */
-async function directAction(
-  payload: Record<string, unknown>,
-  rt: Runtime,
-  log: InvocationLog,
-): Promise<unknown> {
+async function directAction(payload: Record<string, unknown>, inv: Invocation): Promise<Handled> {
   if (payload.action !== 'status') {
     throw new SendError('validation_failed', 'action: only "status" is known', {
       errors: [{ field: 'action', code: 'invalid', message: 'must be "status"' }],
     });
   }
-  log.outcome = 'status';
-  const status = await messageStatus(rt.idempotency, payload.messageId, { full: true });
-  return { ok: true, status };
+  const status = await messageStatus(inv.rt.idempotency, payload.messageId, { full: true });
+  return { response: { ok: true, status }, outcome: { outcome: 'status' } };
 }

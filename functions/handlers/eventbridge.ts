@@ -20,8 +20,7 @@ import type { EventBridgeEvent } from 'aws-lambda';
 import { deliverUnderAsyncPolicy } from './async-policy.ts';
 import { SEND_EMAIL_DETAIL_TYPE } from './detail-type.ts';
 import type { FailureCode } from './failure.ts';
-import type { InvocationLog } from './log.ts';
-import type { Runtime } from './runtime.ts';
+import type { Handled, Invocation } from './log.ts';
 
 export { SEND_EMAIL_DETAIL_TYPE };
 
@@ -52,26 +51,20 @@ export class EventDeliveryError extends Error {
   }
 }
 
-export async function handleEventBridge(
-  event: SendEmailEvent,
-  remainingMs: number,
-  rt: Runtime,
-  log: InvocationLog,
-): Promise<unknown> {
+export async function handleEventBridge(event: SendEmailEvent, inv: Invocation): Promise<Handled> {
   if (event['detail-type'] !== SEND_EMAIL_DETAIL_TYPE) {
-    log.outcome = 'rejected';
-    log.code = 'unsupported_event';
-    throw new EventDeliveryError(
-      'unsupported_event',
-      false,
-      `detail-type "${String(event['detail-type']).slice(0, 100)}" is not handled; expected "${SEND_EMAIL_DETAIL_TYPE}"`,
-    );
+    return {
+      thrown: new EventDeliveryError(
+        'unsupported_event',
+        false,
+        `detail-type "${String(event['detail-type']).slice(0, 100)}" is not handled; expected "${SEND_EMAIL_DETAIL_TYPE}"`,
+      ),
+      outcome: { outcome: 'rejected', code: 'unsupported_event' },
+    };
   }
   return deliverUnderAsyncPolicy(
     event.detail,
-    remainingMs,
-    rt,
-    log,
+    inv,
     (p) =>
       new EventDeliveryError(
         p.code,

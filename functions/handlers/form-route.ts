@@ -14,7 +14,7 @@ import { corsHeaders, originAllowed } from './cors.ts';
 import { asFailed, type Failed, type FailureCode, HttpError, statusOf } from './failure.ts';
 import { parseFormBody } from './form-body.ts';
 import { type HttpRequest, type HttpResult, json, problem } from './http.ts';
-import { type InvocationLog, noteError } from './log.ts';
+import { failureOutcome, type Handled, type Invocation, type Outcome } from './log.ts';
 import { errorPage, thankYouPage } from './pages.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
@@ -35,12 +35,11 @@ function wantsJson(request: HttpRequest): boolean {
 export async function handleForm(
   request: HttpRequest,
   formId: string,
-  remainingMs: number,
-  rt: Runtime,
-  log: InvocationLog,
-): Promise<HttpResult> {
-  log.formId = formId.slice(0, 64);
+  inv: Invocation,
+): Promise<Handled<HttpResult>> {
+  const { rt } = inv;
   const { method, origin } = request;
+  const base: Outcome = { entryPoint: 'http_form', formId: formId.slice(0, 64) };
   const asJson = wantsJson(request);
   let cors = corsHeaders(undefined, undefined, origin);
   try {
@@ -58,38 +57,52 @@ export async function handleForm(
       });
     }
     if (method === 'OPTIONS') {
-      log.outcome = 'preflight';
-      log.status = 204;
-      return {
-        statusCode: 204,
-        headers: {
-          ...cors,
-          'access-control-allow-methods': 'POST, OPTIONS',
-          'access-control-allow-headers': 'content-type, accept',
-          'access-control-max-age': '600',
-        },
-        body: '',
-        isBase64Encoded: false,
-      };
+      return { response: preflight(cors), outcome: { ...base, outcome: 'preflight', status: 204 } };
     }
     if (method !== 'POST') {
       throw new HttpError('method_not_allowed', `${method} is not allowed here; use POST`);
     }
-    return await submit(request, formId, form, remainingMs, rt, log, cors, asJson);
+    const done = await submit(request, formId, form, inv, cors, asJson);
+    return { response: done.response, outcome: { ...base, ...done.outcome } };
   } catch (e) {
     const err = asFailed(e);
     if (err.code === 'internal_error') rt.logger.error('form handler failed', { error: e as Error });
-    noteError(log, err);
-    const shown = publicError(err);
-    if (shown !== err && err.code !== 'internal_error') {
-      rt.logger.error('form request failed', { code: err.code, detail: err.message });
-    }
-    const extra = err.code === 'method_not_allowed' ? { ...cors, allow: 'POST, OPTIONS' } : cors;
-    if (asJson) return problem(shown, extra, log.requestId, 'public');
-    const h: Record<string, string> = { ...extra };
-    if (shown.transient && shown.retryAfter !== undefined) h['retry-after'] = String(shown.retryAfter);
-    return errorPage(statusOf(shown), shown.title, shown.message, shown.errors ?? [], h, shown.code);
+    const response = failureAnswer(err, cors, asJson, inv);
+    return { response, outcome: { ...base, ...failureOutcome(err) } };
   }
+}
+
+/** The CORS preflight's answer (the origin was checked). */
+function preflight(cors: Record<string, string>): HttpResult {
+  return {
+    statusCode: 204,
+    headers: {
+      ...cors,
+      'access-control-allow-methods': 'POST, OPTIONS',
+      'access-control-allow-headers': 'content-type, accept',
+      'access-control-max-age': '600',
+    },
+    body: '',
+    isBase64Encoded: false,
+  };
+}
+
+/** A failure as a form answers it: a problem (script) or a page (browser), with the public detail only. */
+function failureAnswer(
+  err: Failed,
+  cors: Record<string, string>,
+  asJson: boolean,
+  inv: Invocation,
+): HttpResult {
+  const shown = publicError(err);
+  if (shown !== err && err.code !== 'internal_error') {
+    inv.rt.logger.error('form request failed', { code: err.code, detail: err.message });
+  }
+  const extra = err.code === 'method_not_allowed' ? { ...cors, allow: 'POST, OPTIONS' } : cors;
+  if (asJson) return problem(shown, extra, inv.requestId, 'public');
+  const h: Record<string, string> = { ...extra };
+  if (shown.transient && shown.retryAfter !== undefined) h['retry-after'] = String(shown.retryAfter);
+  return errorPage(statusOf(shown), shown.title, shown.message, shown.errors ?? [], h, shown.code);
 }
 
 /** What a public (form) answer may say about a failure of the deployment itself: its code, nothing of its detail. */
@@ -142,13 +155,12 @@ async function submit(
   request: HttpRequest,
   formId: string,
   form: FormConfig,
-  remainingMs: number,
-  rt: Runtime,
-  log: InvocationLog,
+  inv: Invocation,
   cors: Record<string, string>,
   asJson: boolean,
-): Promise<HttpResult> {
-  const deadline = deadlineFrom(remainingMs);
+): Promise<Handled<HttpResult> & { response: HttpResult }> {
+  const { rt } = inv;
+  const deadline = deadlineFrom(inv.remainingMs());
   const { limits } = rt;
   const body = await decodeFormBody(request, form, limits);
   const first = (name: string) => body.fields.get(name)?.[0];
@@ -164,10 +176,9 @@ async function submit(
   };
 
   if (isSpam(form, body)) {
-    log.outcome = 'spam';
+    // A honeypot hit gets the same answer with a decoy Message-ID: a bot cannot tell it was caught.
     const answer = success('sent', decoyMessageId((await rt.deps.smtp.get()).from));
-    log.status = answer.statusCode;
-    return answer;
+    return { response: answer, outcome: { outcome: 'spam', status: answer.statusCode } };
   }
 
   const fields = validateFields(form, body, CAPTCHA_FIELDS);
@@ -188,7 +199,7 @@ async function submit(
   );
   const result = await deliverValidOnce(valid, key.value, rt.deps, rt.idempotency, {
     deadline,
-    trace: log.trace,
+    trace: inv.trace,
     enforcePolicy: false,
     mode: form.delivery ?? rt.delivery.forms,
     syncBudgetMs: rt.delivery.syncBudgetMs,
@@ -197,15 +208,12 @@ async function submit(
     key,
     waitWhileInProgress: true,
   });
-  if (result.replayed) log.replayed = true;
-  log.outcome = result.status;
-  log.messages = 1;
-  if (result.status === 'sent' && result.deferred?.length) log.code = 'recipient_deferred';
-  // A honeypot hit gets the same answer with a decoy Message-ID: a bot cannot tell it was caught.
   const res = success(result.status, result.messageId);
-  log.status = res.statusCode;
   rt.logger.debug(`form message ${result.status}`, { messageId: result.messageId });
-  return res;
+  const outcome: Outcome = { outcome: result.status, messages: 1, status: res.statusCode };
+  if (result.replayed) outcome.replayed = true;
+  if (result.status === 'sent' && result.deferred?.length) outcome.code = 'recipient_deferred';
+  return { response: res, outcome };
 }
 
 /** A Message-ID shaped like the ones `compose` writes (32 hex digits at the sender's domain), for a honeypot hit. */

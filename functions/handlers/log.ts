@@ -6,6 +6,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { SendError } from '../send/errors.ts';
 import type { DeliveryTrace } from '../send/types.ts';
 import { type Failed, statusOf } from './failure.ts';
+import type { Runtime } from './runtime.ts';
 
 export type EntryPoint =
   | 'http_send'
@@ -17,58 +18,96 @@ export type EntryPoint =
   | 'sqs_redrive'
   | 'sqs_delivery';
 
-export interface InvocationLog {
-  entryPoint: EntryPoint;
+export type OutcomeKind =
+  | 'sent'
+  | 'queued'
+  | 'partial'
+  | 'spam'
+  | 'rejected'
+  | 'failed'
+  | 'unknown'
+  | 'preflight'
+  | 'not_found'
+  | 'status';
+
+/** What an entry point decided about its invocation: the summary line's own fields (the trace is the use case's). */
+export interface Outcome {
+  /** A refinement of the classified entry point (`http_other` → `http_form`, `sqs_redrive` → `sqs_delivery`). */
+  entryPoint?: EntryPoint;
   formId?: string;
-  requestId?: string;
-  outcome?:
-    | 'sent'
-    | 'queued'
-    | 'partial'
-    | 'spam'
-    | 'rejected'
-    | 'failed'
-    | 'unknown'
-    | 'preflight'
-    | 'not_found'
-    | 'status';
+  outcome?: OutcomeKind;
   code?: string;
   status?: number;
   messages?: number;
-  /** Per-invocation counts of a batch entry point (SQS redrive: records by disposition). */
+  /** Per-invocation counts of a batch entry point (SQS: records by disposition). */
   counts?: Record<string, number>;
   /** `field:code` of field errors (never values). */
   fieldErrors?: string[];
   /** Provider hint (provider-hints.ts): what the refusal means, for the operator reading the log. */
   hint?: { code: string; text: string };
-  trace: DeliveryTrace;
-  started: number;
+  /** The failure's SMTP reply code and phase (when it came from the server). */
+  smtpCode?: number;
+  smtpPhase?: string;
   /** The answer was replayed from an idempotency record: nothing was sent. */
   replayed?: boolean;
+}
+
+/** An entry point's result: its answer (or the error Lambda must see thrown) and its outcome, never a log write. */
+export type Handled<R = unknown> = { outcome: Outcome } & ({ response: R } | { thrown: Error });
+
+/** What an entry point is handed besides its input: the runtime, its time, the trace the use case fills. */
+export interface Invocation {
+  rt: Runtime;
+  remainingMs: () => number;
+  trace: DeliveryTrace;
+  entryPoint: EntryPoint;
+  requestId?: string;
+}
+
+/** The summary line's state: who, since when, the trace, and the outcome the entry point returned. */
+export interface InvocationLog extends Outcome {
+  entryPoint: EntryPoint;
+  requestId?: string;
+  trace: DeliveryTrace;
+  started: number;
 }
 
 export function newInvocationLog(entryPoint: EntryPoint): InvocationLog {
   return { entryPoint, trace: { attempts: 0, roundTrips: 0 }, started: Date.now() };
 }
 
-export function noteError(log: InvocationLog, err: Failed): void {
+/** The outcome of a failure: its code, status, field errors, hint and SMTP reply. */
+export function failureOutcome(err: Failed): Outcome {
   const status = statusOf(err);
-  log.code = err.code;
-  log.status = status;
-  log.outcome =
-    err.code === 'delivery_unknown'
-      ? 'unknown'
-      : status >= 500 && err.code !== 'smtp_rejected'
-        ? 'failed'
-        : 'rejected';
-  if (err.errors?.length) log.fieldErrors = err.errors.slice(0, 10).map((e) => `${e.field}:${e.code}`);
-  if (!(err instanceof SendError)) return;
-  if (err.hint) log.hint = { code: err.hint.code, text: err.hint.text };
-  if (err.smtp?.code !== undefined) log.trace.smtpCode = err.smtp.code;
-  if (err.smtp?.phase) log.trace.smtpPhase = err.smtp.phase;
+  const o: Outcome = {
+    code: err.code,
+    status,
+    outcome:
+      err.code === 'delivery_unknown'
+        ? 'unknown'
+        : status >= 500 && err.code !== 'smtp_rejected'
+          ? 'failed'
+          : 'rejected',
+  };
+  if (err.errors?.length) o.fieldErrors = err.errors.slice(0, 10).map((e) => `${e.field}:${e.code}`);
+  if (!(err instanceof SendError)) return o;
+  if (err.hint) o.hint = { code: err.hint.code, text: err.hint.text };
+  if (err.smtp?.code !== undefined) o.smtpCode = err.smtp.code;
+  if (err.smtp?.phase) o.smtpPhase = err.smtp.phase;
+  return o;
 }
 
+/** The one summary line of an invocation (written by `createHandler` only). */
 export function writeSummary(logger: Logger, log: InvocationLog, extra: Record<string, unknown> = {}): void {
+  writeLine(logger, log, extra);
+}
+
+/** A line for one record of a batch (the SQS consumer and redrive): the summary's fields for that record. */
+export function writeRecordLine(logger: Logger, rec: InvocationLog, fields: Record<string, unknown>): void {
+  writeLine(logger, rec, fields);
+}
+
+function writeLine(logger: Logger, log: InvocationLog, extra: Record<string, unknown>): void {
   const t = log.trace;
   const item: Record<string, unknown> = {
     entryPoint: log.entryPoint,
@@ -80,8 +119,8 @@ export function writeSummary(logger: Logger, log: InvocationLog, extra: Record<s
     fieldErrors: log.fieldErrors,
     hint: log.hint?.code,
     hintText: log.hint?.text,
-    smtpCode: t.smtpCode,
-    smtpPhase: t.smtpPhase,
+    smtpCode: log.smtpCode ?? t.smtpCode,
+    smtpPhase: log.smtpPhase ?? t.smtpPhase,
     roundTrips: t.roundTrips,
     attempts: t.attempts,
     reused: t.reused,

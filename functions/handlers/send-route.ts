@@ -8,15 +8,10 @@ import { IdempotencyKeySchema } from '../send/request.ts';
 import { countStatuses } from './async-policy.ts';
 import { answeredResults, HttpError } from './failure.ts';
 import { type HttpRequest, type HttpResult, json, parseJsonBody, REPLAYED_HEADER } from './http.ts';
-import type { InvocationLog } from './log.ts';
-import type { Runtime } from './runtime.ts';
+import type { Handled, Invocation, Outcome } from './log.ts';
 
-export async function handleSend(
-  request: HttpRequest,
-  remainingMs: number,
-  rt: Runtime,
-  log: InvocationLog,
-): Promise<HttpResult> {
+export async function handleSend(request: HttpRequest, inv: Invocation): Promise<Handled<HttpResult>> {
+  const { rt } = inv;
   const type = request.mediaType;
   if (type !== 'application/json' && !type.endsWith('+json')) {
     throw new HttpError('unsupported_media_type', 'POST /send takes application/json', {
@@ -28,38 +23,40 @@ export async function handleSend(
   const async = rt.queue !== undefined && prefersAsync(request.headers.prefer);
   const mode: DeliveryMode = async ? 'queue' : rt.delivery.send;
   const out = await deliverOnce(input, rt.deps, rt.idempotency, {
-    deadline: deadlineFrom(remainingMs),
-    trace: log.trace,
+    deadline: deadlineFrom(inv.remainingMs()),
+    trace: inv.trace,
     mode,
     syncBudgetMs: rt.delivery.syncBudgetMs,
     origin: 'http_send',
     ...(key ? { key } : {}),
   });
   const headers: Record<string, string> = async ? { 'preference-applied': 'respond-async' } : {};
-  if (out.replayed) {
-    headers[REPLAYED_HEADER] = 'true';
-    log.replayed = true;
-  }
+  const replayed: Outcome = out.replayed ? { replayed: true } : {};
+  if (out.replayed) headers[REPLAYED_HEADER] = 'true';
   if (out.kind === 'single') {
-    log.outcome = out.status === 'sent' ? 'sent' : 'queued';
-    log.status = out.status === 'sent' ? 200 : 202;
-    log.messages = 1;
+    const status = out.status === 'sent' ? 200 : 202;
     const { kind: _, replayed: __, ...answer } = out;
-    return json(log.status, answer, headers);
+    return {
+      response: json(status, answer, headers),
+      outcome: { ...replayed, outcome: out.status === 'sent' ? 'sent' : 'queued', status, messages: 1 },
+    };
   }
   const statuses = new Set(out.results.map((r) => r.status));
-  log.messages = out.results.length;
-  log.counts = countStatuses(out.results);
   const delivered = out.results.every((r) => r.status === 'accepted' || r.status === 'queued');
-  log.outcome = !delivered
-    ? statuses.has('accepted') || statuses.has('queued')
-      ? 'partial'
-      : 'rejected'
-    : statuses.has('queued')
-      ? 'queued'
-      : 'sent';
-  log.status = !delivered ? 207 : statuses.has('accepted') ? 200 : 202;
-  return json(log.status, { results: answeredResults(out.results) }, headers);
+  const outcome: Outcome = {
+    ...replayed,
+    messages: out.results.length,
+    counts: countStatuses(out.results),
+    outcome: !delivered
+      ? statuses.has('accepted') || statuses.has('queued')
+        ? 'partial'
+        : 'rejected'
+      : statuses.has('queued')
+        ? 'queued'
+        : 'sent',
+    status: !delivered ? 207 : statuses.has('accepted') ? 200 : 202,
+  };
+  return { response: json(outcome.status!, { results: answeredResults(out.results) }, headers), outcome };
 }
 
 /** The `Idempotency-Key` header (1–256 printable ASCII), if sent. */

@@ -40,8 +40,14 @@ import { DEFAULT_RETRY } from '../send/retry.ts';
 import { DirectInvokeError, handleDirect } from './direct.ts';
 import { EventDeliveryError, handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
 import { isHttpEvent } from './http.ts';
-import { type InvocationLog, newInvocationLog, writeSummary } from './log.ts';
-import type { Runtime } from './runtime.ts';
+import {
+  type Handled,
+  type Invocation,
+  type InvocationLog,
+  newInvocationLog,
+  type Outcome,
+  writeRecordLine,
+} from './log.ts';
 
 export const SQS_EVENT_SOURCE = 'aws:sqs';
 
@@ -161,12 +167,8 @@ function isDestinationRecord(body: Record<string, unknown>): boolean {
   );
 }
 
-export async function handleSqsRedrive(
-  event: SQSEvent,
-  remainingMs: () => number,
-  rt: Runtime,
-  log: InvocationLog,
-): Promise<SQSBatchResponse> {
+export async function handleSqsRedrive(event: SQSEvent, inv: Invocation): Promise<Handled<SQSBatchResponse>> {
+  const { rt } = inv;
   const batchItemFailures: SQSBatchItemFailure[] = [];
   const counts: Record<Disposition, number> = { sent: 0, partial: 0, unknown: 0, retry: 0, park: 0 };
   /** Original invocations delivered (or maybe delivered) in this batch: a duplicate is not sent again. */
@@ -175,7 +177,7 @@ export async function handleSqsRedrive(
   let messages = 0;
   for (const record of event.Records) {
     const rec = newInvocationLog('sqs_redrive');
-    if (log.requestId) rec.requestId = log.requestId;
+    if (inv.requestId) rec.requestId = inv.requestId;
     const messageId = typeof record.messageId === 'string' ? record.messageId : '';
     const receiveCount = Number(record.attributes?.ApproximateReceiveCount);
     const fields: Record<string, unknown> = {
@@ -184,7 +186,8 @@ export async function handleSqsRedrive(
     };
     let disposition: Disposition;
     try {
-      disposition = await redriveRecord(record, remainingMs, rt, rec, fields, delivered);
+      const recInv: Invocation = { ...inv, entryPoint: 'sqs_redrive', trace: rec.trace };
+      disposition = await redriveRecord(record, recInv, rec, fields, delivered);
     } catch (e) {
       // A bug, not a request problem: keep the record (the receive count parks it if it keeps failing).
       rt.logger.error('sqs redrive record failed', { error: e as Error, sqsMessageId: messageId });
@@ -194,41 +197,45 @@ export async function handleSqsRedrive(
       disposition = 'retry';
     }
     counts[disposition]++;
-    log.trace.attempts += rec.trace.attempts;
-    log.trace.roundTrips += rec.trace.roundTrips;
+    inv.trace.attempts += rec.trace.attempts;
+    inv.trace.roundTrips += rec.trace.roundTrips;
     messages += rec.messages ?? 0;
     for (const d of rec.trace.recipientDomains ?? []) domains.add(d);
     const failed = disposition === 'retry' || disposition === 'park';
     // A record without a messageId cannot be listed (Lambda would fail the whole batch): logged only.
     if (failed && messageId) batchItemFailures.push({ itemIdentifier: messageId });
-    writeSummary(rt.logger, rec, { ...fields, disposition, batchItemFailure: failed });
+    writeRecordLine(rt.logger, rec, { ...fields, disposition, batchItemFailure: failed });
   }
   const records = event.Records.length;
-  if (domains.size) log.trace.recipientDomains = [...domains].slice(0, 20);
-  log.messages = messages;
-  log.counts = { records, ...counts, batchItemFailures: batchItemFailures.length };
-  log.outcome =
-    counts.sent === records
-      ? 'sent'
-      : counts.unknown > 0
-        ? 'unknown'
-        : counts.sent === 0 && counts.park === 0
-          ? 'failed'
-          : counts.sent === 0 && counts.retry === 0
-            ? 'rejected'
-            : 'partial';
-  return { batchItemFailures };
+  if (domains.size) inv.trace.recipientDomains = [...domains].slice(0, 20);
+  const outcome: Outcome = {
+    messages,
+    counts: { records, ...counts, batchItemFailures: batchItemFailures.length },
+    outcome: redriveOutcome(counts, records),
+  };
+  return { response: { batchItemFailures }, outcome };
+}
+
+function redriveOutcome(counts: Record<Disposition, number>, records: number): Outcome['outcome'] {
+  return counts.sent === records
+    ? 'sent'
+    : counts.unknown > 0
+      ? 'unknown'
+      : counts.sent === 0 && counts.park === 0
+        ? 'failed'
+        : counts.sent === 0 && counts.retry === 0
+          ? 'rejected'
+          : 'partial';
 }
 
 async function redriveRecord(
   record: SQSRecord,
-  remainingMs: () => number,
-  rt: Runtime,
+  inv: Invocation,
   rec: InvocationLog,
   fields: Record<string, unknown>,
   delivered: Set<string>,
 ): Promise<Disposition> {
-  if (remainingMs() < MIN_RECORD_BUDGET_MS) {
+  if (inv.remainingMs() < MIN_RECORD_BUDGET_MS) {
     rec.outcome = 'failed';
     rec.code = 'redrive_deadline';
     rec.status = 503;
@@ -256,7 +263,7 @@ async function redriveRecord(
     rec.code = 'redrive_duplicate';
     return 'sent';
   }
-  const disposition = await reprocess(origin, payload, remainingMs(), rt, rec);
+  const disposition = await reprocess(origin, payload, inv, rec);
   if (key && disposition !== 'retry' && disposition !== 'park') delivered.add(key);
   return disposition;
 }
@@ -269,16 +276,17 @@ async function redriveRecord(
 async function reprocess(
   origin: Origin,
   payload: unknown,
-  remainingMs: number,
-  rt: Runtime,
+  inv: Invocation,
   rec: InvocationLog,
 ): Promise<Disposition> {
-  try {
-    // The original's key comes along: the event id, or the original invocation's request id.
-    if (origin.via === 'eventbridge') {
-      await handleEventBridge(payload as Parameters<typeof handleEventBridge>[0], remainingMs, rt, rec);
-    } else await handleDirect(payload, remainingMs, rt, rec, origin.originalRequestId);
-  } catch (e) {
+  // The original's key comes along: the event id, or the original invocation's request id.
+  const handled =
+    origin.via === 'eventbridge'
+      ? await handleEventBridge(payload as Parameters<typeof handleEventBridge>[0], inv)
+      : await handleDirect(payload, inv, origin.originalRequestId);
+  Object.assign(rec, handled.outcome);
+  if ('thrown' in handled) {
+    const e = handled.thrown;
     if (e instanceof EventDeliveryError) return e.transient ? 'retry' : 'park';
     if (e instanceof DirectInvokeError) return e.transient || e.code === 'internal_error' ? 'retry' : 'park';
     throw e;
