@@ -172,6 +172,9 @@ export async function throughput(sizes: number[]): Promise<ThroughputRow[]> {
       rows.push(await counted(() => nodemailerPool(peer.proxyPort, msgs, undefined)));
       if (k === 0) rows.push(await counted(() => nodemailerPool(peer.proxyPort, msgs, 1)));
       rows.push(await counted(() => oneWarmWrite(peer.proxyPort, msgs)));
+      // Not the goal's one connection: what the deployed default (maxConnections 2, Lambda's minimum) does.
+      if (n >= 2 * DEFAULT_DELIVERY.batchSize)
+        rows.push(await counted(() => ourQueue(peer.proxyPort, msgs, DEFAULT_DELIVERY.batchSize, 2)));
     }
   } finally {
     await lab.close();
@@ -197,7 +200,12 @@ const SMTP_SECRET = (port: number) => ({
  * The queue consumer, cold (a new handler: secret read, connection set-up included) with ONE batch slot: the time
  * from the first poll until the queue is empty (SQS receive/delete by the event source mapping included).
  */
-async function ourQueue(port: number, msgs: BenchMessage[], batchSize: number): Promise<ThroughputRow> {
+async function ourQueue(
+  port: number,
+  msgs: BenchMessage[],
+  batchSize: number,
+  slots = 1,
+): Promise<ThroughputRow> {
   const sqs = await startSqsEndpoint();
   const sm = await startSecretsManagerEndpoint({ secrets: { smtp: SMTP_SECRET(port) } });
   Object.assign(process.env, {
@@ -210,9 +218,15 @@ async function ourQueue(port: number, msgs: BenchMessage[], batchSize: number): 
   });
   const queueUrl = sqs.createQueue('bench-delivery', { VisibilityTimeout: '60' });
   const { createHandler } = await import('../functions/handlers/index.ts');
-  const handler = createHandler({
-    env: { ...process.env, SMTP_SECRET_ID: 'smtp', DELIVERY_QUEUE_URL: queueUrl, ENDPOINT_CONFIG: '{}' },
-  });
+  // One handler per batch slot: Lambda runs each concurrent batch in its own environment (its own session).
+  const handlers: Array<ReturnType<typeof createHandler>> = [];
+  const newHandler = () => {
+    const h = createHandler({
+      env: { ...process.env, SMTP_SECRET_ID: 'smtp', DELIVERY_QUEUE_URL: queueUrl, ENDPOINT_CONFIG: '{}' },
+    });
+    handlers.push(h);
+    return h;
+  };
   const queue = new SqsDeliveryQueue({ queueUrl });
   for (const [i, m] of msgs.entries()) {
     await queue.enqueue({
@@ -228,13 +242,16 @@ async function ourQueue(port: number, msgs: BenchMessage[], batchSize: number): 
   }
   sqs.calls.clear();
   const batchMs: number[] = [];
-  const timed = async (event: unknown, context: Context) => {
-    const started = performance.now();
-    try {
-      return await handler(event, context);
-    } finally {
-      batchMs.push(performance.now() - started);
-    }
+  const timed = () => {
+    const handler = newHandler();
+    return async (event: unknown, context: Context) => {
+      const started = performance.now();
+      try {
+        return await handler(event, context);
+      } finally {
+        batchMs.push(performance.now() - started);
+      }
+    };
   };
   const t0 = performance.now();
   const client = new SQSClient({ endpoint: sqs.url, region: 'us-east-1' });
@@ -243,7 +260,7 @@ async function ourQueue(port: number, msgs: BenchMessage[], batchSize: number): 
     queueUrl,
     queueArn: sqs.arnOf('bench-delivery'),
     handler: timed,
-    maxConcurrency: 1,
+    maxConcurrency: slots,
     batchSize,
     batchingWindowMs: 50,
   });
@@ -251,7 +268,10 @@ async function ourQueue(port: number, msgs: BenchMessage[], batchSize: number): 
     await until(() => sqs.messages('bench-delivery').length === 0, 120_000, 'the queue to drain');
     const ms = performance.now() - t0;
     return {
-      client: `ours: queue consumer, 1 connection, batches of ${batchSize}${batchSize === DEFAULT_DELIVERY.batchSize ? ' (default)' : ''}`,
+      client:
+        slots === 1
+          ? `ours: queue consumer, 1 connection, batches of ${batchSize}${batchSize === DEFAULT_DELIVERY.batchSize ? ' (default)' : ''}`
+          : `ours: ${slots} batch slots (the deployed minimum), batches of ${batchSize}`,
       messages: msgs.length,
       ms,
       perSecond: (msgs.length * 1000) / ms,
@@ -263,7 +283,7 @@ async function ourQueue(port: number, msgs: BenchMessage[], batchSize: number): 
   } finally {
     await esm.stop();
     client.destroy();
-    await handler.close();
+    for (const h of handlers) await h.close();
     await sm.close();
     await sqs.close();
   }
