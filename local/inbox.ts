@@ -253,6 +253,13 @@ export function handleInbox(
     serveEvents(req, res, store);
     return true;
   }
+  if (serveMessage(res, path, store)) return true;
+  sendJson(res, 404, { message: 'Not Found' });
+  return true;
+}
+
+/** The routes of one caught message (JSON, page, HTML body, raw, an attachment); false for any other path. */
+function serveMessage(res: ServerResponse, path: string, store: MessageStore): boolean {
   const find = (re: RegExp) => {
     const m = re.exec(path);
     return m ? { msg: store.get(m[1]!), arg: m[2] } : undefined;
@@ -303,6 +310,5 @@ export function handleInbox(
       });
     return true;
   }
-  sendJson(res, 404, { message: 'Not Found' });
-  return true;
+  return false;
 }

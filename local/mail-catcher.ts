@@ -125,6 +125,49 @@ function envelopeAddress(a: SMTPServerAddress | false): string {
   return a ? a.address : '';
 }
 
+type OnData = NonNullable<ConstructorParameters<typeof SMTPServer>[0]>['onData'];
+type DataArgs = Parameters<NonNullable<OnData>>;
+
+/** One message's data: bounded, parsed, stored; answered with its id (552 over the size limit). */
+function receive(
+  stream: DataArgs[0],
+  session: DataArgs[1],
+  store: MessageStore,
+  callback: DataArgs[2],
+): void {
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  stream.on('error', (err) => callback(err));
+  stream.on('end', () => {
+    if ((stream as { sizeExceeded?: boolean }).sizeExceeded) {
+      callback(Object.assign(new Error('Message exceeds fixed maximum message size'), { responseCode: 552 }));
+      return;
+    }
+    const raw = Buffer.concat(chunks);
+    simpleParser(raw)
+      .then((parsed) => {
+        const id = randomUUID();
+        store.add({
+          id,
+          receivedAt: new Date().toISOString(),
+          envelope: {
+            mailFrom: envelopeAddress(session.envelope.mailFrom),
+            rcptTo: session.envelope.rcptTo.map((r) => r.address),
+          },
+          session: {
+            secure: session.secure,
+            user: typeof session.user === 'string' ? session.user : undefined,
+            clientHostname: session.hostNameAppearsAs || session.clientHostname,
+          },
+          raw,
+          parsed,
+        });
+        callback(null, `Message queued as ${id}`);
+      })
+      .catch((err: unknown) => callback(err instanceof Error ? err : new Error(String(err))));
+  });
+}
+
 export async function startMailCatcher(opts: {
   port: number;
   host?: string;
@@ -160,39 +203,7 @@ export async function startMailCatcher(opts: {
       }
     },
     onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('error', (err) => callback(err));
-      stream.on('end', () => {
-        if ((stream as { sizeExceeded?: boolean }).sizeExceeded) {
-          callback(
-            Object.assign(new Error('Message exceeds fixed maximum message size'), { responseCode: 552 }),
-          );
-          return;
-        }
-        const raw = Buffer.concat(chunks);
-        simpleParser(raw)
-          .then((parsed) => {
-            const id = randomUUID();
-            store.add({
-              id,
-              receivedAt: new Date().toISOString(),
-              envelope: {
-                mailFrom: envelopeAddress(session.envelope.mailFrom),
-                rcptTo: session.envelope.rcptTo.map((r) => r.address),
-              },
-              session: {
-                secure: session.secure,
-                user: typeof session.user === 'string' ? session.user : undefined,
-                clientHostname: session.hostNameAppearsAs || session.clientHostname,
-              },
-              raw,
-              parsed,
-            });
-            callback(null, `Message queued as ${id}`);
-          })
-          .catch((err: unknown) => callback(err instanceof Error ? err : new Error(String(err))));
-      });
+      receive(stream, session, store, callback);
     },
   });
   server.on('error', () => {

@@ -249,13 +249,15 @@ export function toEventBridgeEvent(body: unknown, region = LOCAL_REGION): JsonOb
   };
 }
 
+/** The configuration file: `configFile` (relative to the working directory) or the repository's own. */
+function configPathOf(opts: StartLocalOptions): string {
+  if (!opts.configFile) return `${repoRoot}config/endpoint.json`;
+  return isAbsolute(opts.configFile) ? opts.configFile : resolve(process.cwd(), opts.configFile);
+}
+
 export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalStack> {
   const log = opts.log ?? (() => {});
-  const configPath = opts.configFile
-    ? isAbsolute(opts.configFile)
-      ? opts.configFile
-      : resolve(process.cwd(), opts.configFile)
-    : `${repoRoot}config/endpoint.json`;
+  const configPath = configPathOf(opts);
   const rawConfig = readConfigFile(configPath);
   const cleanups: Array<() => Promise<void>> = [];
   const closeAll = async () => {
@@ -270,13 +272,7 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
   const server = httpServer(opts, stackReady, log);
   server.keepAliveTimeout = 5_000;
   const port = await listen(server, opts.port ?? DEFAULT_PORT, 'PORT');
-  cleanups.push(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
+  cleanups.push(() => closeHttpServer(server));
   const origin = `http://${LOCAL_HOST}:${port}`;
 
   try {
@@ -332,6 +328,13 @@ export async function startLocal(opts: StartLocalOptions = {}): Promise<LocalSta
     await closeAll();
     throw e;
   }
+}
+
+function closeHttpServer(server: Server): Promise<void> {
+  return new Promise<void>((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  });
 }
 
 /**

@@ -172,19 +172,7 @@ function parseMultipart(
     };
     let bb: busboy.Busboy;
     try {
-      bb = parser({
-        headers: { 'content-type': contentType },
-        defParamCharset: 'utf8',
-        limits: {
-          fields: limits.maxFields,
-          fieldSize: limits.maxFieldBytes,
-          // Browsers send an empty part for an unused <input type=file>; count real files ourselves.
-          files: limits.maxFiles + 8,
-          fileSize: limits.maxFileBytes,
-          parts: limits.maxFields + limits.maxFiles + 8,
-          headerPairs: 50,
-        },
-      });
+      bb = multipartParser(parser, contentType, limits);
     } catch {
       reject(
         validationFailed([
@@ -205,80 +193,7 @@ function parseMultipart(
         fail(e as SendError);
       }
     });
-    bb.on('file', (name, stream, info) => {
-      const chunks: Buffer[] = [];
-      let truncated = false;
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      // A body cut off inside a file: busboy errors the file stream too (its own 'error' answers 400 below);
-      // unheard, that error would be an uncaught exception and crash the function.
-      stream.on('error', () => {});
-      stream.on('limit', () => {
-        truncated = true;
-      });
-      // 'end' (not 'close'): busboy waits for every file stream's end before it emits its own 'close'.
-      stream.on('end', () => {
-        const content = Buffer.concat(chunks);
-        if (!info.filename && content.length === 0) return; // an unused file input
-        try {
-          checkFieldName(name, limits);
-        } catch (e) {
-          fail(e as SendError);
-          return;
-        }
-        if ((info.filename ?? '').length > MAX_FILENAME_CHARS) {
-          fail(
-            validationFailed([
-              { field: name, code: 'filename_too_long', message: `at most ${MAX_FILENAME_CHARS} characters` },
-            ]),
-          );
-          return;
-        }
-        if (limits.maxFiles === 0) {
-          fail(
-            validationFailed([
-              { field: name, code: 'attachments_not_allowed', message: 'this form takes no files' },
-            ]),
-          );
-          return;
-        }
-        if (truncated) {
-          fail(
-            new SendError(
-              'payload_too_large',
-              `file in ${name} is larger than ${limits.maxFileBytes} bytes`,
-              {
-                errors: [
-                  { field: name, code: 'file_too_large', message: `at most ${limits.maxFileBytes} bytes` },
-                ],
-              },
-            ),
-          );
-          return;
-        }
-        if (out.files.length >= limits.maxFiles) {
-          fail(
-            validationFailed([
-              { field: name, code: 'too_many_files', message: `at most ${limits.maxFiles} files` },
-            ]),
-          );
-          return;
-        }
-        if ((info.filename ?? '').includes('\uFFFD')) {
-          fail(
-            validationFailed([
-              { field: name, code: 'invalid_utf8', message: 'file name is not valid UTF-8' },
-            ]),
-          );
-          return;
-        }
-        out.files.push({
-          field: name,
-          filename: info.filename || 'attachment',
-          contentType: info.mimeType || 'application/octet-stream',
-          content: new Uint8Array(content.buffer, content.byteOffset, content.length),
-        });
-      });
-    });
+    bb.on('file', (name, stream, info) => collectFile(name, stream, info, out, limits, fail));
     const tooMany = (what: string) => () =>
       fail(validationFailed([{ field: 'body', code: `too_many_${what}`, message: `too many ${what}` }]));
     bb.on('fieldsLimit', tooMany('fields'));
@@ -292,4 +207,97 @@ function parseMultipart(
     bb.on('close', () => (failure ? reject(failure) : resolve(out)));
     bb.end(body);
   });
+}
+
+/** busboy within the form's bounds; throws on a missing or bad boundary. */
+function multipartParser(parser: typeof busboy, contentType: string, limits: FormBodyLimits): busboy.Busboy {
+  return parser({
+    headers: { 'content-type': contentType },
+    defParamCharset: 'utf8',
+    limits: {
+      fields: limits.maxFields,
+      fieldSize: limits.maxFieldBytes,
+      // Browsers send an empty part for an unused <input type=file>; count real files ourselves.
+      files: limits.maxFiles + 8,
+      fileSize: limits.maxFileBytes,
+      parts: limits.maxFields + limits.maxFiles + 8,
+      headerPairs: 50,
+    },
+  });
+}
+
+/** One file part: read to its end, then checked and added to `out` (or its first failure handed to `fail`). */
+function collectFile(
+  name: string,
+  stream: NodeJS.ReadableStream & { on(event: 'limit', cb: () => void): unknown },
+  info: busboy.FileInfo,
+  out: FormBody,
+  limits: FormBodyLimits,
+  fail: (e: SendError) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let truncated = false;
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  // A body cut off inside a file: busboy errors the file stream too (its own 'error' answers 400 below);
+  // unheard, that error would be an uncaught exception and crash the function.
+  stream.on('error', () => {});
+  stream.on('limit', () => {
+    truncated = true;
+  });
+  // 'end' (not 'close'): busboy waits for every file stream's end before it emits its own 'close'.
+  stream.on('end', () => {
+    const content = Buffer.concat(chunks);
+    if (!info.filename && content.length === 0) return; // an unused file input
+    let refusal: SendError | undefined;
+    try {
+      checkFieldName(name, limits);
+      refusal = fileRefusal(name, info, truncated, out, limits);
+    } catch (e) {
+      refusal = e as SendError;
+    }
+    if (refusal) {
+      fail(refusal);
+      return;
+    }
+    out.files.push({
+      field: name,
+      filename: info.filename || 'attachment',
+      contentType: info.mimeType || 'application/octet-stream',
+      content: new Uint8Array(content.buffer, content.byteOffset, content.length),
+    });
+  });
+}
+
+/** Why a file part is not taken, checked in this order; undefined when it is. */
+function fileRefusal(
+  name: string,
+  info: busboy.FileInfo,
+  truncated: boolean,
+  out: FormBody,
+  limits: FormBodyLimits,
+): SendError | undefined {
+  if ((info.filename ?? '').length > MAX_FILENAME_CHARS) {
+    return validationFailed([
+      { field: name, code: 'filename_too_long', message: `at most ${MAX_FILENAME_CHARS} characters` },
+    ]);
+  }
+  if (limits.maxFiles === 0) {
+    return validationFailed([
+      { field: name, code: 'attachments_not_allowed', message: 'this form takes no files' },
+    ]);
+  }
+  if (truncated) {
+    return new SendError('payload_too_large', `file in ${name} is larger than ${limits.maxFileBytes} bytes`, {
+      errors: [{ field: name, code: 'file_too_large', message: `at most ${limits.maxFileBytes} bytes` }],
+    });
+  }
+  if (out.files.length >= limits.maxFiles) {
+    return validationFailed([
+      { field: name, code: 'too_many_files', message: `at most ${limits.maxFiles} files` },
+    ]);
+  }
+  if ((info.filename ?? '').includes('\uFFFD')) {
+    return validationFailed([{ field: name, code: 'invalid_utf8', message: 'file name is not valid UTF-8' }]);
+  }
+  return undefined;
 }

@@ -86,78 +86,115 @@ export function validateSendRequest(input: unknown, limits: SendLimits, prefix =
   const parsed = v.safeParse(SendRequestSchema, input);
   if (!parsed.success) throw validationFailed(issuesToFieldErrors(parsed.issues, prefix));
   const req = parsed.output;
-  const errors: FieldError[] = [];
-  const tooLarge: FieldError[] = [];
-  const p = (f: string) => (prefix ? `${prefix}.${f}` : f);
+  const c: Checks = { errors: [], tooLarge: [], p: (f) => (prefix ? `${prefix}.${f}` : f) };
+  const to = addresses(c, 'to', req.to);
+  const cc = addresses(c, 'cc', req.cc);
+  const bcc = addresses(c, 'bcc', req.bcc);
+  const replyTo = addresses(c, 'replyTo', req.replyTo);
+  const from = req.from === undefined ? undefined : addresses(c, 'from', req.from)[0];
+  checkRecipientCount(c, req, limits);
+  checkHeaderText(req.subject, c.p('subject'), c.errors);
+  checkBodies(c, req, limits);
+  const attachments = checkAttachments(c, req, limits);
+  const headers = checkHeaders(c, req, limits);
 
-  const addresses = (
-    name: 'from' | 'to' | 'cc' | 'bcc' | 'replyTo',
-    value: string | string[] | undefined,
-  ) => {
-    if (value === undefined) return [];
-    const list = Array.isArray(value) ? value : [value];
-    const out: Mailbox[] = [];
-    list.forEach((raw, i) => {
-      const field = p(Array.isArray(value) ? `${name}[${i}]` : name);
-      if (checkHeaderText(raw, field, errors)) return;
-      try {
-        out.push(parseMailbox(raw));
-      } catch (e) {
-        if (e instanceof MimeError) errors.push({ field, code: e.code, message: mimeDetail(e) });
-        else errors.push({ field, code: 'invalid_address', message: 'is not a valid address' });
-      }
+  if (c.errors.length) throw validationFailed([...c.errors, ...c.tooLarge]);
+  if (c.tooLarge.length) {
+    throw new SendError('payload_too_large', c.tooLarge.map((e) => `${e.field}: ${e.message}`).join('; '), {
+      errors: c.tooLarge,
     });
-    return out;
-  };
+  }
+  const valid: ValidSendRequest = { to, cc, bcc, replyTo, subject: req.subject, attachments, headers };
+  if (from) valid.from = from;
+  if (req.text !== undefined) valid.text = req.text;
+  if (req.html !== undefined) valid.html = req.html;
+  return valid;
+}
 
-  const to = addresses('to', req.to);
-  const cc = addresses('cc', req.cc);
-  const bcc = addresses('bcc', req.bcc);
-  const replyTo = addresses('replyTo', req.replyTo);
-  const from = req.from === undefined ? undefined : addresses('from', req.from)[0];
+type ParsedRequest = v.InferOutput<typeof SendRequestSchema>;
 
+/** What one message's checks collect: refusals (400), sizes over a limit (413), and the field path. */
+interface Checks {
+  errors: FieldError[];
+  tooLarge: FieldError[];
+  p: (field: string) => string;
+}
+
+function addresses(
+  c: Checks,
+  name: 'from' | 'to' | 'cc' | 'bcc' | 'replyTo',
+  value: string | string[] | undefined,
+): Mailbox[] {
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  const out: Mailbox[] = [];
+  list.forEach((raw, i) => {
+    const field = c.p(Array.isArray(value) ? `${name}[${i}]` : name);
+    if (checkHeaderText(raw, field, c.errors)) return;
+    try {
+      out.push(parseMailbox(raw));
+    } catch (e) {
+      if (e instanceof MimeError) c.errors.push({ field, code: e.code, message: mimeDetail(e) });
+      else c.errors.push({ field, code: 'invalid_address', message: 'is not a valid address' });
+    }
+  });
+  return out;
+}
+
+function checkRecipientCount(c: Checks, req: ParsedRequest, limits: SendLimits): void {
   const countOf = (x: string | string[] | undefined) =>
     x === undefined ? 0 : Array.isArray(x) ? x.length : 1;
   const recipients = countOf(req.to) + countOf(req.cc) + countOf(req.bcc);
   if (recipients === 0) {
-    errors.push({ field: p('to'), code: 'required', message: 'at least one recipient is required' });
+    c.errors.push({ field: c.p('to'), code: 'required', message: 'at least one recipient is required' });
   }
   if (recipients > limits.maxRecipients) {
-    errors.push({
-      field: p('to'),
+    c.errors.push({
+      field: c.p('to'),
       code: 'too_many_recipients',
       message: `${recipients} recipients; at most ${limits.maxRecipients} (to + cc + bcc)`,
     });
   }
+}
 
-  checkHeaderText(req.subject, p('subject'), errors);
+function checkBodies(c: Checks, req: ParsedRequest, limits: SendLimits): void {
   if (req.text === undefined && req.html === undefined) {
-    errors.push({ field: p('text'), code: 'required', message: 'text or html is required' });
+    c.errors.push({ field: c.p('text'), code: 'required', message: 'text or html is required' });
   }
   for (const key of ['text', 'html'] as const) {
     const body = req[key];
     if (body !== undefined && Buffer.byteLength(body, 'utf8') > limits.maxBodyBytes) {
-      tooLarge.push({
-        field: p(key),
+      c.tooLarge.push({
+        field: c.p(key),
         code: 'too_large',
         message: `larger than ${limits.maxBodyBytes} bytes`,
       });
     }
   }
+}
 
+function checkAttachments(
+  c: Checks,
+  req: ParsedRequest,
+  limits: SendLimits,
+): ValidSendRequest['attachments'] {
   const attachments: ValidSendRequest['attachments'] = [];
   let attachmentBytes = 0;
   (req.attachments ?? []).forEach((a, i) => {
-    const f = (x: string) => p(`attachments[${i}].${x}`);
-    checkHeaderText(a.filename, f('filename'), errors);
+    const f = (x: string) => c.p(`attachments[${i}].${x}`);
+    checkHeaderText(a.filename, f('filename'), c.errors);
     if (a.filename.trim() === '')
-      errors.push({ field: f('filename'), code: 'required', message: 'must not be empty' });
+      c.errors.push({ field: f('filename'), code: 'required', message: 'must not be empty' });
     if (!lineBreakIn(a.contentType) && !CONTENT_TYPE.test(a.contentType)) {
-      errors.push({ field: f('contentType'), code: 'invalid_content_type', message: 'must be type/subtype' });
-    } else checkHeaderText(a.contentType, f('contentType'), errors);
+      c.errors.push({
+        field: f('contentType'),
+        code: 'invalid_content_type',
+        message: 'must be type/subtype',
+      });
+    } else checkHeaderText(a.contentType, f('contentType'), c.errors);
     const bytes = decodeBase64Strict(a.content);
     if (!bytes) {
-      errors.push({
+      c.errors.push({
         field: f('content'),
         code: 'invalid_base64',
         message: 'is not valid base64 (RFC 4648, padded, no whitespace)',
@@ -168,39 +205,31 @@ export function validateSendRequest(input: unknown, limits: SendLimits, prefix =
     attachments.push({ filename: a.filename, contentType: a.contentType, content: bytes });
   });
   if (attachmentBytes > limits.maxAttachmentBytes) {
-    tooLarge.push({
-      field: p('attachments'),
+    c.tooLarge.push({
+      field: c.p('attachments'),
       code: 'too_large',
       message: `attachments total ${attachmentBytes} bytes; at most ${limits.maxAttachmentBytes}`,
     });
   }
+  return attachments;
+}
 
+function checkHeaders(c: Checks, req: ParsedRequest, limits: SendLimits): Record<string, string> {
   const headers: Record<string, string> = {};
   const maxName = limits.maxHeaderNameChars ?? DEFAULT_HEADER_LIMITS.maxHeaderNameChars;
   for (const [name, value] of Object.entries(req.headers ?? {})) {
-    const field = p(`headers.${name.slice(0, maxName)}`);
+    const field = c.p(`headers.${name.slice(0, maxName)}`);
     if (name.length > maxName) {
-      errors.push({ field, code: 'header_name_too_long', message: `at most ${maxName} characters` });
+      c.errors.push({ field, code: 'header_name_too_long', message: `at most ${maxName} characters` });
       continue;
     }
     if (!HEADER_NAME.test(name)) {
-      errors.push({ field, code: 'invalid_header_name', message: 'is not a valid header field name' });
+      c.errors.push({ field, code: 'invalid_header_name', message: 'is not a valid header field name' });
       continue;
     }
-    if (!checkHeaderText(value, field, errors)) headers[name] = value;
+    if (!checkHeaderText(value, field, c.errors)) headers[name] = value;
   }
-
-  if (errors.length) throw validationFailed([...errors, ...tooLarge]);
-  if (tooLarge.length) {
-    throw new SendError('payload_too_large', tooLarge.map((e) => `${e.field}: ${e.message}`).join('; '), {
-      errors: tooLarge,
-    });
-  }
-  const valid: ValidSendRequest = { to, cc, bcc, replyTo, subject: req.subject, attachments, headers };
-  if (from) valid.from = from;
-  if (req.text !== undefined) valid.text = req.text;
-  if (req.html !== undefined) valid.html = req.html;
-  return valid;
+  return headers;
 }
 
 /** More than `limits.maxHeaders` extra headers → one error, before anything looks at them one by one. */
