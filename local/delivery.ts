@@ -6,10 +6,10 @@
  * most `maxConnections` SMTP sessions.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
+import type { LambdaFunction } from '../functions/handlers/create-handler.ts';
 import { decodeQueuedBody } from '../functions/queue/sqs-delivery-queue.ts';
 import { type EventSourceMapping, startEventSourceMapping } from './event-source-mapping.ts';
 import { startLocalS3 } from './s3-server.ts';
-import type { LambdaHandler } from './server.ts';
 import { type SqsEndpoint, startSqsEndpoint } from './sqs-endpoint.ts';
 
 export const LOCAL_DELIVERY_QUEUE = 'smtp-send-delivery';
@@ -47,7 +47,7 @@ export interface LocalDelivery {
   /** The environment the function reads the queue and the bucket from. */
   env: Record<string, string>;
   /** Start feeding the queue to new handler instances (`newInstance` is called once per concurrent batch slot). */
-  consume(handler: LambdaHandler | (() => LambdaHandler)): EventSourceMapping;
+  consume(handler: LambdaFunction | (() => LambdaFunction)): EventSourceMapping;
   queued(): QueuedSummary[];
   close(): Promise<void>;
 }

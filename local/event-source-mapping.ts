@@ -22,8 +22,8 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { LambdaFunction } from '../functions/handlers/create-handler.ts';
 import { createLambdaContext, DEFAULT_BUDGET_MS } from './lambda-context.ts';
-import type { LambdaHandler } from './server.ts';
 
 export interface EventSourceMappingOptions {
   sqs: SQSClient;
@@ -33,7 +33,7 @@ export interface EventSourceMappingOptions {
    * The function: one handler, or a factory called once per concurrent batch slot — Lambda runs each concurrent
    * batch in its own execution environment (its own warm SMTP session).
    */
-  handler: LambdaHandler | (() => LambdaHandler);
+  handler: LambdaFunction | (() => LambdaFunction);
   region?: string;
   /** Default 2 (the smallest value Lambda accepts). */
   maxConcurrency?: number;
@@ -134,7 +134,7 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
     return batch;
   }
 
-  async function invoke(handler: LambdaHandler, batch: Message[]): Promise<void> {
+  async function invoke(handler: LambdaFunction, batch: Message[]): Promise<void> {
     invocations++;
     const event: SQSEvent = { Records: batch.map((m) => toSqsRecord(m, opts.queueArn, region)) };
     let keep: Set<string>;
@@ -230,6 +230,6 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
   };
 }
 
-function isFactory(h: EventSourceMappingOptions['handler']): h is () => LambdaHandler {
+function isFactory(h: EventSourceMappingOptions['handler']): h is () => LambdaFunction {
   return h.length === 0;
 }

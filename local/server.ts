@@ -10,11 +10,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Context } from 'aws-lambda';
 import { parseSmtpUrl } from '../functions/cli/smtp-url.ts';
 import { parseEndpointConfig, resolveDelivery } from '../functions/config/endpoint.ts';
 import { SecretStore, secretTtlFromEnv } from '../functions/config/secrets.ts';
-import { createHandler } from '../functions/handlers/create-handler.ts';
+import { createHandler, type LambdaFunction } from '../functions/handlers/create-handler.ts';
 import { SEND_EMAIL_DETAIL_TYPE } from '../functions/handlers/detail-type.ts';
 import { type LocalDelivery, startLocalDelivery } from './delivery.ts';
 import { demoPage, thanksPage } from './demo-pages.ts';
@@ -70,9 +69,8 @@ export class PortInUseError extends Error {
   }
 }
 
-export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
 /** A local stack's handler: invoked like Lambda's, closed with the stack (its warm SMTP session). */
-type LocalHandler = LambdaHandler & { close(): Promise<void> };
+type LocalHandler = LambdaFunction & { close(): Promise<void> };
 
 export interface RelayOptions {
   /** `smtps://user@host:465` (implicit TLS) or `smtp://user@host:587` (STARTTLS); user percent-decoded. */
@@ -121,7 +119,7 @@ export interface LocalStack {
   catcher: MailCatcher | undefined;
   /** The delivery queue (local SQS endpoint, S3-protocol server, event source mapping). */
   delivery: LocalDelivery;
-  handler: LambdaHandler;
+  handler: LambdaFunction;
   /** The configuration (JSON) handed to the handler as `ENDPOINT_CONFIG`. */
   endpointConfig: Record<string, unknown>;
   notes: string[];
@@ -620,7 +618,7 @@ function sendHtml(res: ServerResponse, body: string): void {
 
 /** Invoke as the HTTP API integration does: 30 s limit (503), a thrown error is a 500. */
 export async function invokeForHttpApi(
-  handler: LambdaHandler,
+  handler: LambdaFunction,
   event: unknown,
   budgetMs: number,
   log: (line: string) => void = () => {},
@@ -638,7 +636,7 @@ export async function invokeForHttpApi(
 const TIMED_OUT: unique symbol = Symbol('timed out');
 
 /** Run the handler with a fresh context of `budgetMs`; `TIMED_OUT` when the budget runs out first (throws pass). */
-async function invokeWithin(handler: LambdaHandler, event: unknown, budgetMs: number): Promise<unknown> {
+async function invokeWithin(handler: LambdaFunction, event: unknown, budgetMs: number): Promise<unknown> {
   const context = createLambdaContext(budgetMs);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((r) => {
@@ -683,7 +681,7 @@ export function lambdaFunctionError(thrown: unknown): LambdaFunctionError {
 
 /** Invoke as Lambda's Invoke API does (EventBridge, direct): result, or the error Lambda would report. */
 export async function invokeDirect(
-  handler: LambdaHandler,
+  handler: LambdaFunction,
   event: unknown,
   budgetMs: number,
 ): Promise<{ result?: unknown; error?: LambdaFunctionError }> {

@@ -13,7 +13,7 @@ import { SendError } from '../send/errors.ts';
 import { type DeliveredAnswer, deliverOnce, type RequestKey } from '../send/idempotency.ts';
 import type { BatchItemOutcome } from '../send/types.ts';
 import { answered, answeredResults, type Failed, type Problem, statusOfCode, toProblem } from './failure.ts';
-import { failureOutcome, type Handled, type Invocation, type Outcome } from './log.ts';
+import { failureOutcome, type Handled, type Invocation, type InvocationOutcome } from './log.ts';
 import { requireConfig } from './runtime.ts';
 
 /**
@@ -69,7 +69,7 @@ export async function deliverUnderAsyncPolicy(
   }
   if (out.kind === 'single') {
     const { kind: _, replayed: again, ...result } = out;
-    const outcome: Outcome = {
+    const outcome: InvocationOutcome = {
       messages: 1,
       outcome: result.status === 'sent' ? 'sent' : 'queued',
       ...replayed(out.replayed),
@@ -87,7 +87,7 @@ function batchAnswer(
   fail: (problem: InvocationProblem) => Error,
   logFields: Record<string, unknown>,
 ): Handled {
-  const outcome: Outcome = {
+  const outcome: InvocationOutcome = {
     messages: results.length,
     counts: countStatuses(results),
     ...replayed(wasReplayed),

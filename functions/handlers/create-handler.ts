@@ -31,7 +31,11 @@ import { handleSend } from './send-route.ts';
 import { handleSqsRedrive, isSqsEvent } from './sqs.ts';
 import { handleStatus } from './status-route.ts';
 
-export type LambdaHandler = ((event: unknown, context: Context) => Promise<unknown>) & {
+/** Lambda's handler signature: an event and its context in, the answer (or a thrown error) out. */
+export type LambdaFunction = (event: unknown, context: Context) => Promise<unknown>;
+
+/** The endpoint's handler: a `LambdaFunction` with its own runtime. */
+export type LambdaHandler = LambdaFunction & {
   runtime: Runtime;
   /** Close the warm SMTP session (tests, local server shutdown). */
   close(): Promise<void>;

@@ -30,7 +30,13 @@ import { deliverQueuedOnce } from '../send/idempotency.ts';
 import { type QueuedMessage, type VisibilityPolicy, visibilityBackoff } from '../send/queue.ts';
 import { paced, secondsFor } from '../send/rate.ts';
 import { DEFAULT_RETRY } from '../send/retry.ts';
-import { type Handled, type Invocation, newInvocationLog, type Outcome, writeRecordLine } from './log.ts';
+import {
+  type Handled,
+  type Invocation,
+  type InvocationOutcome,
+  newInvocationLog,
+  writeRecordLine,
+} from './log.ts';
 import type { Runtime } from './runtime.ts';
 
 /** A record read back: its queued message, where its bytes live, and the SQS facts about it. */
@@ -96,7 +102,7 @@ export async function handleDeliveryBatch(
     });
   }
   if (queue && jobs.length > 0) await deliverJobs(jobs, queue, inv, note);
-  const outcome: Outcome = {
+  const outcome: InvocationOutcome = {
     messages: records.length,
     counts: { records: records.length, ...counts, batchItemFailures: failures.length },
     outcome: batchOutcome(counts, failures.length),
@@ -105,7 +111,10 @@ export async function handleDeliveryBatch(
   return { response: failures, outcome };
 }
 
-function batchOutcome(counts: Record<DeliveryDisposition, number>, failures: number): Outcome['outcome'] {
+function batchOutcome(
+  counts: Record<DeliveryDisposition, number>,
+  failures: number,
+): InvocationOutcome['outcome'] {
   return counts.unknown > 0
     ? 'unknown'
     : failures === 0

@@ -14,7 +14,7 @@ import { corsHeaders, originAllowed } from './cors.ts';
 import { asFailed, type Failed, type FailureCode, HttpError, statusOf } from './failure.ts';
 import { parseFormBody } from './form-body.ts';
 import { type HttpRequest, type HttpResult, json, problem } from './http.ts';
-import { failureOutcome, type Handled, type Invocation, type Outcome } from './log.ts';
+import { failureOutcome, type Handled, type Invocation, type InvocationOutcome } from './log.ts';
 import { errorPage, thankYouPage } from './pages.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
@@ -39,7 +39,7 @@ export async function handleForm(
 ): Promise<Handled<HttpResult>> {
   const { rt } = inv;
   const { method, origin } = request;
-  const base: Outcome = { entryPoint: 'http_form', formId: formId.slice(0, 64) };
+  const base: InvocationOutcome = { entryPoint: 'http_form', formId: formId.slice(0, 64) };
   const asJson = wantsJson(request);
   let cors = corsHeaders(undefined, undefined, origin);
   try {
@@ -210,7 +210,7 @@ async function submit(
   });
   const res = success(result.status, result.messageId);
   rt.logger.debug(`form message ${result.status}`, { messageId: result.messageId });
-  const outcome: Outcome = { outcome: result.status, messages: 1, status: res.statusCode };
+  const outcome: InvocationOutcome = { outcome: result.status, messages: 1, status: res.statusCode };
   if (result.replayed) outcome.replayed = true;
   if (result.status === 'sent' && result.deferred?.length) outcome.code = 'recipient_deferred';
   return { response: res, outcome };

@@ -14,7 +14,7 @@ import './instance.ts';
 import { createHandler, type LambdaHandler } from './create-handler.ts';
 import { instanceRuntime } from './instance.ts';
 
-export { createHandler, type LambdaHandler } from './create-handler.ts';
+export { createHandler, type LambdaFunction, type LambdaHandler } from './create-handler.ts';
 
 /** The function instance's handler (module scope = one per Lambda execution environment). */
 export const handler: LambdaHandler = createHandler({ runtime: instanceRuntime });

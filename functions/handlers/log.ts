@@ -31,7 +31,7 @@ export type OutcomeKind =
   | 'status';
 
 /** What an entry point decided about its invocation: the summary line's own fields (the trace is the use case's). */
-export interface Outcome {
+export interface InvocationOutcome {
   /** A refinement of the classified entry point (`http_other` → `http_form`, `sqs_redrive` → `sqs_delivery`). */
   entryPoint?: EntryPoint;
   formId?: string;
@@ -53,7 +53,7 @@ export interface Outcome {
 }
 
 /** An entry point's result: its answer (or the error Lambda must see thrown) and its outcome, never a log write. */
-export type Handled<R = unknown> = { outcome: Outcome } & ({ response: R } | { thrown: Error });
+export type Handled<R = unknown> = { outcome: InvocationOutcome } & ({ response: R } | { thrown: Error });
 
 /** What an entry point is handed besides its input: the runtime, its time, the trace the use case fills. */
 export interface Invocation {
@@ -65,7 +65,7 @@ export interface Invocation {
 }
 
 /** The summary line's state: who, since when, the trace, and the outcome the entry point returned. */
-export interface InvocationLog extends Outcome {
+export interface InvocationLog extends InvocationOutcome {
   entryPoint: EntryPoint;
   requestId?: string;
   trace: DeliveryTrace;
@@ -77,9 +77,9 @@ export function newInvocationLog(entryPoint: EntryPoint): InvocationLog {
 }
 
 /** The outcome of a failure: its code, status, field errors, hint and SMTP reply. */
-export function failureOutcome(err: Failed): Outcome {
+export function failureOutcome(err: Failed): InvocationOutcome {
   const status = statusOf(err);
-  const o: Outcome = {
+  const o: InvocationOutcome = {
     code: err.code,
     status,
     outcome:

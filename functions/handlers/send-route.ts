@@ -8,7 +8,7 @@ import { IdempotencyKeySchema } from '../send/request.ts';
 import { countStatuses } from './async-policy.ts';
 import { answeredResults, HttpError } from './failure.ts';
 import { type HttpRequest, type HttpResult, json, parseJsonBody, REPLAYED_HEADER } from './http.ts';
-import type { Handled, Invocation, Outcome } from './log.ts';
+import type { Handled, Invocation, InvocationOutcome } from './log.ts';
 
 export async function handleSend(request: HttpRequest, inv: Invocation): Promise<Handled<HttpResult>> {
   const { rt } = inv;
@@ -31,7 +31,7 @@ export async function handleSend(request: HttpRequest, inv: Invocation): Promise
     ...(key ? { key } : {}),
   });
   const headers: Record<string, string> = async ? { 'preference-applied': 'respond-async' } : {};
-  const replayed: Outcome = out.replayed ? { replayed: true } : {};
+  const replayed: InvocationOutcome = out.replayed ? { replayed: true } : {};
   if (out.replayed) headers[REPLAYED_HEADER] = 'true';
   if (out.kind === 'single') {
     const status = out.status === 'sent' ? 200 : 202;
@@ -43,7 +43,7 @@ export async function handleSend(request: HttpRequest, inv: Invocation): Promise
   }
   const statuses = new Set(out.results.map((r) => r.status));
   const delivered = out.results.every((r) => r.status === 'accepted' || r.status === 'queued');
-  const outcome: Outcome = {
+  const outcome: InvocationOutcome = {
     ...replayed,
     messages: out.results.length,
     counts: countStatuses(out.results),

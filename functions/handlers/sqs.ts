@@ -44,8 +44,8 @@ import {
   type Handled,
   type Invocation,
   type InvocationLog,
+  type InvocationOutcome,
   newInvocationLog,
-  type Outcome,
   writeRecordLine,
 } from './log.ts';
 
@@ -208,7 +208,7 @@ export async function handleSqsRedrive(event: SQSEvent, inv: Invocation): Promis
   }
   const records = event.Records.length;
   if (domains.size) inv.trace.recipientDomains = [...domains].slice(0, 20);
-  const outcome: Outcome = {
+  const outcome: InvocationOutcome = {
     messages,
     counts: { records, ...counts, batchItemFailures: batchItemFailures.length },
     outcome: redriveOutcome(counts, records),
@@ -216,7 +216,7 @@ export async function handleSqsRedrive(event: SQSEvent, inv: Invocation): Promis
   return { response: { batchItemFailures }, outcome };
 }
 
-function redriveOutcome(counts: Record<Disposition, number>, records: number): Outcome['outcome'] {
+function redriveOutcome(counts: Record<Disposition, number>, records: number): InvocationOutcome['outcome'] {
   return counts.sent === records
     ? 'sent'
     : counts.unknown > 0
