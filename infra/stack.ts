@@ -49,70 +49,77 @@ function addAlarmEmailRule(endpoint: SmtpSendEndpoint, email: string): void {
   });
 }
 
-/** The stack's outputs: the URLs, names and ARNs an operator needs. */
+/** The stack's outputs, in this order: the URLs, names and ARNs an operator needs (a part not built: none). */
 function addOutputs(stack: Stack, endpoint: SmtpSendEndpoint): void {
-  new CfnOutput(stack, 'ApiUrl', { description: 'HTTP API base URL', value: endpoint.url });
-  new CfnOutput(stack, 'SendUrl', {
-    description: 'POST a send request here, signed with SigV4 (service execute-api)',
-    value: `${endpoint.url}send`,
-  });
-  new CfnOutput(stack, 'SendInvokeArn', {
-    description: 'Resource for execute-api:Invoke in the IAM policy of /send callers',
-    value: endpoint.sendInvokeArn,
-  });
-  new CfnOutput(stack, 'FormUrlTemplate', {
-    description: 'Form action URL: replace {formId} with a form id of the configuration',
-    value: `${endpoint.url}forms/{formId}`,
-  });
-  new CfnOutput(stack, 'FunctionName', {
-    description: 'For aws lambda invoke (its logs: the FunctionLogGroup output, not /aws/lambda/<name>)',
-    value: endpoint.function.functionName,
-  });
-  new CfnOutput(stack, 'FunctionLogGroup', {
-    description: "The function's own log group (LoggingConfig): aws logs tail <this>",
-    value: endpoint.logGroup.logGroupName,
-  });
-  new CfnOutput(stack, 'AccessLogGroup', { value: endpoint.accessLogGroup.logGroupName });
-  new CfnOutput(stack, 'DeadLetterQueueUrl', {
-    description: 'Failed asynchronous sends (EventBridge, Event invokes) after 2 retries',
-    value: endpoint.deadLetterQueue.queueUrl,
-  });
-  new CfnOutput(stack, 'DeadLetterQueueArn', {
-    description: 'Destination of aws sqs start-message-move-task (moving parked messages back)',
-    value: endpoint.deadLetterQueue.queueArn,
-  });
-  new CfnOutput(stack, 'RedriveMappingId', {
-    description:
+  const outputs: [value: string | undefined, id: string, description?: string][] = [
+    [endpoint.url, 'ApiUrl', 'HTTP API base URL'],
+    [`${endpoint.url}send`, 'SendUrl', 'POST a send request here, signed with SigV4 (service execute-api)'],
+    [
+      endpoint.sendInvokeArn,
+      'SendInvokeArn',
+      'Resource for execute-api:Invoke in the IAM policy of /send callers',
+    ],
+    [
+      `${endpoint.url}forms/{formId}`,
+      'FormUrlTemplate',
+      'Form action URL: replace {formId} with a form id of the configuration',
+    ],
+    [
+      endpoint.function.functionName,
+      'FunctionName',
+      'For aws lambda invoke (its logs: the FunctionLogGroup output, not /aws/lambda/<name>)',
+    ],
+    [
+      endpoint.logGroup.logGroupName,
+      'FunctionLogGroup',
+      "The function's own log group (LoggingConfig): aws logs tail <this>",
+    ],
+    [endpoint.accessLogGroup.logGroupName, 'AccessLogGroup'],
+    [
+      endpoint.deadLetterQueue.queueUrl,
+      'DeadLetterQueueUrl',
+      'Failed asynchronous sends (EventBridge, Event invokes) after 2 retries',
+    ],
+    [
+      endpoint.deadLetterQueue.queueArn,
+      'DeadLetterQueueArn',
+      'Destination of aws sqs start-message-move-task (moving parked messages back)',
+    ],
+    [
+      endpoint.redriveMappingId,
+      'RedriveMappingId',
       'Dead-letter redrive (DLQ -> function), disabled by default: aws lambda update-event-source-mapping --uuid <this> --enabled | --no-enabled',
-    value: endpoint.redriveMappingId,
-  });
-  new CfnOutput(stack, 'DeliveryQueueUrl', {
-    description:
+    ],
+    [
+      endpoint.deliveryQueue.queueUrl,
+      'DeliveryQueueUrl',
       'Queued, sync-then-queue and deferred messages, consumed with maxConcurrency = delivery.maxConnections',
-    value: endpoint.deliveryQueue.queueUrl,
-  });
-  new CfnOutput(stack, 'DeliveryBucketName', {
-    description: 'Queued messages over 256 KiB (queued/…), deleted after delivery, expired after 14 days',
-    value: endpoint.deliveryBucket.bucketName,
-  });
-  new CfnOutput(stack, 'ParkedQueueUrl', {
-    description: 'Messages the redrive failed on 3 times, waiting for a human',
-    value: endpoint.parkedQueue.queueUrl,
-  });
-  new CfnOutput(stack, 'ParkedQueueArn', {
-    description: 'Source of aws sqs start-message-move-task (moving parked messages back to the DLQ)',
-    value: endpoint.parkedQueue.queueArn,
-  });
-  new CfnOutput(stack, 'SmtpSecretId', {
-    description: 'SMTP_SECRET_ID of the function',
-    value: endpoint.smtpSecretId,
-  });
-  new CfnOutput(stack, 'EventBusName', { value: endpoint.eventBus.eventBusName });
-  if (endpoint.sendRecordsTable) {
-    new CfnOutput(stack, 'SendRecordsTableName', {
-      description: 'Idempotency records and message status (GET /messages/{messageId})',
-      value: endpoint.sendRecordsTable.tableName,
-    });
+    ],
+    [
+      endpoint.deliveryBucket.bucketName,
+      'DeliveryBucketName',
+      'Queued messages over 256 KiB (queued/…), deleted after delivery, expired after 14 days',
+    ],
+    [
+      endpoint.parkedQueue.queueUrl,
+      'ParkedQueueUrl',
+      'Messages the redrive failed on 3 times, waiting for a human',
+    ],
+    [
+      endpoint.parkedQueue.queueArn,
+      'ParkedQueueArn',
+      'Source of aws sqs start-message-move-task (moving parked messages back to the DLQ)',
+    ],
+    [endpoint.smtpSecretId, 'SmtpSecretId', 'SMTP_SECRET_ID of the function'],
+    [endpoint.eventBus.eventBusName, 'EventBusName'],
+    [
+      endpoint.sendRecordsTable?.tableName,
+      'SendRecordsTableName',
+      'Idempotency records and message status (GET /messages/{messageId})',
+    ],
+    [endpoint.alarmTopic?.topicArn, 'AlarmTopicArn'],
+  ];
+  for (const [value, id, description] of outputs) {
+    if (value !== undefined) new CfnOutput(stack, id, description ? { description, value } : { value });
   }
-  if (endpoint.alarmTopic) new CfnOutput(stack, 'AlarmTopicArn', { value: endpoint.alarmTopic.topicArn });
 }
