@@ -19,6 +19,7 @@ import {
   problem,
 } from './http.ts';
 import {
+  type Answered,
   failureOutcome,
   type Handled,
   type Invocation,
@@ -113,12 +114,12 @@ function dispatch(classified: Classified, inv: Invocation): Promise<Handled> {
  * consumer, anything else to the dead-letter redrive; one `batchItemFailures` answer for both. In a mixed batch
  * the redrive's records get a line of their own for their part (the invocation's summary is the consumer's).
  */
-async function sqs(event: SQSEvent, inv: Invocation): Promise<Handled<SQSBatchResponse>> {
+async function sqs(event: SQSEvent, inv: Invocation): Promise<Answered<SQSBatchResponse>> {
   const queued = event.Records.filter((r) => isQueuedBody(r.body));
   if (queued.length === 0) return handleSqsRedrive(event, inv);
   const delivery = await handleDeliveryBatch(queued, { ...inv, entryPoint: 'sqs_delivery' });
   const outcome = { ...delivery.outcome, entryPoint: 'sqs_delivery' as const };
-  const batchItemFailures = 'response' in delivery ? delivery.response : [];
+  const batchItemFailures = delivery.response;
   const others = event.Records.filter((r) => !isQueuedBody(r.body));
   if (others.length > 0) {
     const part = newInvocationLog('sqs_redrive');
@@ -126,12 +127,12 @@ async function sqs(event: SQSEvent, inv: Invocation): Promise<Handled<SQSBatchRe
     const more = await handleSqsRedrive({ Records: others }, { ...inv, trace: part.trace });
     Object.assign(part, more.outcome);
     writeRecordLine(inv.rt.logger, part, {});
-    if ('response' in more) batchItemFailures.push(...more.response.batchItemFailures);
+    batchItemFailures.push(...more.response.batchItemFailures);
   }
   return { response: { batchItemFailures }, outcome };
 }
 
-async function http(request: HttpRequest, inv: Invocation): Promise<Handled<HttpResult>> {
+async function http(request: HttpRequest, inv: Invocation): Promise<Answered<HttpResult>> {
   const { rt } = inv;
   const { method, path } = request;
   const form = FORM_PATH.exec(path);

@@ -31,7 +31,7 @@ import { type QueuedMessage, type VisibilityPolicy, visibilityBackoff } from '..
 import { paced, secondsFor } from '../send/rate.ts';
 import { DEFAULT_RETRY } from '../send/retry.ts';
 import {
-  type Handled,
+  type Answered,
   type Invocation,
   type InvocationOutcome,
   newInvocationLog,
@@ -64,7 +64,7 @@ export function visibilityPolicyFromEnv(env: NodeJS.ProcessEnv): VisibilityPolic
 export async function handleDeliveryBatch(
   records: SQSRecord[],
   inv: Invocation,
-): Promise<Handled<SQSBatchItemFailure[]>> {
+): Promise<Answered<SQSBatchItemFailure[]>> {
   const { rt } = inv;
   const queue = rt.queue;
   const failures: SQSBatchItemFailure[] = [];

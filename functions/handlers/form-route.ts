@@ -14,7 +14,7 @@ import { corsHeaders, originAllowed } from './cors.ts';
 import { asFailed, type Failed, type FailureCode, HttpError, statusOf } from './failure.ts';
 import { parseFormBody } from './form-body.ts';
 import { type HttpRequest, type HttpResult, json, problem } from './http.ts';
-import { failureOutcome, type Handled, type Invocation, type InvocationOutcome } from './log.ts';
+import { type Answered, failureOutcome, type Invocation, type InvocationOutcome } from './log.ts';
 import { errorPage, thankYouPage } from './pages.ts';
 import { type Runtime, requireConfig } from './runtime.ts';
 
@@ -36,7 +36,7 @@ export async function handleForm(
   request: HttpRequest,
   formId: string,
   inv: Invocation,
-): Promise<Handled<HttpResult>> {
+): Promise<Answered<HttpResult>> {
   const { rt } = inv;
   const { method, origin } = request;
   const base: InvocationOutcome = { entryPoint: 'http_form', formId: formId.slice(0, 64) };
@@ -158,7 +158,7 @@ async function submit(
   inv: Invocation,
   cors: Record<string, string>,
   asJson: boolean,
-): Promise<Handled<HttpResult> & { response: HttpResult }> {
+): Promise<Answered<HttpResult>> {
   const { rt } = inv;
   const deadline = deadlineFrom(inv.remainingMs());
   const { limits } = rt;

@@ -53,7 +53,10 @@ export interface InvocationOutcome {
 }
 
 /** An entry point's result: its answer (or the error Lambda must see thrown) and its outcome, never a log write. */
-export type Handled<R = unknown> = { outcome: InvocationOutcome } & ({ response: R } | { thrown: Error });
+export type Handled<R = unknown> = Answered<R> | { thrown: Error; outcome: InvocationOutcome };
+
+/** An entry point that never throws (the SQS ones: a throw would return the whole batch) answers this. */
+export type Answered<R> = { response: R; outcome: InvocationOutcome };
 
 /** What an entry point is handed besides its input: the runtime, its time, the trace the use case fills. */
 export interface Invocation {

@@ -8,9 +8,9 @@ import { IdempotencyKeySchema } from '../send/request.ts';
 import { countStatuses } from './async-policy.ts';
 import { answeredResults, HttpError } from './failure.ts';
 import { type HttpRequest, type HttpResult, json, parseJsonBody, REPLAYED_HEADER } from './http.ts';
-import type { Handled, Invocation, InvocationOutcome } from './log.ts';
+import type { Answered, Invocation, InvocationOutcome } from './log.ts';
 
-export async function handleSend(request: HttpRequest, inv: Invocation): Promise<Handled<HttpResult>> {
+export async function handleSend(request: HttpRequest, inv: Invocation): Promise<Answered<HttpResult>> {
   const { rt } = inv;
   const type = request.mediaType;
   if (type !== 'application/json' && !type.endsWith('+json')) {

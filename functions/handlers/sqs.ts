@@ -41,7 +41,7 @@ import { DirectInvokeError, handleDirect } from './direct.ts';
 import { EventDeliveryError, handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
 import { isHttpEvent } from './http.ts';
 import {
-  type Handled,
+  type Answered,
   type Invocation,
   type InvocationLog,
   type InvocationOutcome,
@@ -167,7 +167,10 @@ function isDestinationRecord(body: Record<string, unknown>): boolean {
   );
 }
 
-export async function handleSqsRedrive(event: SQSEvent, inv: Invocation): Promise<Handled<SQSBatchResponse>> {
+export async function handleSqsRedrive(
+  event: SQSEvent,
+  inv: Invocation,
+): Promise<Answered<SQSBatchResponse>> {
   const { rt } = inv;
   const batchItemFailures: SQSBatchItemFailure[] = [];
   const counts: Record<Disposition, number> = { sent: 0, partial: 0, unknown: 0, retry: 0, park: 0 };
