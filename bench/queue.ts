@@ -28,6 +28,8 @@ import nodemailer from 'nodemailer';
 import { DEFAULT_DELIVERY } from '../functions/config/endpoint.ts';
 import { SqsDeliveryQueue } from '../functions/queue/sqs-delivery-queue.ts';
 import { SmtpClient } from '../functions/smtp/index.ts';
+import { DynamoSendRecords } from '../functions/store/send-records.ts';
+import { countingDynamoClient, startLocalDynamoDb } from '../local/dynamodb.ts';
 import { startEventSourceMapping } from '../local/event-source-mapping.ts';
 import { startSecretsManagerEndpoint } from '../local/secrets-manager-endpoint.ts';
 import { startSqsEndpoint } from '../local/sqs-endpoint.ts';
@@ -63,6 +65,8 @@ export interface ThroughputRow {
   warmBatchMs?: number | undefined;
   /** SQS API calls during the run, by operation (the enqueueing before it is not counted). */
   sqsCalls?: Record<string, number>;
+  /** DynamoDB calls of the send records, by operation (with the records only). */
+  dynamoCalls?: Record<string, number>;
 }
 
 const until = async (check: () => boolean, ms: number, what: string) => {
@@ -173,8 +177,11 @@ export async function throughput(sizes: number[]): Promise<ThroughputRow[]> {
       if (k === 0) rows.push(await counted(() => nodemailerPool(peer.proxyPort, msgs, 1)));
       rows.push(await counted(() => oneWarmWrite(peer.proxyPort, msgs)));
       // Not the goal's one connection: what the deployed default (maxConnections 2, Lambda's minimum) does.
-      if (n >= 2 * DEFAULT_DELIVERY.batchSize)
+      if (n >= 2 * DEFAULT_DELIVERY.batchSize) {
         rows.push(await counted(() => ourQueue(peer.proxyPort, msgs, DEFAULT_DELIVERY.batchSize, 2)));
+        // As deployed, the consumer also writes the send records: what they add per batch.
+        rows.push(await counted(() => ourQueue(peer.proxyPort, msgs, DEFAULT_DELIVERY.batchSize, 1, true)));
+      }
     }
   } finally {
     await lab.close();
@@ -184,6 +191,11 @@ export async function throughput(sizes: number[]): Promise<ThroughputRow[]> {
 
 /** Today's default batch size and the deployed mapping's earlier one, to show what the batch size buys. */
 const BATCH_SIZES = [...new Set([25, DEFAULT_DELIVERY.batchSize])];
+
+const RECORDS_TABLE = 'bench-send-records';
+
+const countBy = (names: string[]) =>
+  names.reduce<Record<string, number>>((m, n) => Object.assign(m, { [n]: (m[n] ?? 0) + 1 }), {});
 
 const SMTP_SECRET = (port: number) => ({
   host: '127.0.0.1',
@@ -205,6 +217,7 @@ async function ourQueue(
   msgs: BenchMessage[],
   batchSize: number,
   slots = 1,
+  withRecords = false,
 ): Promise<ThroughputRow> {
   const sqs = await startSqsEndpoint();
   const sm = await startSecretsManagerEndpoint({ secrets: { smtp: SMTP_SECRET(port) } });
@@ -218,10 +231,15 @@ async function ourQueue(
   });
   const queueUrl = sqs.createQueue('bench-delivery', { VisibilityTimeout: '60' });
   const { createHandler } = await import('../functions/handlers/index.ts');
+  // The deployed consumer has the send records table (a claim per message, the marker before its end of data).
+  const ddb = withRecords ? await startLocalDynamoDb(RECORDS_TABLE) : undefined;
+  const dynamo = ddb ? countingDynamoClient(ddb.url) : undefined;
+  const records = dynamo ? new DynamoSendRecords({ tableName: RECORDS_TABLE, client: dynamo }) : undefined;
   // One handler per batch slot: Lambda runs each concurrent batch in its own environment (its own session).
   const handlers: Array<ReturnType<typeof createHandler>> = [];
   const newHandler = () => {
     const h = createHandler({
+      ...(records ? { records } : {}),
       env: { ...process.env, SMTP_SECRET_ID: 'smtp', DELIVERY_QUEUE_URL: queueUrl, ENDPOINT_CONFIG: '{}' },
     });
     handlers.push(h);
@@ -269,9 +287,10 @@ async function ourQueue(
     const ms = performance.now() - t0;
     return {
       client:
-        slots === 1
+        (slots === 1
           ? `ours: queue consumer, 1 connection, batches of ${batchSize}${batchSize === DEFAULT_DELIVERY.batchSize ? ' (default)' : ''}`
-          : `ours: ${slots} batch slots (the deployed minimum), batches of ${batchSize}`,
+          : `ours: ${slots} batch slots (the deployed minimum), batches of ${batchSize}`) +
+        (records ? ', with the send records (dynalite)' : ''),
       messages: msgs.length,
       ms,
       perSecond: (msgs.length * 1000) / ms,
@@ -279,11 +298,14 @@ async function ourQueue(
       firstBatchMs: batchMs[0],
       warmBatchMs: batchMs.length > 1 ? quantile(batchMs.slice(1), 0.5) : undefined,
       sqsCalls: Object.fromEntries(sqs.calls),
+      ...(dynamo ? { dynamoCalls: countBy(dynamo.calls) } : {}),
     };
   } finally {
     await esm.stop();
     client.destroy();
     for (const h of handlers) await h.close();
+    dynamo?.destroy();
+    await ddb?.close();
     await sm.close();
     await sqs.close();
   }

@@ -441,11 +441,11 @@ async function queueOnly(machine: ReturnType<typeof machineInfo>): Promise<strin
       ],
       throughput.map((t) => {
         const pool = throughput.find((p) => p.messages === t.messages && p.client.includes('defaults'))!;
-        const sqs = t.sqsCalls
-          ? Object.entries(t.sqsCalls)
-              .map(([op, n]) => `${op.replace('Message', '')} ${n}`)
-              .join(', ')
-          : '';
+        const calls = (c: Record<string, number> | undefined) =>
+          Object.entries(c ?? {})
+            .map(([op, n]) => `${op.replace('Message', '')} ${n}`)
+            .join(', ');
+        const sqs = calls(t.sqsCalls) + (t.dynamoCalls ? ` (${calls(t.dynamoCalls)})` : '');
         return [
           t.client,
           String(t.messages),
