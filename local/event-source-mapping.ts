@@ -90,97 +90,29 @@ export function toSqsRecord(m: Message, queueArn: string, region: string): SQSRe
 
 export function startEventSourceMapping(opts: EventSourceMappingOptions): EventSourceMapping {
   const maxConcurrency = opts.maxConcurrency ?? 2;
-  const batchSize = opts.batchSize ?? 10;
-  const windowMs = opts.batchingWindowMs ?? 500;
-  const region = opts.region ?? 'us-east-1';
   const log = opts.log ?? (() => {});
-  let stopped = false;
+  const m: Mapping = {
+    opts,
+    batchSize: opts.batchSize ?? 10,
+    windowMs: opts.batchingWindowMs ?? 500,
+    region: opts.region ?? 'us-east-1',
+    log,
+    abort: new AbortController(),
+    stopped: false,
+  };
   let inFlight = 0;
   let invocations = 0;
   let idle = false;
-  const abort = new AbortController();
   const idleWaiters = new Set<() => void>();
-
-  async function receive(max: number, waitSeconds: number): Promise<Message[]> {
-    const out = await opts.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: opts.queueUrl,
-        MaxNumberOfMessages: Math.min(10, max),
-        WaitTimeSeconds: waitSeconds,
-        MessageSystemAttributeNames: ['All'],
-        MessageAttributeNames: ['All'],
-      }),
-      { abortSignal: abort.signal },
-    );
-    return out.Messages ?? [];
-  }
-
-  /**
-   * Up to `batchSize` messages: a long poll for the first, then the batching window for the rest — as many
-   * ReceiveMessage calls at once as the rest needs (SQS hands out at most 10 per call), not one after another.
-   */
-  async function gather(): Promise<Message[]> {
-    const batch = await receive(batchSize, 1);
-    const until = Date.now() + windowMs;
-    while (batch.length > 0 && batch.length < batchSize && Date.now() < until && !stopped) {
-      const wanted = batchSize - batch.length;
-      const calls = Array.from({ length: Math.ceil(wanted / 10) }, (_, i) =>
-        receive(Math.min(10, wanted - i * 10), 0),
-      );
-      const more = (await Promise.all(calls)).flat();
-      if (more.length === 0) await new Promise((r) => setTimeout(r, 50));
-      batch.push(...more);
-    }
-    return batch;
-  }
-
-  async function invoke(handler: LambdaFunction, batch: Message[]): Promise<void> {
-    invocations++;
-    const event: SQSEvent = { Records: batch.map((m) => toSqsRecord(m, opts.queueArn, region)) };
-    let keep: Set<string>;
-    try {
-      const budget = opts.budgetMs ?? DEFAULT_BUDGET_MS;
-      const result = (await Promise.race([
-        handler(event, createLambdaContext(budget, region)),
-        new Promise((_, reject) => setTimeout(() => reject(new Error('Task timed out')), budget).unref()),
-      ])) as { batchItemFailures?: Array<{ itemIdentifier?: string }> } | undefined;
-      const failures = result?.batchItemFailures ?? [];
-      const ids = new Set(batch.map((m) => m.MessageId!));
-      if (failures.some((f) => !f.itemIdentifier || !ids.has(f.itemIdentifier))) {
-        throw new Error('a batchItemFailures itemIdentifier is not a record of this batch');
-      }
-      keep = new Set(failures.map((f) => f.itemIdentifier!));
-    } catch (e) {
-      log(`event source mapping: the batch of ${batch.length} failed (${(e as Error).message}); all retried`);
-      return;
-    }
-    const done = batch.filter((m) => !keep.has(m.MessageId!));
-    // DeleteMessageBatch takes 10 entries: the chunks go at once.
-    const chunks = Array.from({ length: Math.ceil(done.length / 10) }, (_, i) =>
-      done.slice(i * 10, i * 10 + 10),
-    );
-    await Promise.all(
-      chunks.map(async (chunk) => {
-        const out = await opts.sqs.send(
-          new DeleteMessageBatchCommand({
-            QueueUrl: opts.queueUrl,
-            Entries: chunk.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle! })),
-          }),
-        );
-        for (const f of out.Failed ?? []) log(`event source mapping: delete failed (${f.Code})`);
-      }),
-    );
-    log(`event source mapping: ${batch.length} record(s), ${keep.size} left on the queue`);
-  }
 
   async function poller(): Promise<void> {
     const handler = isFactory(opts.handler) ? opts.handler() : opts.handler;
-    while (!stopped) {
+    while (!m.stopped) {
       let batch: Message[] = [];
       try {
-        batch = await gather();
+        batch = await gather(m);
       } catch (e) {
-        if (stopped) return;
+        if (m.stopped) return;
         log(`event source mapping: receive failed (${(e as Error).name})`);
         await new Promise((r) => setTimeout(r, 500));
         continue;
@@ -192,8 +124,9 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
       }
       idle = false;
       inFlight++;
+      invocations++;
       try {
-        await invoke(handler, batch);
+        await invoke(m, handler, batch);
       } finally {
         inFlight--;
       }
@@ -208,26 +141,122 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
       return invocations;
     },
     drained(timeoutMs = 60_000) {
-      return new Promise<void>((resolve, reject) => {
-        idle = false;
-        const timer = setTimeout(() => {
-          idleWaiters.delete(done);
-          reject(new Error(`the queue did not drain within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          idleWaiters.delete(done);
-          resolve();
-        };
-        idleWaiters.add(done);
-      });
+      idle = false;
+      return waitForIdle(idleWaiters, timeoutMs);
     },
     async stop() {
-      stopped = true;
-      abort.abort();
+      m.stopped = true;
+      m.abort.abort();
       await Promise.allSettled(pollers);
     },
   };
+}
+
+/** A mapping's settings and its stop state, shared by its pollers. */
+interface Mapping {
+  opts: EventSourceMappingOptions;
+  batchSize: number;
+  windowMs: number;
+  region: string;
+  log: (line: string) => void;
+  abort: AbortController;
+  stopped: boolean;
+}
+
+/** Resolves at the next idle signal (a waiter called); rejects after `timeoutMs`. */
+function waitForIdle(idleWaiters: Set<() => void>, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      idleWaiters.delete(done);
+      reject(new Error(`the queue did not drain within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      idleWaiters.delete(done);
+      resolve();
+    };
+    idleWaiters.add(done);
+  });
+}
+
+async function receive(m: Mapping, max: number, waitSeconds: number): Promise<Message[]> {
+  const out = await m.opts.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: m.opts.queueUrl,
+      MaxNumberOfMessages: Math.min(10, max),
+      WaitTimeSeconds: waitSeconds,
+      MessageSystemAttributeNames: ['All'],
+      MessageAttributeNames: ['All'],
+    }),
+    { abortSignal: m.abort.signal },
+  );
+  return out.Messages ?? [];
+}
+
+/**
+ * Up to `batchSize` messages: a long poll for the first, then the batching window for the rest — as many
+ * ReceiveMessage calls at once as the rest needs (SQS hands out at most 10 per call), not one after another.
+ */
+async function gather(m: Mapping): Promise<Message[]> {
+  const { batchSize } = m;
+  const batch = await receive(m, batchSize, 1);
+  const until = Date.now() + m.windowMs;
+  while (batch.length > 0 && batch.length < batchSize && Date.now() < until && !m.stopped) {
+    const wanted = batchSize - batch.length;
+    const calls = Array.from({ length: Math.ceil(wanted / 10) }, (_, i) =>
+      receive(m, Math.min(10, wanted - i * 10), 0),
+    );
+    const more = (await Promise.all(calls)).flat();
+    if (more.length === 0) await new Promise((r) => setTimeout(r, 50));
+    batch.push(...more);
+  }
+  return batch;
+}
+
+/** One invocation: the records it listed stay on the queue, the others are deleted; a failure keeps them all. */
+async function invoke(m: Mapping, handler: LambdaFunction, batch: Message[]): Promise<void> {
+  const { opts, log } = m;
+  const event: SQSEvent = { Records: batch.map((msg) => toSqsRecord(msg, opts.queueArn, m.region)) };
+  let keep: Set<string>;
+  try {
+    const budget = opts.budgetMs ?? DEFAULT_BUDGET_MS;
+    const result = (await Promise.race([
+      handler(event, createLambdaContext(budget, m.region)),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('Task timed out')), budget).unref()),
+    ])) as { batchItemFailures?: Array<{ itemIdentifier?: string }> } | undefined;
+    const failures = result?.batchItemFailures ?? [];
+    const ids = new Set(batch.map((msg) => msg.MessageId!));
+    if (failures.some((f) => !f.itemIdentifier || !ids.has(f.itemIdentifier))) {
+      throw new Error('a batchItemFailures itemIdentifier is not a record of this batch');
+    }
+    keep = new Set(failures.map((f) => f.itemIdentifier!));
+  } catch (e) {
+    log(`event source mapping: the batch of ${batch.length} failed (${(e as Error).message}); all retried`);
+    return;
+  }
+  await deleteDone(
+    m,
+    batch.filter((msg) => !keep.has(msg.MessageId!)),
+  );
+  log(`event source mapping: ${batch.length} record(s), ${keep.size} left on the queue`);
+}
+
+/** DeleteMessageBatch takes 10 entries: the chunks go at once. */
+async function deleteDone(m: Mapping, done: Message[]): Promise<void> {
+  const chunks = Array.from({ length: Math.ceil(done.length / 10) }, (_, i) =>
+    done.slice(i * 10, i * 10 + 10),
+  );
+  await Promise.all(
+    chunks.map(async (chunk) => {
+      const out = await m.opts.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: m.opts.queueUrl,
+          Entries: chunk.map((msg, j) => ({ Id: String(j), ReceiptHandle: msg.ReceiptHandle! })),
+        }),
+      );
+      for (const f of out.Failed ?? []) m.log(`event source mapping: delete failed (${f.Code})`);
+    }),
+  );
 }
 
 function isFactory(h: EventSourceMappingOptions['handler']): h is () => LambdaFunction {
