@@ -49,7 +49,11 @@ export function coldStartMarkdown(r: ColdStartResult): string {
       `${r.loadAverage.end.map((x) => x.toFixed(1)).join('/')} at end. ` +
       (r.hinted.length
         ? `With the SMTP server named in the configuration (\`smtp\`, connect while the secret loads): ${r.hinted.map(nameOf).join(', ')}.`
-        : 'No handler had the SMTP server in its configuration.'),
+        : 'No handler had the SMTP server in its configuration.') +
+      (r.records
+        ? ' **With the send records table** (idempotency on, as deployed; dynalite behind TLS): ours and the' +
+          ' `at:` revisions since issue 11 claim each form post and record each send; the frozen handlers ignore it.'
+        : ''),
     '',
     ...table(
       ['memory', 'vCPU share', 'quota µs', 'periods', 'throttled periods', 'throttled s'],

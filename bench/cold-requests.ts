@@ -33,9 +33,9 @@ const FIELDS = {
 };
 const BOUNDARY = '----bench-cold-start-7d1f0c';
 
-function multipartBody(): Buffer {
+function multipartBody(fields: typeof FIELDS): Buffer {
   const parts: Buffer[] = [];
-  for (const [name, value] of Object.entries(FIELDS)) {
+  for (const [name, value] of Object.entries(fields)) {
     parts.push(
       Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`),
     );
@@ -77,12 +77,22 @@ function formPost(contentType: string, body: Buffer): unknown {
   );
 }
 
-export function coldEvent(kind: RequestKind): unknown {
+/**
+ * The request of `kind`; `nonce` (in the message text) makes each one a new submission, so that with the send
+ * records table a form post is not a repeat of the previous process's (a repeat is replayed, not sent).
+ */
+export function coldEvent(kind: RequestKind, nonce = ''): unknown {
+  const tag = nonce ? ` [${nonce}]` : '';
   if (kind === 'direct') {
-    return { to: 'cold-start@example.com', subject: 'Cold start', text: 'First request of a fresh process.' };
+    return {
+      to: 'cold-start@example.com',
+      subject: 'Cold start',
+      text: `First request of a fresh process.${tag}`,
+    };
   }
+  const fields = { ...FIELDS, message: `${FIELDS.message}${tag}` };
   if (kind === 'urlencoded') {
-    return formPost('application/x-www-form-urlencoded', Buffer.from(new URLSearchParams(FIELDS).toString()));
+    return formPost('application/x-www-form-urlencoded', Buffer.from(new URLSearchParams(fields).toString()));
   }
-  return formPost(`multipart/form-data; boundary=${BOUNDARY}`, multipartBody());
+  return formPost(`multipart/form-data; boundary=${BOUNDARY}`, multipartBody(fields));
 }

@@ -16,6 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import tls from 'node:tls';
+import { startLocalDynamoDb } from '../local/dynamodb.ts';
 import { startSecretsManagerEndpoint } from '../local/secrets-manager-endpoint.ts';
 import {
   atRevision,
@@ -106,6 +107,12 @@ export interface ColdStartOptions {
   warm?: { memorySizes: number[]; processes: number; requests: number };
   /** Bundle sizes of the SDK-external builds and the SMTP + MIME cores too. */
   sizes?: boolean;
+  /**
+   * With the send records table, as the construct deploys it by default (`IDEMPOTENCY_TABLE_NAME`; dynalite behind
+   * a TLS front): a form post claims its fingerprint, a direct invoke writes its status. The frozen handlers
+   * predate idempotency and ignore it.
+   */
+  records?: boolean;
   oneWayMs?: number;
   /** Where bundles go (inside the repo); default dist/bench. The quick test uses its own, so a bench can run alongside. */
   outDir?: string;
@@ -120,6 +127,8 @@ export interface ColdStartResult {
   warm: WarmCell[];
   /** Variants that ran with the configuration's `smtp` server hint (they connect while the secret loads). */
   hinted: Variant[];
+  /** Whether the children had the send records table. */
+  records: boolean;
   runs: number;
   oneWayMs: number;
   loadAverage: { start: number[]; end: number[] };
@@ -134,13 +143,14 @@ const mod = await import(process.argv[2]);
 const t1 = performance.now();
 const c1 = process.cpuUsage();
 const memory = process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
-const context = {
-  awsRequestId: 'bench-cold-start', functionName: 'bench', functionVersion: '$LATEST',
+// One event and one request id per request (a new submission each: see coldEvent's nonce).
+const events = JSON.parse(process.env.BENCH_EVENTS);
+const contextOf = (i) => ({
+  awsRequestId: 'bench-' + process.env.BENCH_NONCE + '.' + i, functionName: 'bench', functionVersion: '$LATEST',
   invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:bench', memoryLimitInMB: memory,
   logGroupName: '/aws/lambda/bench', logStreamName: 'bench', callbackWaitsForEmptyEventLoop: false,
   getRemainingTimeInMillis: () => 30000,
-};
-const event = JSON.parse(process.env.BENCH_EVENT);
+});
 const okOf = (res) => {
   if (res && typeof res.statusCode === 'number') {
     if (res.statusCode !== 200) return 'HTTP ' + res.statusCode + ' ' + String(res.body).slice(0, 300);
@@ -149,14 +159,14 @@ const okOf = (res) => {
   return res && res.ok === true ? '' : JSON.stringify(res).slice(0, 300);
 };
 let error = '';
-try { error = okOf(await mod.handler(event, context)); } catch (e) { error = String(e && e.message || e).slice(0, 300); }
+try { error = okOf(await mod.handler(events[0], contextOf(0))); } catch (e) { error = String(e && e.message || e).slice(0, 300); }
 const t2 = performance.now();
 const c2 = process.cpuUsage();
 const warmMs = [];
 for (let i = 0; !error && i < Number(process.env.BENCH_WARM || 0); i++) {
   await new Promise((r) => setTimeout(r, 100));
   const w0 = performance.now();
-  error = okOf(await mod.handler(event, context));
+  error = okOf(await mod.handler(events[i + 1], contextOf(i + 1)));
   warmMs.push(performance.now() - w0);
 }
 const cgroup = (await import('node:fs')).readFileSync('/proc/self/cgroup', 'utf8');
@@ -219,6 +229,8 @@ interface ChildSetup {
   smUrl: string;
   secretId: string;
   smtpPort: number;
+  /** The send records table's DynamoDB endpoint (TLS front), when `records`. */
+  dynamoDbUrl?: string;
   /** Variants whose configuration schema has the `smtp` server hint (the frozen ones do not: strict schema). */
   hinted: Set<Variant>;
 }
@@ -270,6 +282,9 @@ async function startTlsFront(port: number): Promise<{ url: string; close(): Prom
   };
 }
 
+const BENCH_TABLE = 'bench-send-records';
+let childSeq = 0;
+
 function childEnv(setup: ChildSetup, variant: Variant, memoryMb: number, kind: RequestKind, warm: number) {
   const { dir, smUrl, secretId } = setup;
   const config = setup.hinted.has(variant)
@@ -280,6 +295,7 @@ function childEnv(setup: ChildSetup, variant: Variant, memoryMb: number, kind: R
     : COLD_ENDPOINT_CONFIG;
   const home = join(dir, 'home');
   mkdirSync(home, { recursive: true });
+  const nonce = `${process.pid.toString(36)}-${(childSeq++).toString(36)}`;
   return {
     PATH: process.env.PATH,
     // No ~/.aws here (as on Lambda): the default provider chains find nothing to read but the environment.
@@ -302,8 +318,14 @@ function childEnv(setup: ChildSetup, variant: Variant, memoryMb: number, kind: R
     AWS_ENDPOINT_URL_SECRETS_MANAGER: smUrl,
     SMTP_SECRET_ID: secretId,
     ENDPOINT_CONFIG: JSON.stringify(config),
+    ...(setup.dynamoDbUrl
+      ? { IDEMPOTENCY_TABLE_NAME: BENCH_TABLE, AWS_ENDPOINT_URL_DYNAMODB: setup.dynamoDbUrl }
+      : {}),
     POWERTOOLS_SERVICE_NAME: 'bench',
-    BENCH_EVENT: JSON.stringify(coldEvent(kind)),
+    BENCH_NONCE: nonce,
+    BENCH_EVENTS: JSON.stringify(
+      Array.from({ length: 1 + warm }, (_, i) => coldEvent(kind, `${nonce}.${i}`)),
+    ),
     BENCH_WARM: String(warm),
   } satisfies NodeJS.ProcessEnv;
 }
@@ -407,6 +429,8 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
   const secretId = 'bench/smtp';
   let sm: Awaited<ReturnType<typeof startSecretsManagerEndpoint>> | undefined;
   let smTls: Awaited<ReturnType<typeof startTlsFront>> | undefined;
+  let ddb: Awaited<ReturnType<typeof startLocalDynamoDb>> | undefined;
+  let ddbTls: Awaited<ReturnType<typeof startTlsFront>> | undefined;
   const cells: ColdStartCell[] = [];
   let warm: WarmCell[] = [];
   let setupHinted: Set<Variant> | undefined;
@@ -428,9 +452,14 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
       },
     });
     smTls = await startTlsFront(Number(new URL(sm.url).port));
+    if (opts.records) {
+      ddb = await startLocalDynamoDb(BENCH_TABLE);
+      ddbTls = await startTlsFront(Number(new URL(ddb.url).port));
+    }
     const setup: ChildSetup = {
       dir,
       smUrl: smTls.url,
+      ...(ddbTls ? { dynamoDbUrl: ddbTls.url } : {}),
       secretId,
       smtpPort: peer.proxyPort,
       hinted: new Set(opts.variants.filter(knowsSmtpHint)),
@@ -465,6 +494,8 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
         log,
       );
   } finally {
+    await ddbTls?.close();
+    await ddb?.close();
     await smTls?.close();
     await sm?.close();
     await lab.close();
@@ -476,6 +507,7 @@ export async function runColdStart(opts: ColdStartOptions): Promise<ColdStartRes
     cells,
     warm,
     hinted: [...(setupHinted ?? [])],
+    records: !!opts.records,
     runs: opts.runs,
     oneWayMs,
     loadAverage: { start: loadStart, end: os.loadavg() },

@@ -40,6 +40,8 @@ const COLD_RUNS = flagValue('--runs') === undefined ? undefined : Number(flagVal
 const AT = flagValue('--at')
   ?.split(',')
   .map((rev) => `at:${rev}` as const);
+/** `--records`: the children run with the send records table (idempotency on, as the construct deploys). */
+const RECORDS = args.has('--records');
 const VARIANTS = flagValue('--variants')?.split(',') as ColdStartOptions['variants'] | undefined;
 const RUNS = QUICK ? 3 : 15;
 /** The goal is stated for 100; --quick uses 40 (throughput per message is what is compared). */
@@ -324,6 +326,7 @@ function coldOptions(all: boolean): ColdStartOptions {
       ? { warm: { memorySizes: SIZES ?? [128, 256, 512, 1024], processes: 3, requests: 15 } }
       : {}),
     sizes: true,
+    ...(RECORDS ? { records: true } : {}),
     log,
   };
 }
