@@ -440,7 +440,7 @@ async function queueOnly(machine: ReturnType<typeof machineInfo>): Promise<strin
         'SMTP RTT (conns)',
         'batches',
         'first / later batch',
-        'SQS calls',
+        'SQS (DynamoDB) calls',
       ],
       throughput.map((t) => {
         const pool = throughput.find((p) => p.messages === t.messages && p.client.includes('defaults'))!;
