@@ -85,8 +85,8 @@ export function isSqsEvent(event: unknown): event is SQSEvent {
   );
 }
 
-/** Where a record's payload came from and what the original failure was (for the log; never the payload). */
-interface Origin {
+/** A dead-lettered record's provenance: where its payload came from and what the original failure was (for the log; never the payload). */
+interface Provenance {
   source: 'destination_record' | 'eventbridge_event' | 'send_request';
   /** The entry point whose path re-processes it. */
   via: 'eventbridge' | 'direct_invoke';
@@ -101,7 +101,7 @@ interface Origin {
 }
 
 type Unwrapped =
-  | { ok: true; payload: unknown; origin: Origin }
+  | { ok: true; payload: unknown; provenance: Provenance }
   | { ok: false; code: RedriveCode; detail: string };
 
 /** Parse one SQS body into the payload to re-process. Never throws. */
@@ -125,24 +125,24 @@ export function unwrapRecord(record: Pick<SQSRecord, 'body' | 'messageAttributes
     }
     const rc = body.requestContext as Record<string, unknown>;
     const response = isObject(body.responsePayload) ? body.responsePayload : {};
-    const origin: Origin = { source: 'destination_record', via: 'direct_invoke' };
-    setString(origin, 'originalRequestId', rc.requestId);
-    setString(origin, 'condition', rc.condition);
+    const provenance: Provenance = { source: 'destination_record', via: 'direct_invoke' };
+    setString(provenance, 'originalRequestId', rc.requestId);
+    setString(provenance, 'condition', rc.condition);
     if (typeof rc.approximateInvokeCount === 'number')
-      origin.approximateInvokeCount = rc.approximateInvokeCount;
-    setString(origin, 'originalErrorType', response.errorType);
-    setCode(origin, response.errorMessage, response.errorType);
-    return classifyPayload(body.requestPayload, origin);
+      provenance.approximateInvokeCount = rc.approximateInvokeCount;
+    setString(provenance, 'originalErrorType', response.errorType);
+    setCode(provenance, response.errorMessage, response.errorType);
+    return classifyPayload(body.requestPayload, provenance);
   }
-  const origin: Origin = { source: 'send_request', via: 'direct_invoke' };
+  const provenance: Provenance = { source: 'send_request', via: 'direct_invoke' };
   // A classic Lambda DeadLetterConfig queue carries the bare event with these attributes.
-  setString(origin, 'originalRequestId', record.messageAttributes?.RequestID?.stringValue);
-  setCode(origin, record.messageAttributes?.ErrorMessage?.stringValue);
-  if (isEventBridgeEvent(body)) origin.source = 'eventbridge_event';
-  return classifyPayload(body, origin);
+  setString(provenance, 'originalRequestId', record.messageAttributes?.RequestID?.stringValue);
+  setCode(provenance, record.messageAttributes?.ErrorMessage?.stringValue);
+  if (isEventBridgeEvent(body)) provenance.source = 'eventbridge_event';
+  return classifyPayload(body, provenance);
 }
 
-function classifyPayload(payload: unknown, origin: Origin): Unwrapped {
+function classifyPayload(payload: unknown, provenance: Provenance): Unwrapped {
   if (isHttpEvent(payload) || isSqsEvent(payload)) {
     return {
       ok: false,
@@ -151,10 +151,10 @@ function classifyPayload(payload: unknown, origin: Origin): Unwrapped {
     };
   }
   if (isEventBridgeEvent(payload)) {
-    origin.via = 'eventbridge';
-    origin.eventId = payload.id.slice(0, 100);
+    provenance.via = 'eventbridge';
+    provenance.eventId = payload.id.slice(0, 100);
   }
-  return { ok: true, payload, origin };
+  return { ok: true, payload, provenance };
 }
 
 /** Lambda's destination record: `requestContext` with the invocation's condition / function ARN. */
@@ -254,19 +254,19 @@ async function redriveRecord(
     fields.detail = u.detail;
     return 'park';
   }
-  const { origin, payload } = u;
-  Object.assign(fields, origin);
-  const key = origin.originalRequestId
-    ? `request:${origin.originalRequestId}`
-    : origin.eventId
-      ? `event:${origin.eventId}`
+  const { provenance, payload } = u;
+  Object.assign(fields, provenance);
+  const key = provenance.originalRequestId
+    ? `request:${provenance.originalRequestId}`
+    : provenance.eventId
+      ? `event:${provenance.eventId}`
       : undefined;
   if (key && delivered.has(key)) {
     rec.outcome = 'sent';
     rec.code = 'redrive_duplicate';
     return 'sent';
   }
-  const disposition = await reprocess(origin, payload, inv, rec);
+  const disposition = await reprocess(provenance, payload, inv, rec);
   if (key && disposition !== 'retry' && disposition !== 'park') delivered.add(key);
   return disposition;
 }
@@ -277,16 +277,16 @@ async function redriveRecord(
  * EventBridge path is: any other throw is retried by the caller); a return is done.
  */
 async function reprocess(
-  origin: Origin,
+  provenance: Provenance,
   payload: unknown,
   inv: Invocation,
   rec: InvocationLog,
 ): Promise<Disposition> {
   // The original's key comes along: the event id, or the original invocation's request id.
   const handled =
-    origin.via === 'eventbridge'
+    provenance.via === 'eventbridge'
       ? await handleEventBridge(payload as Parameters<typeof handleEventBridge>[0], inv)
-      : await handleDirect(payload, inv, origin.originalRequestId);
+      : await handleDirect(payload, inv, provenance.originalRequestId);
   Object.assign(rec, handled.outcome);
   if ('thrown' in handled) {
     const e = handled.thrown;
@@ -307,7 +307,7 @@ function returned(rec: InvocationLog): Disposition {
  * `DirectInvokeError` message (the problem as JSON, `{"code":"smtp_unavailable",…}`), or its `errorType` (the
  * code itself).
  */
-function setCode(o: Origin, errorMessage: unknown, errorType?: unknown): void {
+function setCode(o: Provenance, errorMessage: unknown, errorType?: unknown): void {
   const m = typeof errorMessage === 'string' ? /^\[([a-z_]{1,40})\] /u.exec(errorMessage) : null;
   if (m) {
     o.originalCode = m[1]!;
@@ -328,10 +328,11 @@ function setCode(o: Origin, errorMessage: unknown, errorType?: unknown): void {
 }
 
 const STABLE_CODE = /^[a-z][a-z_]{0,39}$/u;
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function setString<K extends keyof Origin>(o: Origin, k: K, v: unknown): void {
+function setString<K extends keyof Provenance>(o: Provenance, k: K, v: unknown): void {
   if (typeof v === 'string' && v) (o as unknown as Record<string, unknown>)[k] = v.slice(0, 200);
 }
