@@ -15,6 +15,8 @@
  * await esm.stop();
  * ```
  */
+
+import { setMaxListeners } from 'node:events';
 import {
   DeleteMessageBatchCommand,
   type Message,
@@ -100,6 +102,9 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
     abort: new AbortController(),
     stopped: false,
   };
+  // Every ReceiveMessage of every slot listens on this one signal at once (up to 10 per batch being gathered):
+  // more than Node's default of 10 is expected, not a leak (each call removes its listener when it ends).
+  setMaxListeners(Math.max(10, maxConcurrency * 11), m.abort.signal);
   let inFlight = 0;
   let invocations = 0;
   let idle = false;
