@@ -15,6 +15,7 @@ import { parseEndpointConfig, resolveDelivery } from '../functions/config/endpoi
 import { SecretStore, secretTtlFromEnv } from '../functions/config/secrets.ts';
 import { createHandler, type LambdaFunction } from '../functions/handlers/create-handler.ts';
 import { SEND_EMAIL_DETAIL_TYPE } from '../functions/handlers/detail-type.ts';
+import { isJsonObject } from '../functions/send/request.ts';
 import { type LocalDelivery, startLocalDelivery } from './delivery.ts';
 import { demoPage, thanksPage } from './demo-pages.ts';
 import { startLocalDynamoDb } from './dynamodb.ts';
@@ -129,10 +130,6 @@ export interface LocalStack {
 
 type JsonObject = Record<string, unknown>;
 
-function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function listen(server: Server, port: number, envName: 'PORT' | 'SMTP_PORT'): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
@@ -165,9 +162,9 @@ export function localizeConfig(input: JsonObject, origin: string): { config: Jso
     return u;
   };
   const unique = (list: unknown[]) => [...new Set(list)];
-  const forms = isObject(config.forms) ? config.forms : {};
+  const forms = isJsonObject(config.forms) ? config.forms : {};
   for (const [id, form] of Object.entries(forms)) {
-    if (!isObject(form)) continue;
+    if (!isJsonObject(form)) continue;
     if (Array.isArray(form.allowedOrigins)) {
       form.allowedOrigins = unique([...form.allowedOrigins.map(rewrite), ...localOrigins]);
     }
@@ -184,7 +181,7 @@ export function localizeConfig(input: JsonObject, origin: string): { config: Jso
 }
 
 function firstLiteralSender(config: JsonObject): string | undefined {
-  const send = isObject(config.send) ? config.send : {};
+  const send = isJsonObject(config.send) ? config.send : {};
   const senders = Array.isArray(send.allowedSenders) ? send.allowedSenders : [];
   return senders.find((s): s is string => typeof s === 'string' && !s.includes('*'));
 }
@@ -232,7 +229,7 @@ function serveAsset(res: ServerResponse, name: string): boolean {
 
 /** Fill in the EventBridge envelope around a detail (or complete a partial event). */
 export function toEventBridgeEvent(body: unknown, region = LOCAL_REGION): JsonObject {
-  const isEvent = isObject(body) && ('detail' in body || 'detail-type' in body);
+  const isEvent = isJsonObject(body) && ('detail' in body || 'detail-type' in body);
   const given: JsonObject = isEvent ? body : { detail: body };
   return {
     version: '0',
@@ -367,7 +364,7 @@ function httpServer(
 function readConfigFile(configPath: string): JsonObject {
   try {
     const parsed: unknown = JSON.parse(readFileSync(configPath, 'utf8'));
-    if (!isObject(parsed)) throw new Error('not a JSON object');
+    if (!isJsonObject(parsed)) throw new Error('not a JSON object');
     return parsed;
   } catch (e) {
     throw new Error(`cannot read the endpoint configuration ${configPath}: ${(e as Error).message}`);

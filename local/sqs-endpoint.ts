@@ -21,6 +21,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isJsonObject } from '../functions/send/request.ts';
 import { LocalAwsEndpoint, readJsonObject, sendAwsJson } from './aws-json-http.ts';
 
 export interface SqsEndpointOptions {
@@ -491,7 +492,7 @@ function attributesSize(attributes: Record<string, MessageAttributeValue>): numb
 }
 
 function asRecord(v: unknown): Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  return isJsonObject(v) ? v : {};
 }
 
 function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {

@@ -36,6 +36,7 @@
  */
 import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { DEADLINE_SAFETY_MS } from '../send/deliver.ts';
+import { isJsonObject } from '../send/request.ts';
 import { DEFAULT_RETRY } from '../send/retry.ts';
 import { DirectInvokeError, handleDirect } from './direct.ts';
 import { EventDeliveryError, handleEventBridge, isEventBridgeEvent } from './eventbridge.ts';
@@ -81,7 +82,7 @@ export function isSqsEvent(event: unknown): event is SQSEvent {
   return (
     Array.isArray(records) &&
     records.length > 0 &&
-    records.every((r) => isObject(r) && r.eventSource === SQS_EVENT_SOURCE)
+    records.every((r) => isJsonObject(r) && r.eventSource === SQS_EVENT_SOURCE)
   );
 }
 
@@ -112,7 +113,7 @@ export function unwrapRecord(record: Pick<SQSRecord, 'body' | 'messageAttributes
   } catch {
     return { ok: false, code: 'redrive_malformed_body', detail: 'the body is not JSON' };
   }
-  if (!isObject(body)) {
+  if (!isJsonObject(body)) {
     return { ok: false, code: 'redrive_malformed_body', detail: 'the body is not a JSON object' };
   }
   if (isDestinationRecord(body)) {
@@ -124,7 +125,7 @@ export function unwrapRecord(record: Pick<SQSRecord, 'body' | 'messageAttributes
       };
     }
     const rc = body.requestContext as Record<string, unknown>;
-    const response = isObject(body.responsePayload) ? body.responsePayload : {};
+    const response = isJsonObject(body.responsePayload) ? body.responsePayload : {};
     const provenance: Provenance = { source: 'destination_record', via: 'direct_invoke' };
     setString(provenance, 'originalRequestId', rc.requestId);
     setString(provenance, 'condition', rc.condition);
@@ -161,7 +162,7 @@ function classifyPayload(payload: unknown, provenance: Provenance): Unwrapped {
 function isDestinationRecord(body: Record<string, unknown>): boolean {
   const rc = body.requestContext;
   return (
-    isObject(rc) &&
+    isJsonObject(rc) &&
     !isHttpEvent(body) &&
     (typeof rc.condition === 'string' || typeof rc.functionArn === 'string' || 'requestPayload' in body)
   );
@@ -328,10 +329,6 @@ function setCode(o: Provenance, errorMessage: unknown, errorType?: unknown): voi
 }
 
 const STABLE_CODE = /^[a-z][a-z_]{0,39}$/u;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function setString<K extends keyof Provenance>(o: Provenance, k: K, v: unknown): void {
   if (typeof v === 'string' && v) (o as unknown as Record<string, unknown>)[k] = v.slice(0, 200);

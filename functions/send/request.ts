@@ -75,9 +75,14 @@ export interface ValidSendRequest {
   replyToOptional?: true;
 }
 
+/** A JSON object: not null, not an array (what every request, event and payload must be). */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** Is this a batch (`{ messages: [...] }`) rather than one message? */
 export function isBatchRequest(value: unknown): value is { messages: unknown } {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && 'messages' in value;
+  return isJsonObject(value) && 'messages' in value;
 }
 
 /** Validate one message; throws `SendError` (`validation_failed` or `payload_too_large`). */
