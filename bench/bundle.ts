@@ -8,12 +8,12 @@
  * inside the repo so an externalised @aws-sdk resolves from node_modules, as the Lambda runtime
  * provides it).
  */
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build, type Plugin } from 'esbuild';
-import { esbuildOptions } from '../scripts/build.ts';
+import { esbuildOptions, outputSizes, SPLIT_OUTPUT } from '../scripts/build.ts';
 import { extractFrozenTwin, extractTree, type FrozenTwinSource } from './twin/frozen.ts';
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -58,22 +58,27 @@ async function bundle(opts: {
   out: string;
   externalSdk: boolean;
   plugins?: Plugin[];
+  /** As deployed (scripts/build.ts SPLIT_OUTPUT): `import()` targets in chunk files next to `out`. Else one file. */
+  splitting?: boolean;
 }): Promise<BundleInfo> {
   mkdirSync(dirname(opts.out), { recursive: true });
-  const base = esbuildOptions({ externalAwsSdk: opts.externalSdk });
-  const { entryPoints: _entry, outfile: _out, sourcemap: _map, ...shared } = base;
+  const base = esbuildOptions({ externalAwsSdk: opts.externalSdk, outdir: dirname(opts.out) });
+  const { entryPoints: _entry, outdir, sourcemap: _map, ...shared } = base;
+  const oneFile = Object.fromEntries(
+    Object.entries(shared).filter(([k]) => !(k in SPLIT_OUTPUT)),
+  ) as typeof shared;
   const result = await build({
-    ...shared,
+    ...(opts.splitting ? { ...shared, outdir } : { ...oneFile, outfile: opts.out }),
     metafile: true,
     ...(opts.entry
       ? { entryPoints: [opts.entry] }
       : { stdin: { contents: opts.stdin!, resolveDir: REPO, loader: 'ts', sourcefile: 'core-entry.ts' } }),
-    outfile: opts.out,
     // Sizes are of the code alone (the deployed .map file is separate and not loaded at run time).
     sourcemap: false,
     plugins: opts.plugins ?? [],
   });
-  const bytes = statSync(opts.out).size;
+  // What init loads: the entry and the chunks it imports statically (with splitting; else the one file).
+  const bytes = outputSizes(result.metafile, dirname(opts.out)).eagerBytes;
   const parts = new Map<string, number>();
   for (const output of Object.values(result.metafile.outputs)) {
     for (const [input, info] of Object.entries(output.inputs)) {
@@ -95,8 +100,10 @@ async function bundle(opts: {
 /**
  * `ours`: the working tree's handler. `twin`: the frozen handler with nodemailer swapped in (the baseline).
  * `before`: the frozen handler as it was (our SMTP and MIME), i.e. ours before the cold-start cuts.
+ * `ours` is code-split as deployed; `single`: the same tree in one file (as before the split); `at:` revisions,
+ * the twin and `before` are one file each (as they were deployed).
  */
-export type Variant = 'ours' | 'twin' | 'before' | `at:${string}`;
+export type Variant = 'ours' | 'twin' | 'before' | 'single' | `at:${string}`;
 
 /** `at:<rev>`: our handler as of that commit (to measure one cut against the next in the same run). */
 export const atRevision = (v: Variant) => (v.startsWith('at:') ? v.slice(3) : undefined);
@@ -110,8 +117,13 @@ export function buildHandler(variant: Variant, externalSdk: boolean, outDir = OU
     `${variant.replace(/[^\w.-]/g, '_')}${externalSdk ? '-sdk-external' : ''}`,
     'index.mjs',
   );
-  if (variant === 'ours')
-    return bundle({ entry: join(REPO, 'functions/handlers/index.ts'), out, externalSdk });
+  if (variant === 'ours' || variant === 'single')
+    return bundle({
+      entry: join(REPO, 'functions/handlers/index.ts'),
+      out,
+      externalSdk,
+      splitting: variant === 'ours',
+    });
   const rev = atRevision(variant);
   if (rev) {
     const root = extractTree(REPO, outDir, rev, `src-${rev.replace(/[^\w.-]/g, '_')}`);

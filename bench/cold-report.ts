@@ -9,6 +9,7 @@ const NAMES: Record<string, string> = {
   ours: 'ours',
   twin: 'nodemailer twin',
   before: 'ours before the cuts',
+  single: 'ours in one file',
 };
 
 function table(header: string[], rows: string[][]): string[] {

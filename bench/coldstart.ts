@@ -238,7 +238,7 @@ interface ChildSetup {
 /** Does `variant`'s source know the endpoint configuration's `smtp` section (connect while the secret loads)? */
 function knowsSmtpHint(variant: Variant): boolean {
   const rev = atRevision(variant);
-  if (variant !== 'ours' && !rev) return false;
+  if (variant !== 'ours' && variant !== 'single' && !rev) return false;
   const file = 'functions/config/endpoint.ts';
   const src = rev
     ? execFileSync('git', ['show', `${rev}:${file}`], { cwd: REPO, encoding: 'utf8' })

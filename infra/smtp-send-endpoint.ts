@@ -18,12 +18,14 @@
  */
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   Annotations,
   ArnFormat,
+  AssetHashType,
+  type DockerImage,
   Duration,
   RemovalPolicy,
   Stack,
@@ -69,10 +71,10 @@ import {
   ServicePrincipal,
 } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import { Architecture, type Code, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, Code, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import {
   FilterPattern,
   type IFilterPattern,
@@ -92,11 +94,12 @@ import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { buildSync } from 'esbuild';
 import { type EndpointConfigInput, resolveDelivery } from '../functions/config/endpoint.ts';
 import { SEND_EMAIL_DETAIL_TYPE } from '../functions/handlers/detail-type.ts';
 import { STORED_PREFIX } from '../functions/queue/sqs-delivery-queue.ts';
 import { SEND_RECORDS_TABLE } from '../functions/store/table-shape.ts';
-import { esbuildTarget, LAMBDA_BUNDLE } from '../scripts/build.ts';
+import { esbuildOptions, esbuildTarget } from '../scripts/build.ts';
 
 /** Repository root (this file lives in `<root>/infra/`). */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -542,7 +545,7 @@ export class SmtpSendEndpoint extends Construct {
     return { environment, delivery, configFile };
   }
 
-  /** The Lambda function: prebuilt `code`, or `entry` bundled by esbuild with scripts/build.ts's settings. */
+  /** The Lambda function: prebuilt `code`, or `entry` bundled by esbuild with scripts/build.ts's settings (bundledCode). */
   private buildFunction(
     props: SmtpSendEndpointProps,
     environment: Record<string, string>,
@@ -566,7 +569,8 @@ export class SmtpSendEndpoint extends Construct {
       timeout: functionTimeout(props),
       role: this.role,
       logGroup: this.logGroup,
-      environment,
+      // The bundle's source maps (what NodejsFunction's `sourceMap: true` sets): stack traces in our own names.
+      environment: props.code ? environment : { ...environment, NODE_OPTIONS: '--enable-source-maps' },
       ...(props.reservedConcurrency !== undefined
         ? { reservedConcurrentExecutions: props.reservedConcurrency }
         : {}),
@@ -580,34 +584,13 @@ export class SmtpSendEndpoint extends Construct {
       ...(props.code
         ? { code: props.code, handler: 'index.handler' }
         : {
-            entry: props.entry ?? join(projectRoot, 'functions', 'handlers', 'index.ts'),
-            handler: 'handler',
-            projectRoot,
-            depsLockFilePath: join(projectRoot, 'package-lock.json'),
-            bundling: {
-              // scripts/build.ts's settings (ESM with a `require` banner for bundled CommonJS, minified)
-              format: OutputFormat.ESM,
-              sourceMap: true,
-              minify: LAMBDA_BUNDLE.minify,
-              mainFields: [...LAMBDA_BUNDLE.mainFields],
-              banner: LAMBDA_BUNDLE.banner,
+            code: bundledCode(props.entry ?? join(projectRoot, 'functions', 'handlers', 'index.ts'), {
+              projectRoot,
               target: esbuildTarget(runtime.name),
-              // Bundle the AWS SDK too: the version pinned in package-lock.json is the one tested.
-              externalModules: [],
-              forceDockerBundling: false,
-              logLevel: LogLevel.WARNING, // esbuild's size summary is noise in `cdk synth`
-              ...(configFile
-                ? {
-                    commandHooks: {
-                      beforeBundling: () => [],
-                      beforeInstall: () => [],
-                      afterBundling: (_inputDir: string, outputDir: string) => [
-                        `cp ${shellQuote(configFile)} ${shellQuote(join(outputDir, CONFIG_FILE_NAME))}`,
-                      ],
-                    },
-                  }
-                : {}),
-            },
+              image: runtime.bundlingImage,
+              configFile,
+            }),
+            handler: 'index.handler',
           }),
     });
   }
@@ -1125,8 +1108,39 @@ export function envSize(env: Record<string, unknown>): number {
 export const RESOLVED_VALUE_BYTES = 255;
 
 /**
+ * The handler bundled at synth time by scripts/build.ts's `esbuildOptions` (its one source of truth), through
+ * CDK's local bundling: ESM with the `require` banner, minified, source maps, the AWS SDK bundled (the version
+ * pinned in package-lock.json is the one tested), and code splitting — the lazily imported modules are chunk
+ * files next to `index.mjs`, which NodejsFunction cannot produce (it passes esbuild one `--outfile`). A
+ * configuration delivered as a file is copied next to the bundle. Never Docker: a failed build fails the synth.
+ */
+function bundledCode(
+  entry: string,
+  opts: { projectRoot: string; target: string; image: DockerImage; configFile: string | undefined },
+): Code {
+  return Code.fromAsset(opts.projectRoot, {
+    assetHashType: AssetHashType.OUTPUT,
+    bundling: {
+      image: opts.image,
+      local: {
+        tryBundle(outputDir: string): boolean {
+          const result = buildSync({
+            ...esbuildOptions({ entry, outdir: outputDir, externalAwsSdk: false, target: opts.target }),
+            metafile: false,
+            logLevel: 'warning',
+          });
+          if (result.errors.length > 0) throw new Error(`esbuild: ${result.errors[0]!.text}`);
+          if (opts.configFile) copyFileSync(opts.configFile, join(outputDir, CONFIG_FILE_NAME));
+          return true;
+        },
+      },
+    },
+  });
+}
+
+/**
  * Write the configuration to a content-addressed file inside the cloud assembly directory (cleaned with it) for
- * the afterBundling hook to copy into the bundle. The content hash also makes the asset hash change with it.
+ * the bundling step (bundledCode) to copy next to the bundle. The content hash also makes the asset hash change with it.
  */
 function stageConfigFile(scope: Construct, json: string): string {
   const outdir = Stage.of(scope)?.outdir;
@@ -1137,10 +1151,6 @@ function stageConfigFile(scope: Construct, json: string): string {
   const file = join(dir, CONFIG_FILE_NAME);
   writeFileSync(file, json);
   return file;
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", "'\\''")}'`;
 }
 
 /**

@@ -250,6 +250,8 @@ describe('cdk deploy to moto: what moto created', () => {
     });
     expect(JSON.parse(vars.ENDPOINT_CONFIG!)).toEqual(JSON.parse(JSON.stringify(loadConfig())));
     expect(zipFiles).toEqual(expect.arrayContaining(['index.mjs']));
+    // code-split (scripts/build.ts SPLIT_OUTPUT): the lazily imported modules ship as chunks next to the entry
+    expect(zipFiles.filter((f) => /^chunk-[A-Z0-9]+\.mjs$/.test(f)).length).toBeGreaterThanOrEqual(2);
   });
 
   it("the role's inline policy reads exactly the SMTP secret and writes only its own log group", async () => {

@@ -1,7 +1,7 @@
-// `npx cdk synth` through the CLI and cdk.json, offline, no AWS credentials — and the real NodejsFunction path,
-// once: esbuild bundles the product handler (ESM + createRequire banner, minified, source map), a configuration
-// too large for the environment ships as a file through the afterBundling hook, and the bundled handler — loaded
-// from the asset directory like Lambda would — answers a form preflight from it.
+// `npx cdk synth` through the CLI and cdk.json, offline, no AWS credentials — and the real bundling path, once:
+// esbuild bundles the product handler at synth (scripts/build.ts's options: ESM + createRequire banner, minified,
+// source maps, code splitting), a configuration too large for the environment ships as a file next to it, and the
+// bundled handler — loaded from the asset directory like Lambda would — answers a form preflight from it.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -98,15 +98,58 @@ describe('npx cdk synth', () => {
   });
 });
 
-describe('bundling the product handler with NodejsFunction', () => {
+/** `./chunk-*.mjs` files a bundle file imports: statically (loaded at init) or by `import()` (at first use). */
+function chunkImports(code: string): { static: string[]; dynamic: string[] } {
+  const names = (re: RegExp) => [...code.matchAll(re)].map((m) => m[1]!);
+  return {
+    static: names(/(?:from|import)\s*"\.\/(chunk-[A-Z0-9]+\.mjs)"/g),
+    dynamic: names(/import\(\s*"\.\/(chunk-[A-Z0-9]+\.mjs)"\s*\)/g),
+  };
+}
+
+describe('bundling the product handler at synth', () => {
   it('produces a minified ESM bundle with the createRequire banner and a source map', () => {
     expect(handlerName).toBe('index.handler');
-    expect(readdirSync(assetDir).sort()).toEqual([CONFIG_FILE_NAME, 'index.mjs', 'index.mjs.map']);
+    const files = readdirSync(assetDir).sort();
+    const chunks = files.filter((f) => /^chunk-[A-Z0-9]+\.mjs$/.test(f));
+    expect(files).toEqual(
+      [CONFIG_FILE_NAME, 'index.mjs', 'index.mjs.map', ...chunks, ...chunks.map((c) => `${c}.map`)].sort(),
+    );
     const code = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
     expect(code.split('\n', 1)[0]).toBe(ESM_REQUIRE_BANNER);
     // minified: far fewer lines than a readable bundle of this size
     expect(code.split('\n').length).toBeLessThan(200);
     expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
+  });
+
+  it('splits what only some requests load into chunks that init does not parse (Powertools JMESPath, busboy)', () => {
+    const read = (f: string) => readFileSync(join(assetDir, f), 'utf8');
+    // The files init loads: the entry and, transitively, its static imports.
+    const eager = new Set<string>();
+    const lazy = new Set<string>();
+    const visit = (f: string) => {
+      if (eager.has(f)) return;
+      eager.add(f);
+      const imports = chunkImports(read(f));
+      for (const d of imports.dynamic) lazy.add(d);
+      for (const s of imports.static) visit(s);
+    };
+    visit('index.mjs');
+    const files = new Set(readdirSync(assetDir));
+    for (const f of [...eager, ...lazy]) expect(files.has(f), f).toBe(true);
+    const onlyLazy = [...lazy].filter((f) => !eager.has(f));
+    expect(onlyLazy.length).toBeGreaterThanOrEqual(2);
+    // Powertools' JMESPath (the idempotency payload hash) and busboy's multipart parser are in those only.
+    for (const marker of ['JMESPath', 'Malformed part header']) {
+      expect(
+        [...eager].filter((f) => read(f).includes(marker)),
+        marker,
+      ).toEqual([]);
+      expect(
+        onlyLazy.some((f) => read(f).includes(marker)),
+        marker,
+      ).toBe(true);
+    }
   });
 
   it('ships a large configuration as a file instead of the 4 KB environment', () => {
