@@ -34,7 +34,10 @@ function twinPlugin(swaps: Record<string, string>): Plugin {
 
 export interface BundleInfo {
   file: string;
+  /** Minified bytes of every output file (with code splitting: the entry and all its chunks). */
   bytes: number;
+  /** Of those, what init loads (the entry and its static imports); gzip is of these. */
+  eagerBytes: number;
   gzipBytes: number;
   /** Minified bytes per package or source folder (from esbuild's metafile), largest first. */
   parts: Array<{ part: string; bytes: number }>;
@@ -77,8 +80,8 @@ async function bundle(opts: {
     sourcemap: false,
     plugins: opts.plugins ?? [],
   });
-  // What init loads: the entry and the chunks it imports statically (with splitting; else the one file).
-  const bytes = outputSizes(result.metafile, dirname(opts.out)).eagerBytes;
+  // Every output file; what init loads: the entry and the chunks it imports statically (else the one file).
+  const { bytes, eagerBytes, eagerFiles } = outputSizes(result.metafile, dirname(opts.out));
   const parts = new Map<string, number>();
   for (const output of Object.values(result.metafile.outputs)) {
     for (const [input, info] of Object.entries(output.inputs)) {
@@ -89,7 +92,8 @@ async function bundle(opts: {
   return {
     file: opts.out,
     bytes,
-    gzipBytes: gzipSync(readFileSync(opts.out)).length,
+    eagerBytes,
+    gzipBytes: gzipSync(Buffer.concat(eagerFiles.map((f) => readFileSync(f)))).length,
     parts: [...parts]
       .filter(([, n]) => n > 0)
       .sort((a, b) => b[1] - a[1])

@@ -168,10 +168,11 @@ export function coldStartMarkdown(r: ColdStartResult): string {
 
 function sizesMarkdown(r: ColdStartResult): string[] {
   const out = table(
-    ['bundle', 'minified', 'gzip', 'largest parts'],
+    ['bundle', 'minified', 'at init', 'gzip (at init)', 'largest parts'],
     Object.entries(r.sizes).map(([name, info]) => [
       name,
       kb(info.bytes),
+      kb(info.eagerBytes),
       kb(info.gzipBytes),
       info.parts
         .slice(0, 5)

@@ -75,6 +75,8 @@ export interface BuildHandlerResult {
   bytes: number;
   /** Code bytes loaded at import: the entry and the chunks it imports statically. */
   eagerBytes: number;
+  /** Those files (absolute paths). */
+  eagerFiles: string[];
   mapBytes: number;
 }
 
@@ -117,6 +119,7 @@ export function outputSizes(meta: Metafile, outdir: string): Omit<BuildHandlerRe
   return {
     bytes: sum(code),
     eagerBytes: sum(code.filter(([f]) => eager.has(f))),
+    eagerFiles: [...eager],
     mapBytes: sum([...outputs].filter(([f]) => f.endsWith('.map'))),
   };
 }
