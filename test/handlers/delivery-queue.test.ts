@@ -1,15 +1,14 @@
 /**
- * Queued delivery end to end: the handler (HTTP API events, EventBridge) enqueues through the real
- * `@aws-sdk/client-sqs` on the local SQS endpoint, the local event source mapping hands the batches back to the
+ * Queued delivery end to end: the handler (HTTP API events, EventBridge) enqueues through its own SQS client
+ * (functions/queue/sqs.ts) on the local SQS endpoint, the local event source mapping hands the batches back to the
  * same handler in Lambda's SQS event shape, and smtp-server counts arrivals by Message-ID.
  */
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { httpRemainingMs } from '../../functions/handlers/http.ts';
 import { prefersAsync } from '../../functions/handlers/send-route.ts';
 import { ListenerSwitch } from '../../local/listener-switch.ts';
 import { type DeliveryQueues, messageIdOf, startDeliveryQueues, until } from '../support/delivery-queues.ts';
-import { eventBridgeEvent, formEvent, httpEvent, sendEvent } from './events.ts';
+import { eventBridgeEvent, formEvent, sendEvent } from './events.ts';
 import { type Harness, startBlackholeHarness, startHarness } from './harness.ts';
 
 const ORIGIN = 'https://www.example.com';
@@ -250,19 +249,7 @@ describe('a mixed batch: each unknown and each refused message has its own alarm
   });
 });
 
-describe('HTTP deadline and Prefer', () => {
-  it('the budget is the earlier of Lambda’s remaining time and API Gateway’s 30 s from timeEpoch', () => {
-    const event = httpEvent({ path: '/send' });
-    const now = Date.now();
-    event.requestContext.timeEpoch = now - 12_000; // a cold start took 12 s
-    expect(httpRemainingMs(event, 29_000, now)).toBe(18_000);
-    expect(httpRemainingMs(event, 10_000, now)).toBe(10_000);
-    event.requestContext.timeEpoch = now - 40_000;
-    expect(httpRemainingMs(event, 29_000, now)).toBe(0);
-    event.requestContext.timeEpoch = now + 60_000; // a clock in the future is not believed
-    expect(httpRemainingMs(event, 29_000, now)).toBe(29_000);
-  });
-
+describe('Prefer', () => {
   it('Prefer: respond-async is found among other preferences (RFC 7240)', () => {
     expect(prefersAsync('respond-async')).toBe(true);
     expect(prefersAsync('wait=10, Respond-Async')).toBe(true);
