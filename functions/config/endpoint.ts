@@ -3,17 +3,17 @@
  * The same schema validates `config/endpoint.json` in the local server and the CDK app (import
  * `EndpointConfigSchema` / `parseEndpointConfig`).
  */
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { isAbsolute, resolve } from 'node:path';
 import * as v from 'valibot';
 import { lineBreakIn } from '../mime/index.ts';
 import type { DeliveryMode } from '../send/queue.ts';
 import { DEFAULT_HEADER_LIMITS } from '../send/request.ts';
 import type { SendLimits } from '../send/types.ts';
-import { isLoopback } from '../smtp/connection.ts';
 import { AddressPattern, PlainAddress } from './address.ts';
-import { describeIssues, formatIssues, type Issue } from './issues.ts';
+import { EndpointConfigError, parseConfigJson, readEndpointConfigJson } from './endpoint-source.ts';
+import { describeIssues, type Issue } from './issues.ts';
+import { SmtpServerSchema } from './smtp-server.ts';
+
+export { EndpointConfigError };
 
 const NonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'));
 const Address = PlainAddress;
@@ -187,41 +187,6 @@ export const LimitsSchema = v.strictObject({
   maxHeaderNameChars: v.optional(PositiveInt),
 });
 
-const HOSTNAME =
-  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/u;
-
-/**
- * The SMTP server the secret points at, optional: with it, a cold start opens the connection (TCP, TLS, EHLO)
- * while the secret is being fetched, and AUTH waits for the secret. `clientName` is the EHLO name the secret gives
- * (its `clientName`, else the domain of its `from`); a server that is not on this host needs it. When the secret
- * names another server or EHLO name, or has a `ca`, that connection is closed unused and the send connects as the
- * secret says.
- */
-export const SmtpServerSchema = v.pipe(
-  v.strictObject({
-    host: v.pipe(
-      v.string(),
-      v.check((s) => isIP(s) !== 0 || HOSTNAME.test(s), 'must be a host name or an IP address'),
-    ),
-    port: v.optional(
-      v.pipe(
-        v.number(),
-        v.integer('must be a port number'),
-        v.minValue(1),
-        v.maxValue(65535, 'must be a port number'),
-      ),
-    ),
-    security: v.optional(v.picklist(['starttls', 'tls'])),
-    clientName: v.optional(
-      v.pipe(v.string(), v.regex(HOSTNAME, 'must be a domain name (the EHLO name the secret gives)')),
-    ),
-  }),
-  v.check(
-    (s) => isLoopback(s.host) || s.clientName !== undefined,
-    'clientName is required for a server that is not on this host (the EHLO name the secret gives)',
-  ),
-);
-
 export const EndpointConfigSchema = v.strictObject({
   $schema: v.optional(v.string()),
   smtp: v.optional(SmtpServerSchema),
@@ -316,16 +281,6 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, val]) => val !== undefined)) as Partial<T>;
 }
 
-export class EndpointConfigError extends Error {
-  override readonly name = 'EndpointConfigError';
-  constructor(
-    readonly source: string,
-    readonly issues: Issue[],
-  ) {
-    super(`invalid endpoint configuration (${source}): ${formatIssues(issues)}`);
-  }
-}
-
 /** Validate a parsed JSON value. Throws `EndpointConfigError` naming every bad path. */
 export function parseEndpointConfig(value: unknown, source = 'endpoint config'): EndpointConfig {
   const result = v.safeParse(EndpointConfigSchema, value);
@@ -352,16 +307,7 @@ export function parseEndpointConfig(value: unknown, source = 'endpoint config'):
 
 /** Parse JSON text then validate. */
 export function parseEndpointConfigText(text: string, source = 'endpoint config'): EndpointConfig {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    const where = /position (\d+)/.exec(String((e as Error).message))?.[1];
-    throw new EndpointConfigError(source, [
-      { path: '(root)', message: `not valid JSON${where ? ` (near character ${where})` : ''}` },
-    ]);
-  }
-  return parseEndpointConfig(value, source);
+  return parseEndpointConfig(parseConfigJson(text, source), source);
 }
 
 /**
@@ -369,22 +315,8 @@ export function parseEndpointConfigText(text: string, source = 'endpoint config'
  * (path; relative paths resolve against `LAMBDA_TASK_ROOT`, else the working directory). Neither → `{}`.
  */
 export function loadEndpointConfig(env: NodeJS.ProcessEnv = process.env): EndpointConfig {
-  const inline = env.ENDPOINT_CONFIG?.trim();
-  if (inline) return parseEndpointConfigText(inline, 'ENDPOINT_CONFIG');
-  const file = env.ENDPOINT_CONFIG_FILE?.trim();
-  if (file) {
-    const path = isAbsolute(file) ? file : resolve(env.LAMBDA_TASK_ROOT || process.cwd(), file);
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      throw new EndpointConfigError(`ENDPOINT_CONFIG_FILE=${file}`, [
-        { path: '(file)', message: `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})` },
-      ]);
-    }
-    return parseEndpointConfigText(text, `ENDPOINT_CONFIG_FILE=${file}`);
-  }
-  return parseEndpointConfig({}, 'default');
+  const { value, source } = readEndpointConfigJson(env);
+  return parseEndpointConfig(value, source);
 }
 
 /** A `{{name}}` reference in a subject template (group 1: the field name). */

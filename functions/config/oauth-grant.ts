@@ -9,7 +9,7 @@
  * - `refresh_token` (any provider, RFC 6749 §6): a long-lived refresh token from a one-time consent.
  */
 import { createPrivateKey, type KeyObject, sign } from 'node:crypto';
-import { isLoopback } from '../smtp/connection.ts';
+import { isLoopback } from '../smtp/host.ts';
 
 export const MICROSOFT_SCOPE = 'https://outlook.office365.com/.default';
 export const GOOGLE_SCOPE = 'https://mail.google.com/';

@@ -6,15 +6,19 @@
  * 4. direct invoke with the `/send` shape;
  * 5. SQS records from the dead-letter queue (redrive of failed asynchronous invocations, `sqs.ts`).
  * Module scope (configuration, secret cache, warm SMTP session) survives between invocations of a warm instance.
- * The handler itself is `create-handler.ts`; this module only builds the instance's one.
+ * The handler itself is `create-handler.ts`; this module builds the instance's one, in two steps: this small module
+ * starts the TCP connection to the configured SMTP server (`connect-ahead.ts`), and only then loads the rest of the
+ * code (`import()`, awaited at the top level: part of init), so the connect overlaps the loading.
  */
-// First, and on its own: creates the instance's runtime and starts its network work (secret fetch, SMTP
-// connection) before the modules below are evaluated. A bare import keeps its place when imports are sorted.
-import './instance.ts';
-import { createHandler, type LambdaHandler } from './create-handler.ts';
-import { instanceRuntime } from './instance.ts';
+import { openSmtpAhead } from './connect-ahead.ts';
 
-export { createHandler, type LambdaFunction, type LambdaHandler } from './create-handler.ts';
+const opening = openSmtpAhead(process.env);
+const instance = await import('./instance.ts');
+const started = instance.startInstance(opening);
 
-/** The function instance's handler (module scope = one per Lambda execution environment). */
-export const handler: LambdaHandler = createHandler({ runtime: instanceRuntime });
+export type { LambdaFunction, LambdaHandler } from './create-handler.ts';
+export const createHandler = instance.createHandler;
+/** The function instance's runtime (module scope = one per Lambda execution environment). */
+export const instanceRuntime = started.runtime;
+/** The function instance's handler. */
+export const handler = started.handler;

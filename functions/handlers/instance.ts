@@ -1,12 +1,20 @@
 /**
- * The function instance's runtime, created first (index.ts imports this module before any other), and its network
- * work — the secret fetch and, with the configuration's `smtp` server, the SMTP connection (`prewarm`) — started
- * right after init: `setImmediate` runs it as soon as the module graph has loaded, when the Lambda runtime yields
- * to fetch the first event, so it is on the wire before the handler runs and overlaps the first request's work.
- * Measured at the 256 MB share (docs/benchmarks.md): calling it inside init instead gave the same time to the
- * first response but put ~11 ms of CPU (the two TLS handshakes' set-up) into init, +25 ms of Init Duration.
+ * The function instance: its runtime, and its network work — the secret fetch and, with the configuration's `smtp`
+ * server, the SMTP session (`prewarm`) — started right after init: `setImmediate` runs it as soon as init is over,
+ * when the Lambda runtime yields to fetch the first event, so it is on the wire before the handler runs and overlaps
+ * the first request's work. Measured at the 256 MB share (docs/benchmarks.md): calling it inside init instead gave
+ * the same time to the first response but put ~11 ms of CPU (the two TLS handshakes' set-up) into init, +25 ms of
+ * Init Duration. (Only the TCP connect is inside init: `connect-ahead.ts`, the entry's first step.)
  */
-import { createRuntime, prewarm } from './runtime.ts';
+import type { TcpOpening } from '../smtp/transport.ts';
+import { createHandler, type LambdaHandler } from './create-handler.ts';
+import { createRuntime, prewarm, type Runtime } from './runtime.ts';
 
-export const instanceRuntime = createRuntime();
-setImmediate(() => prewarm(instanceRuntime));
+export { createHandler };
+
+/** The instance's runtime and handler; `opening`: the TCP connection the entry opened ahead, if any. */
+export function startInstance(opening?: TcpOpening): { runtime: Runtime; handler: LambdaHandler } {
+  const runtime = createRuntime();
+  setImmediate(() => prewarm(runtime, opening));
+  return { runtime, handler: createHandler({ runtime }) };
+}

@@ -22,8 +22,10 @@ import {
   type IdempotencyPolicy,
   type SendRecordStore,
 } from '../send/idempotency.ts';
-import { SmtpTransport, transportOptionsFromEnv } from '../send/transport.ts';
+import { SmtpTransport } from '../send/transport.ts';
+import { transportOptionsFromEnv } from '../send/transport-options.ts';
 import type { SmtpSettings, SmtpSettingsSource } from '../send/types.ts';
+import type { TcpOpening } from '../smtp/transport.ts';
 import { lazySendRecords } from '../store/lazy.ts';
 
 export interface Runtime {
@@ -133,10 +135,12 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
  * Cold start: start what the first request will wait for — the SMTP settings (the secret fetch, and an OAuth token
  * when the secret holds a grant) and, when the configuration names the SMTP server (`smtp`), the connection to it
  * (TCP, TLS, EHLO; AUTH waits for the secret). A failure is the first request's to see: it asks again (a failed
- * fetch is not cached) and connects by itself.
+ * fetch is not cached) and connects by itself. `opening`: the TCP connection the entry opened ahead to that server
+ * (`connect-ahead.ts`), closed when the configuration turned out to be unusable.
  */
-export function prewarm(rt: Runtime): void {
-  if (rt.config?.smtp) rt.transport.preconnect(rt.config.smtp);
+export function prewarm(rt: Runtime, opening?: TcpOpening): void {
+  if (rt.config?.smtp) rt.transport.preconnect(rt.config.smtp, opening);
+  else opening?.close();
   rt.deps.smtp.get().catch(() => {});
   rt.idempotency?.store.preload?.();
 }

@@ -4,40 +4,16 @@
  * `SMTP_REUSE=false` turns reuse off (every send opens and QUITs its own session); `SMTP_IDLE_SECONDS` bounds how
  * long an idle session is kept.
  */
+import { defaultPort } from '../smtp/host.ts';
 import { SmtpClient } from '../smtp/index.ts';
-import type { BatchItemResult, ConnectionOptions, OutgoingMessage, Security } from '../smtp/types.ts';
+import type { TcpOpening } from '../smtp/transport.ts';
+import type { BatchItemResult, ConnectionOptions, OutgoingMessage } from '../smtp/types.ts';
+import { PRECONNECT_BUDGET_MS, type SmtpServerHint, type TransportOptions } from './transport-options.ts';
 import type { SmtpSettings } from './types.ts';
-
-export interface TransportOptions {
-  reuse: boolean;
-  idleTimeoutMs: number;
-}
-
-export function transportOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): TransportOptions {
-  const reuse = !/^(false|0|no|off)$/iu.test(env.SMTP_REUSE ?? '');
-  const idle = Number(env.SMTP_IDLE_SECONDS ?? '');
-  return { reuse, idleTimeoutMs: Number.isFinite(idle) && idle > 0 ? idle * 1000 : 60_000 };
-}
-
-/** The SMTP server as the configuration names it, before the secret (with the credentials) is known. */
-export interface SmtpServerHint {
-  host: string;
-  port?: number;
-  security?: Security;
-  clientName?: string;
-}
-
-/** How long a connection opened ahead may take (TCP + TLS + EHLO); the first send waits for it at most this. */
-export const PRECONNECT_BUDGET_MS = 5000;
 
 const normalized = (c: ConnectionOptions | SmtpServerHint) => {
   const security = c.security ?? 'starttls';
-  return JSON.stringify([
-    c.host.toLowerCase(),
-    c.port ?? (security === 'tls' ? 465 : 587),
-    security,
-    c.clientName,
-  ]);
+  return JSON.stringify([c.host.toLowerCase(), c.port ?? defaultPort(security), security, c.clientName]);
 };
 
 /**
@@ -64,19 +40,25 @@ export class SmtpTransport {
 
   /**
    * Cold start: open the SMTP connection (TCP, TLS, EHLO) to the configured server while the secret is still being
-   * fetched. The first send adopts it when the secret names the same server with nothing else different
-   * (credentials are then given to it: AUTH waits for the secret); otherwise it is closed unused. Needs reuse.
+   * fetched — on the TCP connection `opening`, when the cold start already started one to it. The first send adopts
+   * it when the secret names the same server with nothing else different (credentials are then given to it: AUTH
+   * waits for the secret); otherwise it is closed unused. Needs reuse.
    */
-  preconnect(hint: SmtpServerHint): void {
-    if (!this.#options.reuse || this.#current || this.#ahead) return;
-    let client: SmtpClient;
+  preconnect(hint: SmtpServerHint, opening?: TcpOpening): void {
+    let client: SmtpClient | undefined;
     try {
-      client = new SmtpClient({ ...hint, reuse: true, idleTimeoutMs: this.#options.idleTimeoutMs });
+      if (this.#options.reuse && !this.#current && !this.#ahead) {
+        client = new SmtpClient({ ...hint, reuse: true, idleTimeoutMs: this.#options.idleTimeoutMs });
+      }
     } catch {
-      return; // options the SMTP layer refuses (the configuration schema should have): no connection ahead
+      // options the SMTP layer refuses (the configuration schema should have): no connection ahead
+    }
+    if (!client) {
+      opening?.close();
+      return;
     }
     this.#ahead = { hint, client };
-    void client.connect({ deadline: Date.now() + PRECONNECT_BUDGET_MS });
+    void client.connect({ deadline: Date.now() + PRECONNECT_BUDGET_MS }, opening);
   }
 
   #client(settings: SmtpSettings): SmtpClient {

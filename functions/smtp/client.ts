@@ -13,6 +13,7 @@ import {
 } from './connection.ts';
 import { asSmtpError, SmtpError } from './error.ts';
 import type { Transaction } from './transaction.ts';
+import type { TcpOpening } from './transport.ts';
 import type {
   BatchItemResult,
   Capabilities,
@@ -321,15 +322,21 @@ export class SmtpClient {
    * secret with the credentials is still being fetched: `useCredentials` supplies them, and the first send
    * pipelines AUTH with its transaction (AUTH only after TLS, only with a mechanism the server offers, as always).
    * Never throws: after a failure there is no kept session and the first send connects as usual. Only with
-   * `reuse` (otherwise nothing would be kept).
+   * `reuse` (otherwise nothing would be kept). `opening`: the TCP connection a cold start opened ahead, used when
+   * it goes to this client's server, else closed unused.
    */
-  connect(d: Deadline = {}): Promise<void> {
+  connect(d: Deadline = {}, opening?: TcpOpening): Promise<void> {
     return this.exclusive(async () => {
-      if (!this.reuse || this.conn) return;
-      const stats = newStats(!!this.options.transcript);
+      const o = this.options;
+      const wanted = this.reuse && !this.conn;
+      const usable =
+        wanted && opening?.host.toLowerCase() === o.host.toLowerCase() && opening.port === o.port;
+      if (!usable) opening?.close();
+      if (!wanted) return;
+      const stats = newStats(!!o.transcript);
       try {
         const budget = new Budget(d);
-        const conn = await Connection.open(this.options, budget, stats);
+        const conn = await Connection.open(o, budget, stats, usable ? opening : undefined);
         await conn.run(budget);
         this.keepOrClose(conn);
         if (this.conn === conn) this.opened = { conn, stats };

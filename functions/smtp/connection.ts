@@ -3,14 +3,14 @@
  * reads replies, upgrades TLS when told), counts round trips, keeps timings and the redacted transcript, and
  * enforces the deadline / abort signal / phase timeouts. Used by `client.ts`.
  */
-import { isIP } from 'node:net';
 import * as cmd from './command.ts';
 import { abortError, asSmtpError, SmtpError } from './error.ts';
+import { defaultPort, isLoopback } from './host.ts';
 import { formatReply } from './reply.ts';
 import { Session } from './session.ts';
 import { upgradeToTls } from './starttls.ts';
 import { endsData, type WrittenItem } from './transaction.ts';
-import { connectTcp, Transport } from './transport.ts';
+import { connectTcp, type TcpOpening, Transport } from './transport.ts';
 import type {
   ConnectionOptions,
   Deadline,
@@ -31,15 +31,6 @@ export const DEFAULT_TIMEOUTS: Required<PhaseTimeouts> = {
 };
 /** Longest wait for the 221 after QUIT (it is not needed; a Lambda must not hang on it). */
 export const QUIT_WAIT_MS = 500;
-
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-  return !!mapped && mapped[1]!.startsWith('127.');
-}
 
 export interface ResolvedOptions extends ConnectionOptions {
   host: string;
@@ -68,7 +59,7 @@ export function resolveOptions(o: ConnectionOptions): ResolvedOptions {
   return {
     ...o,
     security,
-    port: o.port ?? (security === 'tls' ? 465 : 587),
+    port: o.port ?? defaultPort(security),
     clientName,
     timeouts: { ...DEFAULT_TIMEOUTS, ...o.timeouts },
     loopback,
@@ -159,23 +150,33 @@ export class Connection {
     });
   }
 
-  /** TCP connect (+ TLS handshake for implicit TLS). The greeting is read by `run()`. */
-  static async open(options: ResolvedOptions, budget: Budget, stats: OperationStats): Promise<Connection> {
+  /**
+   * TCP connect, or take the connection `opening` started ahead to this server (+ TLS handshake for implicit
+   * TLS). The greeting is read by `run()`.
+   */
+  static async open(
+    options: ResolvedOptions,
+    budget: Budget,
+    stats: OperationStats,
+    opening?: TcpOpening,
+  ): Promise<Connection> {
     budget.check('connect');
     const t0 = Date.now();
     const lim = budget.limit(options.timeouts.connect, 'TCP connection');
-    const socket = await connectTcp({
-      host: options.host,
-      port: options.port,
-      timeoutMs: lim.ms,
-      timeoutMessage: lim.message,
-      signal: budget.signal,
-    });
+    const socket = opening
+      ? await opening.take()
+      : await connectTcp({
+          host: options.host,
+          port: options.port,
+          timeoutMs: lim.ms,
+          timeoutMessage: lim.message,
+          signal: budget.signal,
+        });
     stats.roundTrips++;
     add(stats, 'connect', Date.now() - t0);
     const transport = new Transport(socket);
     const conn = new Connection(options, transport, stats);
-    conn.note(`connected to ${options.host}:${options.port}`);
+    conn.note(`connected to ${options.host}:${options.port}${opening ? ' (opened ahead)' : ''}`);
     if (options.security === 'tls') {
       transport.pauseReading();
       await conn.upgrade(budget, 'connect');

@@ -282,3 +282,56 @@ export function connectTcp(opts: ConnectOptions): Promise<net.Socket> {
     else opts.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * A TCP connection opened before the session that will use it: a cold start opens it first thing, while the rest of
+ * the code is still loading. What the server sends meanwhile (its greeting) stays buffered in the socket, unread; an
+ * error meanwhile is kept, never thrown (nobody reads yet). `take()` hands the socket to one session, once.
+ */
+export class TcpOpening {
+  readonly host: string;
+  readonly port: number;
+  readonly #socket: Promise<net.Socket>;
+  #failure: Error | undefined;
+  #taken = false;
+  readonly #onError = (e: Error) => {
+    this.#failure ??= e;
+  };
+
+  constructor(opts: ConnectOptions) {
+    this.host = opts.host;
+    this.port = opts.port;
+    this.#socket = connectTcp(opts).then((s) => s.on('error', this.#onError));
+    this.#socket.catch(() => {}); // take() reports it; no unhandled rejection when nobody takes it
+  }
+
+  /** The connected socket, or the connect failure / a failure while it waited (phase `connect`). Once. */
+  async take(): Promise<net.Socket> {
+    if (this.#taken) {
+      throw new SmtpError('this TCP connection was already taken', { phase: 'connect', kind: 'usage' });
+    }
+    this.#taken = true;
+    const socket = await this.#socket;
+    socket.off('error', this.#onError);
+    const failure = this.#failure ?? (socket.destroyed ? new Error('closed') : undefined);
+    if (failure) {
+      socket.destroy();
+      throw new SmtpError(`connection to ${this.host}:${this.port} failed before use: ${failure.message}`, {
+        phase: 'connect',
+        kind: 'network',
+        cause: failure,
+      });
+    }
+    return socket;
+  }
+
+  /** Not wanted after all: close it unused (now, or when the connect completes). No-op once taken. */
+  close(): void {
+    if (this.#taken) return;
+    this.#taken = true;
+    this.#socket.then(
+      (s) => s.destroy(),
+      () => {},
+    );
+  }
+}

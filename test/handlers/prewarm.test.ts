@@ -1,5 +1,5 @@
 /**
- * The function instance (functions/handlers/instance.ts, imported first by the entry point) starts its network
+ * The function instance (functions/handlers/index.ts → instance.ts) starts its network
  * work as soon as init is over, before any invocation: the secret fetch, and — with the configuration's `smtp`
  * server — the SMTP connection (greeting, EHLO, STARTTLS; no AUTH without the secret's credentials).
  */
@@ -40,7 +40,7 @@ afterAll(async () => {
 
 describe('the instance prewarm', () => {
   it('fetches the secret and opens the SMTP connection before the first invocation, without AUTH', async () => {
-    const { instanceRuntime } = await import('../../functions/handlers/instance.ts');
+    const { instanceRuntime } = await import('../../functions/handlers/index.ts');
     expect(sm.calls('GetSecretValue', 'smtp')).toBe(0); // nothing inside init itself
     const startedTls = () => smtp.connections[0]?.commands.some((c) => c.startsWith('STARTTLS'));
     for (let i = 0; i < 200 && (sm.calls('GetSecretValue', 'smtp') === 0 || !startedTls()); i++) {

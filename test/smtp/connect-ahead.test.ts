@@ -5,10 +5,12 @@
  * delivery, and the opening's round trips are counted in the first send. And the send layer's `preconnect`: the
  * connection is adopted only when the secret names that same server with nothing else different.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { SmtpTransport } from '../../functions/send/transport.ts';
 import type { SmtpSettings } from '../../functions/send/types.ts';
 import { SmtpClient } from '../../functions/smtp/index.ts';
+import { TcpOpening } from '../../functions/smtp/transport.ts';
 import { PIPELINED, useScriptedServers } from '../support/scripted-server.ts';
 import { TEST_CA } from '../support/smtp-server.ts';
 
@@ -80,6 +82,80 @@ describe('SmtpClient.connect: the session opened before the credentials', () => 
   it('a client that already has credentials refuses others', () => {
     const client = new SmtpClient({ host: 'localhost', port: 1, auth });
     expect(() => client.useCredentials(auth)).toThrow(/already has credentials/);
+  });
+});
+
+describe('TcpOpening: the TCP connection a cold start opens before the session exists', () => {
+  it('the greeting waits in the socket; the session carries on from it over that one connection', async () => {
+    const srv = await scripted.start({ extensions: PIPELINED });
+    const opening = new TcpOpening({ host: '127.0.0.1', port: srv.port, timeoutMs: 2000 });
+    for (let i = 0; i < 100 && !srv.connections[0]?.greeted; i++) await sleep(10);
+    expect(srv.connections[0]?.greeted).toBe(true); // the greeting was written while nobody read
+    await sleep(50);
+    expect(srv.connections[0]!.commands).toEqual([]);
+    const client = scripted.closes(
+      new SmtpClient({ host: '127.0.0.1', port: srv.port, ca: TEST_CA, transcript: true }),
+    );
+    await client.connect({}, opening);
+    client.useCredentials(auth);
+    const out = await client.send(msg(1));
+    expect(srv.connections).toHaveLength(1);
+    expect(verbs(srv.connections[0]!.commands)).toEqual([
+      'EHLO',
+      'STARTTLS',
+      'EHLO',
+      'AUTH',
+      'MAIL',
+      'RCPT',
+      'DATA',
+    ]);
+    expect(srv.messages).toHaveLength(1);
+    expect(out.roundTrips).toBe(8); // the connect is counted once, as in any fresh send
+    expect(out.transcript!.some((l) => l.line.includes('(opened ahead)'))).toBe(true);
+  });
+
+  it('a connection reset while it waits is no crash (no unhandled error): take() says so, the client connects anew', async () => {
+    const srv = await scripted.start({
+      extensions: PIPELINED,
+      greeting: (i) => (i === 0 ? null : undefined),
+    });
+    const opening = new TcpOpening({ host: '127.0.0.1', port: srv.port, timeoutMs: 2000 });
+    for (let i = 0; i < 100 && !srv.connections[0]; i++) await sleep(10);
+    srv.connections[0]!.reset();
+    await sleep(50);
+    const client = scripted.closes(new SmtpClient({ host: '127.0.0.1', port: srv.port, ca: TEST_CA }));
+    await client.connect({}, opening); // never throws; nothing kept
+    client.useCredentials(auth);
+    await client.send(msg(1));
+    expect(srv.connections).toHaveLength(2);
+    expect(srv.connections[0]!.commands).toEqual([]);
+    expect(srv.messages).toHaveLength(1);
+  });
+
+  it('take(): a refused connect is a network failure in phase connect; a second take is a usage error', async () => {
+    const srv = await scripted.start();
+    const port = srv.port;
+    await srv.close();
+    const opening = new TcpOpening({ host: '127.0.0.1', port, timeoutMs: 2000 });
+    await expect(opening.take()).rejects.toMatchObject({ phase: 'connect', kind: 'network' });
+    await expect(opening.take()).rejects.toMatchObject({ phase: 'connect', kind: 'usage' });
+  });
+
+  it('an opening to another server, or one nobody needs, is closed unused: no byte is written to it', async () => {
+    const other = await scripted.start({ extensions: PIPELINED });
+    const srv = await scripted.start({ extensions: PIPELINED });
+    const opening = new TcpOpening({ host: '127.0.0.1', port: other.port, timeoutMs: 2000 });
+    const client = scripted.closes(new SmtpClient({ host: '127.0.0.1', port: srv.port, ca: TEST_CA }));
+    await client.connect({}, opening);
+    await other.connections[0]!.closed;
+    expect(other.connections[0]!.commands).toEqual([]);
+    expect(srv.connections).toHaveLength(1);
+    expect(verbs(srv.connections[0]!.commands)).toEqual(['EHLO', 'STARTTLS', 'EHLO']);
+    const unneeded = new TcpOpening({ host: '127.0.0.1', port: other.port, timeoutMs: 2000 });
+    unneeded.close(); // before its connect completed: closed when it does
+    for (let i = 0; i < 100 && !other.connections[1]; i++) await sleep(10);
+    await other.connections[1]!.closed;
+    expect(other.connections[1]!.commands).toEqual([]);
   });
 });
 
