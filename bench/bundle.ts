@@ -8,6 +8,7 @@
  * inside the repo so an externalised @aws-sdk resolves from node_modules, as the Lambda runtime
  * provides it).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,13 +105,23 @@ async function bundle(opts: {
 /**
  * `ours`: the working tree's handler. `twin`: the frozen handler with nodemailer swapped in (the baseline).
  * `before`: the frozen handler as it was (our SMTP and MIME), i.e. ours before the cold-start cuts.
- * `ours` is code-split as deployed; `single`: the same tree in one file (as before the split); `at:` revisions,
- * the twin and `before` are one file each (as they were deployed).
+ * `ours` is code-split as deployed; `single`: the same tree in one file (as before the split); the twin and
+ * `before` are one file each, `at:` revisions as they were deployed (split from 36b737d on, one file before).
  */
 export type Variant = 'ours' | 'twin' | 'before' | 'single' | `at:${string}`;
 
 /** `at:<rev>`: our handler as of that commit (to measure one cut against the next in the same run). */
 export const atRevision = (v: Variant) => (v.startsWith('at:') ? v.slice(3) : undefined);
+
+/** Whether the revision's build splits (its scripts/build.ts has `SPLIT_OUTPUT`), i.e. how it was deployed. */
+function deployedSplit(rev: string): boolean {
+  try {
+    const build = execFileSync('git', ['show', `${rev}:scripts/build.ts`], { cwd: REPO, stdio: 'pipe' });
+    return build.includes('SPLIT_OUTPUT');
+  } catch {
+    return false;
+  }
+}
 
 const frozen = new Map<string, FrozenTwinSource>();
 
@@ -131,7 +142,8 @@ export function buildHandler(variant: Variant, externalSdk: boolean, outDir = OU
   const rev = atRevision(variant);
   if (rev) {
     const root = extractTree(REPO, outDir, rev, `src-${rev.replace(/[^\w.-]/g, '_')}`);
-    return bundle({ entry: join(root, 'functions/handlers/index.ts'), out, externalSdk });
+    const splitting = deployedSplit(rev);
+    return bundle({ entry: join(root, 'functions/handlers/index.ts'), out, externalSdk, splitting });
   }
   let src = frozen.get(outDir);
   if (!src) {
