@@ -4,8 +4,7 @@
  * `process.env`; the local server and the tests build their own.
  */
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { isQueuedBody } from '../queue/sqs-delivery-queue.ts';
-import { handleDeliveryBatch } from './delivery.ts';
+import { atFirstUse } from '../send/first-use.ts';
 import { handleDirect as directInvoke } from './direct.ts';
 import { handleEventBridge, isEventBridgeEvent, type SendEmailEvent } from './eventbridge.ts';
 import { asFailed, HttpError } from './failure.ts';
@@ -24,12 +23,11 @@ import {
   type Handled,
   type Invocation,
   newInvocationLog,
-  writeRecordLine,
   writeSummary,
 } from './log.ts';
 import { createRuntime, type Runtime, type RuntimeOptions, requireConfig } from './runtime.ts';
 import { handleSend } from './send-route.ts';
-import { handleSqsRedrive, isSqsEvent } from './sqs.ts';
+import { isSqsEvent } from './sqs-event.ts';
 import { handleStatus } from './status-route.ts';
 
 /** Lambda's handler signature: an event and its context in, the answer (or a thrown error) out. */
@@ -48,7 +46,7 @@ const MESSAGE_PATH = /^\/messages\/([^/]+)$/u;
 /** The event, classified once: which entry point it came through (HTTP routes refine `http_other` later). */
 type Classified =
   | { entryPoint: 'http_other'; event: HttpRequest }
-  | { entryPoint: 'sqs_redrive'; event: Parameters<typeof handleSqsRedrive>[0] }
+  | { entryPoint: 'sqs_redrive'; event: SQSEvent }
   | { entryPoint: 'eventbridge'; event: SendEmailEvent }
   | { entryPoint: 'direct_invoke'; event: unknown };
 
@@ -110,26 +108,17 @@ function dispatch(classified: Classified, inv: Invocation): Promise<Handled> {
 }
 
 /**
- * SQS records: queued messages (the delivery queue, or ones the dead-letter queue redrives) go to the delivery
- * consumer, anything else to the dead-letter redrive; one `batchItemFailures` answer for both. In a mixed batch
- * the redrive's records get a line of their own for their part (the invocation's summary is the consumer's).
+ * The SQS records' code (the delivery consumer and the dead-letter redrive, sqs-records.ts), loaded at the first
+ * SQS event. If it cannot be loaded, no record was touched: the error is thrown, and Lambda returns the whole batch
+ * to the queue (nothing lost, nothing sent twice; the receive count parks a batch that keeps failing).
  */
+const sqsRecords = atFirstUse(
+  () => import('./sqs-records.ts'),
+  (e) => e as Error,
+);
+
 async function sqs(event: SQSEvent, inv: Invocation): Promise<Answered<SQSBatchResponse>> {
-  const queued = event.Records.filter((r) => isQueuedBody(r.body));
-  if (queued.length === 0) return handleSqsRedrive(event, inv);
-  const delivery = await handleDeliveryBatch(queued, { ...inv, entryPoint: 'sqs_delivery' });
-  const outcome = { ...delivery.outcome, entryPoint: 'sqs_delivery' as const };
-  const batchItemFailures = delivery.response;
-  const others = event.Records.filter((r) => !isQueuedBody(r.body));
-  if (others.length > 0) {
-    const part = newInvocationLog('sqs_redrive');
-    if (inv.requestId) part.requestId = inv.requestId;
-    const more = await handleSqsRedrive({ Records: others }, { ...inv, trace: part.trace });
-    Object.assign(part, more.outcome);
-    writeRecordLine(inv.rt.logger, part, {});
-    batchItemFailures.push(...more.response.batchItemFailures);
-  }
-  return { response: { batchItemFailures }, outcome };
+  return (await sqsRecords()).handleSqsRecords(event, inv);
 }
 
 async function http(request: HttpRequest, inv: Invocation): Promise<Answered<HttpResult>> {

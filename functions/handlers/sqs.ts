@@ -49,8 +49,7 @@ import {
   newInvocationLog,
   writeRecordLine,
 } from './log.ts';
-
-export const SQS_EVENT_SOURCE = 'aws:sqs';
+import { isSqsEvent } from './sqs-event.ts';
 
 /**
  * Do not start a record with less than this left: one SMTP attempt needs `minAttemptMs` before the send deadline,
@@ -76,15 +75,6 @@ export type RedriveCode =
  * `retry` listed (transient) · `park` listed (permanent; the queue's maxReceiveCount parks it).
  */
 export type Disposition = 'sent' | 'partial' | 'unknown' | 'retry' | 'park';
-
-export function isSqsEvent(event: unknown): event is SQSEvent {
-  const records = (event as { Records?: unknown } | null)?.Records;
-  return (
-    Array.isArray(records) &&
-    records.length > 0 &&
-    records.every((r) => isJsonObject(r) && r.eventSource === SQS_EVENT_SOURCE)
-  );
-}
 
 /** A dead-lettered record's provenance: where its payload came from and what the original failure was (for the log; never the payload). */
 interface Provenance {

@@ -8,7 +8,8 @@ import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DirectInvokeError } from '../../functions/handlers/direct.ts';
-import { isSqsEvent, MIN_RECORD_BUDGET_MS } from '../../functions/handlers/sqs.ts';
+import { MIN_RECORD_BUDGET_MS } from '../../functions/handlers/sqs.ts';
+import { isSqsEvent } from '../../functions/handlers/sqs-event.ts';
 import { destinationRecord, eventBridgeEvent, httpEvent, sqsEvent, sqsRecord } from './events.ts';
 import { type Harness, startBlackholeHarness, startHarness } from './harness.ts';
 
