@@ -4,6 +4,8 @@
  * The secret comes from Secrets Manager (`captcha.secretId`): a plain string or JSON `{ "secret": "…" }`.
  * Loaded at the first post to a form with a CAPTCHA (captcha.ts), not at init.
  */
+// First the instance's code, as every chunk loaded at first use does (why: handlers/store-chunk.ts).
+import './instance.ts';
 import type { CaptchaConfig, FormConfig } from '../config/endpoint.ts';
 import { SecretError, type SecretStore } from '../config/secrets.ts';
 import { SendError } from '../send/errors.ts';

@@ -45,7 +45,7 @@ export async function parseFormBody(type: string, contentType: string, body: Buf
       return parseUrlEncoded(body, limits);
     case 'multipart/form-data': {
       // Loaded by the first multipart post, not at cold start: urlencoded and JSON forms never need it.
-      const { default: parser } = await import('busboy');
+      const { default: parser } = await import('./multipart-chunk.ts');
       return parseMultipart(parser, contentType, body, limits);
     }
     case 'application/json':

@@ -109,7 +109,9 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   if (queue) rt.queue = queue;
   const table = env.IDEMPOTENCY_TABLE_NAME?.trim();
   // Region, credentials and AWS_ENDPOINT_URL_DYNAMODB from this runtime's env, never another's.
-  const store = opts.records ?? (table ? lazySendRecords({ tableName: table, env }) : undefined);
+  const store =
+    opts.records ??
+    (table ? lazySendRecords({ tableName: table, env }, () => import('./store-chunk.ts')) : undefined);
   if (store) {
     rt.idempotency = {
       store,

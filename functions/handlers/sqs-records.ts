@@ -2,6 +2,8 @@
  * An SQS event's records, loaded at the first SQS event (create-handler.ts): the delivery queue's consumer
  * (delivery.ts) and the dead-letter queue's redrive (sqs.ts) are evaluated only in an instance that gets one.
  */
+// First the instance's code, as every chunk loaded at first use does (why: handlers/store-chunk.ts).
+import './instance.ts';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { isQueuedBody } from '../queue/sqs-delivery-queue.ts';
 import { handleDeliveryBatch } from './delivery.ts';
