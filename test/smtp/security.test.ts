@@ -229,10 +229,10 @@ describe('injection through arguments', () => {
 describe('trust store', () => {
   it('the extra CA is added to the default roots once per distinct CA, and still verifies', async () => {
     const { contextWithExtraCa } = await import('../../functions/smtp/starttls.ts');
-    const a = contextWithExtraCa(TEST_CA);
-    expect(contextWithExtraCa(TEST_CA)).toBe(a); // reused, not rebuilt per connection
-    expect(contextWithExtraCa(Buffer.from(TEST_CA))).toBe(a);
-    expect(contextWithExtraCa([TEST_CA, TEST_CA])).not.toBe(a);
+    const a = await contextWithExtraCa(TEST_CA);
+    expect(await contextWithExtraCa(TEST_CA)).toBe(a); // reused, not rebuilt per connection
+    expect(await contextWithExtraCa(Buffer.from(TEST_CA))).toBe(a);
+    expect(await contextWithExtraCa([TEST_CA, TEST_CA])).not.toBe(a);
     // two sends with the cached context: the right certificate passes, the wrong name still fails
     scripted = await startScriptedServer();
     await sendMail({ host: 'localhost', port: scripted.port, ca: TEST_CA, auth: TEST_AUTH }, msg);
