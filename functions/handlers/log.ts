@@ -2,10 +2,11 @@
  * One structured summary line per invocation: entry point, form id, outcome, stable code, SMTP code + phase,
  * round trips, attempts, duration, recipient DOMAINS only. Never addresses' local parts, bodies or secrets.
  */
-import type { Logger } from '@aws-lambda-powertools/logger';
+
 import { SendError } from '../send/errors.ts';
 import type { DeliveryTrace } from '../send/types.ts';
 import { type Failed, statusOf } from './failure.ts';
+import type { Logger } from './logger.ts';
 import type { Runtime } from './runtime.ts';
 
 export type EntryPoint =

@@ -2,7 +2,7 @@
  * Module-scope state of one function instance: endpoint configuration (validated once, at cold start),
  * the secret cache, the warm SMTP session, and the logger. `createRuntime` reads only the env it is given.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+
 import {
   type EndpointConfig,
   EndpointConfigError,
@@ -27,6 +27,7 @@ import { transportOptionsFromEnv } from '../send/transport-options.ts';
 import type { SmtpSettings, SmtpSettingsSource } from '../send/types.ts';
 import type { TcpOpening } from '../smtp/transport.ts';
 import { lazySendRecords } from '../store/lazy.ts';
+import { Logger } from './logger.ts';
 
 export interface Runtime {
   logger: Logger;
