@@ -15,8 +15,10 @@
  *   (`ResourceNotFoundException`, `ConditionalCheckFailedException`, …) so callers classify them as they did the
  *   SDK's.
  */
-import { createHash, createHmac } from 'node:crypto';
 import type { Agent as HttpAgent, IncomingHttpHeaders } from 'node:http';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -45,8 +47,9 @@ export class AwsError extends Error {
   }
 }
 
-export const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
-const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data, 'utf8').digest();
+export const sha256 = (data: string | Uint8Array) => crypto().createHash('sha256').update(data).digest('hex');
+const hmac = (key: string | Buffer, data: string) =>
+  crypto().createHmac('sha256', key).update(data, 'utf8').digest();
 
 /** RFC 3986 encoding: everything but `A-Z a-z 0-9 - _ . ~` as %XX. */
 export const uriEncode = (s: string) =>
@@ -102,7 +105,7 @@ export function signV4(req: SignInput): Record<string, string> {
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
   let key = hmac(`AWS4${req.credentials.secretAccessKey}`, day);
   for (const part of [req.region, req.service, 'aws4_request']) key = hmac(key, part);
-  const signature = createHmac('sha256', key).update(toSign, 'utf8').digest('hex');
+  const signature = crypto().createHmac('sha256', key).update(toSign, 'utf8').digest('hex');
   const out: Record<string, string> = { 'x-amz-date': amzDate };
   if (req.credentials.sessionToken) out['x-amz-security-token'] = req.credentials.sessionToken;
   out.authorization =

@@ -8,8 +8,11 @@
  *   service account's key, `sub` = the mailbox, scope `https://mail.google.com/`.
  * - `refresh_token` (any provider, RFC 6749 §6): a long-lived refresh token from a one-time consent.
  */
-import { createPrivateKey, type KeyObject, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { isLoopback } from '../smtp/host.ts';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 export const MICROSOFT_SCOPE = 'https://outlook.office365.com/.default';
 export const GOOGLE_SCOPE = 'https://mail.google.com/';
@@ -68,7 +71,7 @@ export function tokenUrlProblem(url: string): string | undefined {
 export function rs256Key(pem: string): KeyObject {
   let key: KeyObject;
   try {
-    key = createPrivateKey(pem);
+    key = crypto().createPrivateKey(pem);
   } catch {
     throw new Error('is not a readable PEM private key');
   }
@@ -95,7 +98,7 @@ export function jwtAssertion(
     exp: iat + ASSERTION_SECONDS,
   };
   const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
-  return `${signingInput}.${b64url(sign('sha256', Buffer.from(signingInput), g.privateKey))}`;
+  return `${signingInput}.${b64url(crypto().sign('sha256', Buffer.from(signingInput), g.privateKey))}`;
 }
 
 /** The form fields of the token request (application/x-www-form-urlencoded). `subject`: the mailbox. */

@@ -4,13 +4,15 @@
  * environment Lambda sets, no default provider chain, bounded, one retry of a transient failure. The endpoint is
  * `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else `AWS_ENDPOINT_URL`, else the regional one.
  */
-import { randomUUID } from 'node:crypto';
 import {
   type AwsClientOptions,
   type AwsJsonProtocol,
   AwsJsonService,
   awsClientOptionsFromEnv,
 } from '../aws/request.ts';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 export interface SecretValueOutput {
   SecretString?: string;
@@ -55,7 +57,7 @@ export class SecretsManager extends AwsJsonService {
     const out = await this.client.call('PutSecretValue', {
       SecretId: secretId,
       SecretString: secretString,
-      ClientRequestToken: randomUUID(),
+      ClientRequestToken: crypto().randomUUID(),
     });
     return typeof out.VersionId === 'string' ? { VersionId: out.VersionId } : {};
   }

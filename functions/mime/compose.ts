@@ -4,7 +4,6 @@
  * and deterministic output for a given `random`/`now`.
  */
 import { isUtf8 } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
 import { type AddrSpec, parseAddrSpec, parseDomain, parseMailbox } from './address.ts';
 import { assertNoLineBreak, assertWellFormed, MimeError } from './error.ts';
 import {
@@ -32,6 +31,9 @@ import type {
   ComposeOptions,
   MessageInput,
 } from './types.ts';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 const utf8 = new TextEncoder();
 const CRLF = Buffer.from('\r\n', 'latin1');
@@ -68,7 +70,7 @@ class Composer {
 
   constructor(private readonly opts: ComposeOptions) {
     this.rawUtf8 = opts.smtpUtf8 === true;
-    const random = opts.random ?? ((n: number) => randomBytes(n));
+    const random = opts.random ?? ((n: number) => crypto().randomBytes(n));
     this.random = (n) => {
       const bytes = random(n);
       if (!(bytes instanceof Uint8Array) || bytes.length !== n) {

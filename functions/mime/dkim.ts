@@ -4,9 +4,12 @@
  * so it is not part of what is signed). Several keys give several signatures (e.g. RSA + Ed25519, a dual
  * signature): each is computed over the same message and none covers another. Zero dependencies: node:crypto.
  */
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { MimeError } from './error.ts';
 import type { ComposedMessage } from './types.ts';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
 
@@ -59,7 +62,7 @@ export function dkimSigner(input: DkimKeyInput, field = 'dkim'): DkimSigner {
   const selector = checkName(input.selector, `${field}.selector`);
   let key: KeyObject;
   try {
-    key = createPrivateKey(input.privateKey);
+    key = crypto().createPrivateKey(input.privateKey);
   } catch {
     throw new MimeError(`${field}.privateKey`, 'invalid_option', 'is not a readable PEM private key');
   }
@@ -81,7 +84,7 @@ export function dkimSigner(input: DkimKeyInput, field = 'dkim'): DkimSigner {
 
 /** The DNS TXT record to publish at `<selector>._domainkey.<domain>` for a signer's key. */
 export function dkimDnsRecord(signer: DkimSigner): string {
-  const pub = createPublicKey(signer.key);
+  const pub = crypto().createPublicKey(signer.key);
   if (signer.algorithm === 'ed25519-sha256') {
     // RFC 8463 §4.2: the raw 32-byte public key (the last 32 octets of its SPKI DER).
     const spki = pub.export({ format: 'der', type: 'spki' });
@@ -157,7 +160,11 @@ function prepareMessage(message: Uint8Array): Prepared {
   if (!present.has('from')) {
     throw new MimeError('from', 'invalid_option', 'a DKIM-signed message needs a From field');
   }
-  return { fields, present, bodyHash: createHash('sha256').update(relaxedBody(body)).digest('base64') };
+  return {
+    fields,
+    present,
+    bodyHash: crypto().createHash('sha256').update(relaxedBody(body)).digest('base64'),
+  };
 }
 
 function signatureField(m: Prepared, signer: DkimSigner, now: number): string {
@@ -177,8 +184,8 @@ function signatureField(m: Prepared, signer: DkimSigner, now: number): string {
   const input = Buffer.from(data, 'latin1');
   const b =
     signer.algorithm === 'rsa-sha256'
-      ? sign('sha256', input, signer.key)
-      : sign(null, createHash('sha256').update(input).digest(), signer.key);
+      ? crypto().sign('sha256', input, signer.key)
+      : crypto().sign(null, crypto().createHash('sha256').update(input).digest(), signer.key);
   return unsigned + b.toString('base64');
 }
 

@@ -12,12 +12,14 @@
  * (where a permanently failing queued message goes at once). SQS and S3 are our own clients (./sqs.ts, ./s3.ts:
  * region, credentials and `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_S3` from the environment; no AWS SDK).
  */
-import { createHash, randomBytes } from 'node:crypto';
 import * as v from 'valibot';
 import type { DeliveryQueue, QueuedMessage } from '../send/queue.ts';
 import { ORIGINS } from '../send/types.ts';
 import { type S3, s3FromEnv } from './s3.ts';
 import { type Sqs, sqsFromEnv } from './sqs.ts';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 export const QUEUED_MESSAGE_KIND = 'smtp-send.queued-message';
 /** SQS's limit for a message body. */
@@ -143,7 +145,11 @@ export class SqsDeliveryQueue implements DeliveryQueue {
         `a queued message of ${content.length} bytes needs DELIVERY_BUCKET (SQS takes 256 KiB)`,
       );
     }
-    const digest = createHash('sha256').update(m.messageId).update(randomBytes(16)).digest('hex');
+    const digest = crypto()
+      .createHash('sha256')
+      .update(m.messageId)
+      .update(crypto().randomBytes(16))
+      .digest('hex');
     const key = `${STORED_PREFIX}${digest.slice(0, 40)}.eml`;
     await this.#s3Client().putObject({
       Bucket: this.bucket,

@@ -6,7 +6,6 @@
  * SDK does, the answer's `MD5OfMessageBody` is checked against the body sent. The endpoint is
  * `AWS_ENDPOINT_URL_SQS`, else `AWS_ENDPOINT_URL`, else the regional one.
  */
-import { createHash } from 'node:crypto';
 import {
   type AwsClientOptions,
   AwsError,
@@ -14,6 +13,9 @@ import {
   AwsJsonService,
   awsClientOptionsFromEnv,
 } from '../aws/request.ts';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 const SQS: AwsJsonProtocol = {
   service: 'sqs',
@@ -50,7 +52,7 @@ export class Sqs extends AwsJsonService {
     MessageAttributes?: Record<string, MessageAttribute>;
   }): Promise<{ MessageId: string }> {
     const out = await this.client.call('SendMessage', input);
-    const md5 = createHash('md5').update(input.MessageBody, 'utf8').digest('hex');
+    const md5 = crypto().createHash('md5').update(input.MessageBody, 'utf8').digest('hex');
     if (out.MD5OfMessageBody !== md5) {
       throw new AwsError('ChecksumMismatch', 'the MD5 of the message body SQS received is not ours', {
         transient: false,

@@ -15,7 +15,6 @@
  * A message handed to the delivery queue gets its `queued` status before the consumer can see it; the consumer
  * delivers each queued message at most once however often the queue hands it over (`deliverQueuedOnce`).
  */
-import { createHash } from 'node:crypto';
 import type { ComposedMessage } from '../mime/types.ts';
 import type { TransactionResult } from '../smtp/types.ts';
 import {
@@ -37,6 +36,9 @@ import {
   validateSendRequest,
 } from './request.ts';
 import type { BatchItemOutcome, DeliveryResult, Origin, QueuedResult, RejectedRecipient } from './types.ts';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 export type { Origin } from './types.ts';
 
@@ -297,9 +299,10 @@ export function formSubmissionKey(
   const byName = (a: readonly string[], b: readonly string[]) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0);
   const fieldList = fields.map(([n, v]) => [n, norm(v)]).sort(byName);
   const fileList = files
-    .map((f) => [f.filename, createHash('sha256').update(f.content).digest('base64url')])
+    .map((f) => [f.filename, crypto().createHash('sha256').update(f.content).digest('base64url')])
     .sort(byName);
-  const digest = createHash('sha256')
+  const digest = crypto()
+    .createHash('sha256')
     .update(JSON.stringify({ formId, fields: fieldList, files: fileList }))
     .digest('base64url');
   return { scope: 'form', value: `${formId}:${digest}`, ttlSeconds: windowSeconds };
@@ -807,7 +810,10 @@ export async function deliverQueuedOnce(
 
 function queueKey(m: ComposedMessage): RequestKey {
   const to = [...m.envelope.to].sort().join(',');
-  return { scope: 'queue', value: `${m.messageId} ${createHash('sha256').update(to).digest('base64url')}` };
+  return {
+    scope: 'queue',
+    value: `${m.messageId} ${crypto().createHash('sha256').update(to).digest('base64url')}`,
+  };
 }
 
 /** Store a delivered (or possibly delivered) message's outcome in its claim; free the claim otherwise. */

@@ -2,7 +2,6 @@
  * One validated request → one composed message: the sender/recipient allowlists, then composition, then the DKIM
  * signature(s) when the secret has `dkim` (mime/dkim.ts).
  */
-import { randomBytes } from 'node:crypto';
 import { signMessage } from '../mime/dkim.ts';
 import { MimeError } from '../mime/error.ts';
 import { compose } from '../mime/index.ts';
@@ -12,6 +11,9 @@ import { domainOf, isAllowed } from './allowlist.ts';
 import { type FieldError, SendError, validationFailed } from './errors.ts';
 import { mimeDetail, type ValidSendRequest } from './request.ts';
 import type { SendPolicy, SmtpSettings } from './types.ts';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 export interface PrepareOptions {
   /**
@@ -83,11 +85,11 @@ function recordedRandom(): { record: (n: number) => Uint8Array; replay: (n: numb
   let next = 0;
   return {
     record: (n) => {
-      const b = randomBytes(n);
+      const b = crypto().randomBytes(n);
       given.push(b);
       return b;
     },
-    replay: (n) => (given[next]?.length === n ? given[next++]! : randomBytes(n)),
+    replay: (n) => (given[next]?.length === n ? given[next++]! : crypto().randomBytes(n)),
   };
 }
 

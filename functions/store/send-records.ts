@@ -16,7 +16,6 @@
  * - Messages without a key: one item `message#<Message-ID>`, put (conditionally) at the marker, updated at the end.
  */
 
-import { randomUUID } from 'node:crypto';
 import type { JSONValue } from '@aws-lambda-powertools/commons/types';
 import {
   IdempotencyAlreadyInProgressError,
@@ -40,6 +39,9 @@ import { conditionFailed, DynamoDb, dynamoDbFromEnv, type Item, marshall, unmars
 import { SendRecordLayer } from './record-layer.ts';
 import { TableSendRate } from './send-rate.ts';
 import { SEND_RECORDS_TABLE } from './table-shape.ts';
+
+/** `node:crypto` at first use, not at import: it stays out of a cold start's init (docs/benchmarks.md). */
+const crypto = () => process.getBuiltinModule('node:crypto');
 
 /** Powertools' attribute names (its defaults), and ours. */
 const A = {
@@ -123,7 +125,7 @@ export class DynamoSendRecords implements SendRecordStore {
     config.registerLambdaContext({
       getRemainingTimeInMillis: () => Math.max(1, claim.ownerDeadline - Date.now()),
     } as Parameters<IdempotencyConfig['registerLambdaContext']>[0]);
-    const owner = randomUUID();
+    const owner = crypto().randomUUID();
     let worked: { ok: true; stored: StoredOutcome } | { ok: false; error: unknown } | undefined;
     const run = makeIdempotent(
       async (_data: ClaimData) => {
@@ -198,7 +200,7 @@ export class DynamoSendRecords implements SendRecordStore {
   }
 
   track(opts: TrackOptions): MessageRecord & { finish(status: MessageStatus): Promise<void> } {
-    const owner = randomUUID();
+    const owner = crypto().randomUUID();
     return {
       markDataEnd: async (status) => {
         try {
