@@ -559,9 +559,9 @@ export class SmtpSendEndpoint extends Construct {
       architecture: Architecture.ARM_64,
       // 256 MB from the measured table in docs/benchmarks.md ("Memory size"): a warm send waits on the network
       // (same latency at every size, so its cost grows with memory only), a cold one is CPU-bound below ~512 MB
-      // (CPU share = memory / 1769 MB): 128 MB saves $0.17 per million warm sends but adds ~0.6 s to every cold
-      // one; 512 MB takes ~0.3 s off a cold send for +65 % per warm send. 256 MB also leaves room for a 6 MB
-      // payload decoded + composed (~30 MB).
+      // (CPU share = memory / 1769 MB): 128 MB saves $0.18 per million warm sends but adds ~0.8 s to every cold
+      // one (1.7 s vs 0.9 s); 512 MB takes ~0.26 s off a cold send for +62 % per warm send. 256 MB also leaves
+      // room for a 6 MB payload decoded + composed (~30 MB).
       memorySize: props.memorySize ?? 256,
       // 30 s = API Gateway's integration timeout, and longer than the send deadline budget the handler gives the
       // SMTP client (derived from the remaining invocation time), so a slow server ends in a classified SmtpError
