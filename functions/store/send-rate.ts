@@ -24,9 +24,11 @@ export class TableSendRate implements SendRate {
   async take(wanted: number): Promise<number> {
     const Key = marshall({ [SEND_RECORDS_TABLE.partitionKey]: KEY });
     for (let race = 0; race < MAX_RACES; race++) {
-      const now = Date.now();
       const item = await this.client().getItem({ TableName: this.tableName, Key, ConsistentRead: true });
       const bucket = item ? bucketOf(unmarshall(item)) : undefined;
+      // Never before the bucket's own time: an `at` written backwards (a clock read before another instance's
+      // take, or a host clock a little behind) would refill the same interval twice and grant more than the rate.
+      const now = Math.max(Date.now(), bucket?.at ?? 0);
       const available = refill(bucket, this.perSecond, now);
       const granted = Math.min(Math.max(0, Math.floor(wanted)), Math.floor(available));
       if (granted <= 0) return 0;

@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { HttpResult } from '../../functions/handlers/http.ts';
+import { marshall, unmarshall } from '../../functions/store/dynamodb.ts';
 import { DynamoSendRecords } from '../../functions/store/send-records.ts';
+import { SEND_RECORDS_TABLE } from '../../functions/store/table-shape.ts';
 import { type DeliveryQueues, messageIdOf, startDeliveryQueues, until } from '../support/delivery-queues.ts';
 import { type CountingClient, type DynamoEndpoint, startDynalite, startMoto } from '../support/dynamodb.ts';
 import { formEvent, sendEvent } from './events.ts';
@@ -47,6 +49,30 @@ describe.each([
     expect(total).toBeGreaterThan(0);
     // A full bucket (one second's worth) plus what refilled while they raced.
     expect(total).toBeLessThanOrEqual(PER_SECOND + Math.floor(PER_SECOND * elapsedS));
+  });
+
+  it('a bucket written by an instance whose clock is ahead: a take never writes its time backwards', async () => {
+    // Another instance's host clock 60 s ahead wrote the bucket with one token left. A take here must not write
+    // an earlier `at` over it: the next take would refill those 60 s again and grant a full bucket at once.
+    const Key = marshall({ [SEND_RECORDS_TABLE.partitionKey]: 'rate#delivery' });
+    const ahead = Date.now() + 60_000;
+    await clients[0]!.putItem({
+      TableName: 'send-records',
+      Item: marshall({ [SEND_RECORDS_TABLE.partitionKey]: 'rate#delivery', tokens: 1, at: ahead }),
+    });
+    const rate = new DynamoSendRecords({ tableName: 'send-records', client: clients[1]! }).sendRate(
+      PER_SECOND,
+    );
+    try {
+      expect(await rate.take(5)).toBe(1);
+      const item = unmarshall(
+        (await clients[0]!.getItem({ TableName: 'send-records', Key, ConsistentRead: true }))!,
+      );
+      expect(item.at).toBeGreaterThanOrEqual(ahead);
+      expect(await rate.take(5)).toBe(0); // empty: nothing refilled before the bucket's own time
+    } finally {
+      await clients[0]!.deleteItem({ TableName: 'send-records', Key });
+    }
   });
 
   describe('through the handler', () => {
