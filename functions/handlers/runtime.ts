@@ -2,7 +2,6 @@
  * Module-scope state of one function instance: endpoint configuration (validated once, at cold start),
  * the secret cache, the warm SMTP session, and the logger. `createRuntime` reads only the env it is given.
  */
-
 import {
   type EndpointConfig,
   EndpointConfigError,

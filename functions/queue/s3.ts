@@ -11,9 +11,9 @@ import {
   type AwsAnswer,
   type AwsClientOptions,
   AwsError,
-  agentFor,
   awsClientOptionsFromEnv,
   boundedRequest,
+  EndpointAgent,
   retryTransient,
   sha256,
   signV4,
@@ -34,7 +34,7 @@ export class S3 {
   readonly region: string;
   readonly #opts: AwsClientOptions;
   readonly #endpoint: URL | undefined;
-  readonly #agents = new Map<string, ReturnType<typeof agentFor>>();
+  readonly #agents = new Map<string, EndpointAgent>();
 
   constructor(opts: AwsClientOptions) {
     this.region = opts.region;
@@ -81,7 +81,7 @@ export class S3 {
     const o = this.#opts;
     let agent = this.#agents.get(url.origin);
     if (!agent) {
-      agent = agentFor(url);
+      agent = new EndpointAgent(url);
       this.#agents.set(url.origin, agent);
     }
     const a = agent;
